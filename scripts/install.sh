@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what Caiwei needs into this checkout: a virtual environment, the Python packages, and the
+# front-end packages from the npm registry. Safe to run again. Usage: scripts/install.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== 创建虚拟环境 .venv"
+  "$PYTHON" -m venv .venv
+fi
+echo "== 安装 Python 依赖"
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".${extras}"
+
+echo "== 安装前端依赖（npm 仓库）"
+if ! command -v npm >/dev/null 2>&1; then
+  echo "需要 Node.js 与 npm（Debian：apt-get install nodejs npm）" >&2
+  exit 1
+fi
+npm ci --no-audit --no-fund --loglevel=error >/dev/null
+
+mkdir -p var
+.venv/bin/caiwei collectstatic --noinput --verbosity 0

@@ -1,0 +1,50 @@
+"""Roles and what each may do: the one table every page, admin screen, API call and command consults."""
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    AGENT = "agent", "一线坐席"
+    ENGINEER = "engineer", "二线工程师"
+    PROJECT_MANAGER = "pm", "项目经理"
+    FINANCE_STAFF = "finance_staff", "财政业务人员"
+    FINANCE_APPROVER = "finance_approver", "财政审批人"
+    UNIT_USER = "unit_user", "预算单位用户"
+    BANK_USER = "bank_user", "银行用户"
+    SYSTEM_ADMIN = "sysadmin", "系统管理员"
+    SECURITY_ADMIN = "secadmin", "安全保密管理员"
+    AUDITOR = "auditor", "安全审计员"
+
+
+# 三员分设: no account may hold two of these; the database enforces it too (UserRole.tri_admin).
+TRI_ADMIN_ROLES = frozenset({Role.SYSTEM_ADMIN, Role.SECURITY_ADMIN, Role.AUDITOR})
+BUSINESS_ROLES = frozenset(set(Role) - TRI_ADMIN_ROLES)
+OPS_ROLES = frozenset({Role.AGENT, Role.ENGINEER, Role.PROJECT_MANAGER})
+FINANCE_ROLES = frozenset({Role.FINANCE_STAFF, Role.FINANCE_APPROVER})
+
+
+class Capability(models.TextChoices):
+    MANAGE_ACCOUNTS = "accounts.manage", "管理账号"
+    MANAGE_REGIONS = "regions.manage", "维护财政区划"
+    GRANT = "roles.grant", "授予角色与区划"
+    READ_AUDIT = "audit.read", "查阅和导出审计日志"
+    MANAGE_CALENDAR = "calendar.manage", "维护业务日历"
+    VIEW_CALENDAR = "calendar.view", "查看业务日历"
+    VIEW_JOBS = "jobs.view", "查看后台任务"
+    VIEW_REGIONS = "regions.view", "查看财政区划"
+
+
+CAPABILITIES: dict[str, frozenset[str]] = {
+    Capability.MANAGE_ACCOUNTS: frozenset({Role.SYSTEM_ADMIN}),
+    Capability.MANAGE_REGIONS: frozenset({Role.SYSTEM_ADMIN}),
+    Capability.GRANT: frozenset({Role.SECURITY_ADMIN}),
+    Capability.READ_AUDIT: frozenset({Role.AUDITOR}),
+    Capability.MANAGE_CALENDAR: frozenset({Role.SYSTEM_ADMIN, Role.PROJECT_MANAGER}),
+    Capability.VIEW_CALENDAR: BUSINESS_ROLES | {Role.SYSTEM_ADMIN},
+    Capability.VIEW_JOBS: OPS_ROLES | FINANCE_ROLES | TRI_ADMIN_ROLES,
+    Capability.VIEW_REGIONS: BUSINESS_ROLES | TRI_ADMIN_ROLES,
+}
+
+
+def roles_with(capability: str) -> frozenset[str]:
+    return CAPABILITIES[capability]

@@ -1,0 +1,93 @@
+"""The HTTP API at /api/ (OpenAPI at /api/docs): session auth for the pages, bearer tokens for scripts."""
+
+from datetime import timedelta
+
+from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+from ninja import NinjaAPI, Schema
+from ninja.security import HttpBearer, django_auth
+
+from caiwei.accounts.api import router as accounts_router
+from caiwei.accounts.models import ApiToken, hash_token
+from caiwei.audit.api import router as audit_router
+from caiwei.bizcalendar.api import router as calendar_router
+from caiwei.jobs.api import router as jobs_router
+from caiwei.regions.api import router as regions_router
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request, token):
+        record = ApiToken.objects.select_related("user").filter(key_hash=hash_token(token)).first()
+        if record is None or not record.is_valid or not record.user.is_active or record.user.is_locked:
+            return None
+        now = timezone.now()
+        if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
+            ApiToken.objects.filter(pk=record.pk).update(last_used_at=now)
+        request.user = record.user
+        return record.user
+
+
+api = NinjaAPI(
+    title="财维 Caiwei API",
+    version="1",
+    description="政府财政业务系统运维平台接口。脚本使用 `Authorization: Bearer <令牌>`（个人中心生成，或 POST /api/auth/token）。",
+    auth=[TokenAuth(), django_auth],
+    urls_namespace="api",
+)
+
+
+def _messages(exc: ValidationError) -> dict:
+    if hasattr(exc, "error_dict"):
+        return {
+            field: [str(m) for e in errors for m in e.messages] for field, errors in exc.error_dict.items()
+        }
+    return {"__all__": exc.messages}
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request, exc):
+    errors = _messages(exc)
+    detail = "；".join(f"{k}：{'，'.join(v)}" if k != "__all__" else "，".join(v) for k, v in errors.items())
+    return api.create_response(request, {"detail": detail, "errors": errors}, status=400)
+
+
+@api.exception_handler(PermissionDenied)
+def on_permission_denied(request, exc):
+    return api.create_response(request, {"detail": str(exc) or "无权限"}, status=403)
+
+
+class TokenRequest(Schema):
+    username: str
+    password: str
+    name: str = "脚本"
+    days: int = 90
+
+
+class TokenOut(Schema):
+    token: str
+    expires_at: str
+
+
+@api.post(
+    "/auth/token",
+    auth=None,
+    response={200: TokenOut, 401: dict},
+    tags=["认证"],
+    summary="用账号密码换取接口令牌",
+)
+def obtain_token(request, data: TokenRequest):
+    user = authenticate(request, username=data.username, password=data.password)
+    if user is None:
+        return 401, {"detail": getattr(request, "login_failure_reason", "用户名或密码错误")}
+    request.user = user
+    days = max(1, min(data.days, 365))
+    token, key = ApiToken.issue(user, data.name, timezone.now() + timedelta(days=days))
+    return {"token": key, "expires_at": token.expires_at.isoformat()}
+
+
+api.add_router("/accounts", accounts_router)
+api.add_router("/regions", regions_router)
+api.add_router("/audit", audit_router)
+api.add_router("/jobs", jobs_router)
+api.add_router("/calendar", calendar_router)

@@ -1,0 +1,73 @@
+"""One search used by the page, the API and the CLI export."""
+
+import json
+from datetime import date, datetime, time
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from .models import AuditEvent
+
+EXPORT_COLUMNS = [
+    ("seq", "序号"),
+    ("at", "时间"),
+    ("action", "动作"),
+    ("actor", "操作人"),
+    ("ip", "来源地址"),
+    ("source", "途径"),
+    ("request_id", "请求 ID"),
+    ("object_type", "对象类型"),
+    ("object_id", "对象 ID"),
+    ("object_repr", "对象"),
+    ("before", "修改前"),
+    ("after", "修改后"),
+    ("detail", "说明"),
+    ("hash", "哈希"),
+]
+
+
+def _day(value: Any, field: str, end: bool = False) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = value if isinstance(value, date) else date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ValidationError(f"{field}：日期格式应为 YYYY-MM-DD，收到“{value}”") from exc
+    return timezone.make_aware(datetime.combine(day, time.max if end else time.min))
+
+
+def search_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
+    qs = AuditEvent.objects.all()
+    since, until = _day(filters.get("since"), "起始日期"), _day(filters.get("until"), "截止日期", end=True)
+    if since:
+        qs = qs.filter(at__gte=since)
+    if until:
+        qs = qs.filter(at__lte=until)
+    for name in ("action", "source", "object_type"):
+        if filters.get(name):
+            qs = qs.filter(**{name: filters[name]})
+    if filters.get("actor"):
+        qs = qs.filter(actor__icontains=filters["actor"])
+    if filters.get("ip"):
+        qs = qs.filter(ip=filters["ip"])
+    if filters.get("q"):
+        q = filters["q"]
+        qs = qs.filter(Q(object_repr__icontains=q) | Q(object_id=q) | Q(request_id=q))
+    return qs.order_by("-seq")
+
+
+def export_rows(filters: dict[str, Any]):
+    for event in search_events(filters).iterator(chunk_size=2000):
+        values = []
+        for name, _ in EXPORT_COLUMNS:
+            value = getattr(event, name)
+            if name == "at":
+                value = timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+            elif name == "action":
+                value = event.get_action_display()
+            elif name in ("before", "after", "detail"):
+                value = "" if value in (None, {}) else json.dumps(value, ensure_ascii=False)
+            values.append(value)
+        yield values

@@ -1,0 +1,13 @@
+from caiwei.jobs.runner import JobContext, job_kind
+
+from .verify import verify_chain
+
+
+@job_kind("audit.verify", "审计链校验")
+def verify_job(ctx: JobContext) -> dict:
+    count, broken = verify_chain(progress=ctx.progress)
+    if broken is None:
+        ctx.log(f"审计链完整：共 {count} 行")
+        return {"intact": True, "rows": count}
+    ctx.log(f"审计链断裂：第 {broken.seq} 行。{broken.reason}")
+    return {"intact": False, "rows": count, "broken_seq": broken.seq, "reason": broken.reason}

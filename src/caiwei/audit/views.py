@@ -1,0 +1,79 @@
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from caiwei.accounts.permissions import require
+from caiwei.accounts.roles import Capability
+from caiwei.jobs import runner
+from caiwei.jobs.models import Job
+
+from .export import EXPORT_COLUMNS, export_rows, search_events
+from .log import record_export
+from .models import AuditAction
+
+FILTER_NAMES = ("since", "until", "action", "actor", "ip", "object_type", "source", "q")
+
+
+def _filters(request) -> dict:
+    return {
+        name: request.GET.get(name, "").strip() for name in FILTER_NAMES if request.GET.get(name, "").strip()
+    }
+
+
+@require(Capability.READ_AUDIT)
+def events(request):
+    filters = _filters(request)
+    try:
+        qs = search_events(filters)
+    except ValidationError as exc:
+        messages.error(request, "；".join(exc.messages))
+        qs, filters = search_events({}), {}
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    last_verify = Job.objects.filter(kind="audit.verify").first()
+    return render(
+        request,
+        "audit/events.html",
+        {"page": page, "filters": filters, "actions": AuditAction.choices, "last_verify": last_verify},
+    )
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@require(Capability.READ_AUDIT)
+def export(request):
+    filters = _filters(request)
+    try:
+        search_events(filters)
+    except ValidationError as exc:
+        messages.error(request, "；".join(exc.messages))
+        return redirect("audit:events")
+    count = search_events(filters).count()
+    record_export("audit.auditevent", count, filters)
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield "\ufeff" + writer.writerow([label for _, label in EXPORT_COLUMNS])
+        for row in export_rows(filters):
+            yield writer.writerow(row)
+
+    name = f"audit-{timezone.localtime():%Y%m%d-%H%M%S}.csv"
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@require(Capability.READ_AUDIT)
+@require_POST
+def verify(request):
+    job = runner.start("audit.verify", user=request.user)
+    messages.info(request, "已提交审计链校验任务")
+    return redirect("jobs:detail", pk=job.pk)

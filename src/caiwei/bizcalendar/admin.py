@@ -1,0 +1,33 @@
+from django.contrib import admin
+
+from caiwei.accounts.roles import Capability
+from caiwei.web.admin_site import CapabilityAdmin
+
+from .models import BusinessCalendar, CalendarDay, KeyPeriod
+
+
+class CalendarDayInline(admin.TabularInline):
+    model = CalendarDay
+    extra = 1
+
+    def _can(self, request):
+        return request.user.can(Capability.MANAGE_CALENDAR)
+
+    def has_view_permission(self, request, obj=None):
+        return self._can(request)
+
+    has_add_permission = has_change_permission = has_delete_permission = has_view_permission
+
+
+@admin.register(BusinessCalendar)
+class BusinessCalendarAdmin(CapabilityAdmin):
+    capability = Capability.MANAGE_CALENDAR
+    list_display = ["code", "name", "always_open", "periods", "use_statutory"]
+    inlines = [CalendarDayInline]
+
+
+@admin.register(KeyPeriod)
+class KeyPeriodAdmin(CapabilityAdmin):
+    capability = Capability.MANAGE_CALENDAR
+    list_display = ["code", "name", "start", "end", "note"]
+    date_hierarchy = "start"

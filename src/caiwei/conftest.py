@@ -1,0 +1,66 @@
+"""Shared fixtures: the demo region tree and one account per role."""
+
+import pytest
+from django.test import Client
+
+from caiwei.accounts import services
+from caiwei.accounts.models import User
+from caiwei.accounts.roles import Role
+from caiwei.regions.demo import ensure_demo_regions
+from caiwei.regions.models import Region
+
+PASSWORD = "Caiwei-Test-2026!"
+
+
+@pytest.fixture
+def regions(db):
+    ensure_demo_regions()
+    return {r.code: r for r in Region.objects.all()}
+
+
+@pytest.fixture
+def make_user(db, regions):
+    def make(username: str, *roles: str, regions: tuple[str, ...] = ()) -> User:
+        user = services.create_user(None, username=username, password=PASSWORD)
+        services.set_roles(None, user, roles)
+        services.set_regions(None, user, regions)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def users(make_user):
+    return {
+        "agent": make_user("t_agent", Role.AGENT, regions=("152500000",)),
+        "engineer": make_user("t_engineer", Role.ENGINEER, regions=("152500000",)),
+        "pm": make_user("t_pm", Role.PROJECT_MANAGER, regions=("152500000",)),
+        "finance": make_user("t_finance", Role.FINANCE_STAFF, regions=("152500000",)),
+        "approver": make_user("t_approver", Role.FINANCE_APPROVER, regions=("152500000",)),
+        "unit": make_user("t_unit", Role.UNIT_USER, regions=("152502000",)),
+        "bank": make_user("t_bank", Role.BANK_USER, regions=("152501000",)),
+        "sysadmin": make_user("t_sysadmin", Role.SYSTEM_ADMIN),
+        "secadmin": make_user("t_secadmin", Role.SECURITY_ADMIN),
+        "auditor": make_user("t_auditor", Role.AUDITOR),
+    }
+
+
+@pytest.fixture
+def client_for():
+    def make(user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def token_for(db):
+    from caiwei.accounts.models import ApiToken
+
+    def make(user: User) -> dict:
+        _, key = ApiToken.issue(user, "test")
+        return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+    return make

@@ -1,0 +1,16 @@
+from django.contrib import admin
+
+from caiwei.accounts.roles import Capability
+from caiwei.web.admin_site import CapabilityAdmin
+
+from .models import Region
+
+
+@admin.register(Region)
+class RegionAdmin(CapabilityAdmin):
+    capability = Capability.MANAGE_REGIONS
+    view_capability = Capability.GRANT
+    list_display = ["code", "name", "level", "parent", "is_active"]
+    list_filter = ["level", "is_active"]
+    search_fields = ["code", "name"]
+    readonly_fields = ["path"]

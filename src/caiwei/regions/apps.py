@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RegionsConfig(AppConfig):
+    name = "caiwei.regions"
+    verbose_name = "财政区划"

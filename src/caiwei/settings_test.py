@@ -1,0 +1,14 @@
+"""Test settings: PostgreSQL unless DATABASE_URL says otherwise, huey in immediate mode, fast hashing."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/caiwei")
+
+from caiwei.settings import *  # noqa: E402, F403
+
+HUEY = {"huey_class": "huey.MemoryHuey", "immediate": True, "name": "caiwei-test"}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from caiwei.api import api
+from caiwei.web import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("caiwei.accounts.urls")),
+    path("audit/", include("caiwei.audit.urls")),
+    path("regions/", include("caiwei.regions.urls")),
+    path("calendar/", include("caiwei.bizcalendar.urls")),
+    path("jobs/", include("caiwei.jobs.urls")),
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+]

@@ -1,0 +1,117 @@
+"""Every role logs in through Debian's Chromium and sees its home page; screenshots land in var/screenshots."""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from caiwei.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(settings.VAR_DIR) / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Debian 的 Chromium 未安装（apt-get install chromium）")
+        pytest.skip("Debian 的 Chromium 未安装")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    yield page
+    context.close()
+    assert not errors, f"页面控制台报错：{errors}"
+
+
+def log_in(page, live_server, username):
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+
+ROLE_TILES = {
+    "agent": "服务台 · 工单",
+    "engineer": "数据检查",
+    "pm": "巡检与监控",
+    "finance": "银行对账",
+    "approver": "数据查询与变更",
+    "unit": "知识库",
+    "bank": "银行对账",
+    "sysadmin": "账号管理",
+    "secadmin": "授权管理",
+    "auditor": "审计日志",
+}
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_TILES))
+def test_each_role_logs_in_and_sees_home(live_server, users, page, role):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log_in(page, live_server, users[role].username)
+    assert page.locator(".navbar-brand").inner_text() == "财维"
+    assert page.locator(f'.cw-tile:has-text("{ROLE_TILES[role]}")').count() == 1
+    # Bootstrap's stylesheet (from the npm registry) is loaded: the navbar is laid out horizontally.
+    assert page.evaluate("getComputedStyle(document.querySelector('.navbar')).display") == "flex"
+    page.screenshot(path=str(SHOTS / f"home-{role}.png"), full_page=True)
+
+
+def test_auditor_verifies_chain_from_the_page(live_server, users, page):
+    log_in(page, live_server, users["auditor"].username)
+    page.click("text=审计日志")
+    page.wait_for_selector("text=只可追加")
+    page.click("text=校验哈希链")
+    page.wait_for_selector("[data-status=succeeded]", timeout=20000)
+    assert "'intact': True" in page.locator("#job-status").inner_text()
+    page.screenshot(path=str(SHOTS / "audit-verify.png"), full_page=True)
+
+
+def test_secadmin_cannot_give_two_admin_roles(live_server, users, page):
+    log_in(page, live_server, users["secadmin"].username)
+    page.goto(f"{live_server.url}/accounts/grants/{users['agent'].pk}/")
+    page.check("input[value=sysadmin]")
+    page.check("input[value=auditor]")
+    page.click("button:has-text('保存')")
+    page.wait_for_selector("text=三员分设")
+    page.screenshot(path=str(SHOTS / "grant-refused.png"), full_page=True)
+
+
+def test_lockout_message_in_browser(live_server, users, page):
+    for _ in range(settings.LOCKOUT_THRESHOLD):
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", users["unit"].username)
+        page.fill("#id_password", "wrong-password")
+        page.click("button[type=submit]")
+    assert "账号已锁定" in page.locator(".alert-danger").inner_text()
+    page.screenshot(path=str(SHOTS / "login-locked.png"))
+
+
+def test_calendar_calculator(live_server, users, page):
+    log_in(page, live_server, users["pm"].username)
+    page.goto(f"{live_server.url}/calendar/")
+    page.fill("input[name=start]", "2026-09-30T17:30")
+    page.fill("input[name=minutes]", "60")
+    page.click("button:has-text('计算')")
+    page.wait_for_selector("[data-due]")
+    assert page.locator("[data-due]").get_attribute("data-due").startswith("2026-10-08T09:00")
+    page.screenshot(path=str(SHOTS / "calendar.png"), full_page=True)

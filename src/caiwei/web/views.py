@@ -1,0 +1,40 @@
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from caiwei.jobs.runner import worker_alive
+from caiwei.regions.scoping import visible_regions
+
+from .capabilities import tiles_for
+
+
+class LoginView(auth_views.LoginView):
+    redirect_authenticated_user = True
+    extra_context = {"session_minutes": settings.SESSION_COOKIE_AGE // 60}
+
+    def form_invalid(self, form):
+        reason = getattr(self.request, "login_failure_reason", None)
+        if reason:
+            form.errors.pop("__all__", None)
+            form.add_error(None, reason)
+        return super().form_invalid(form)
+
+
+@login_required
+def home(request):
+    # Granted regions and their subtrees, as the scoping filter sees them.
+    regions = visible_regions(request.user)
+    return render(
+        request,
+        "web/home.html",
+        {"tiles": tiles_for(request.user), "regions": regions, "worker_alive": worker_alive()},
+    )
+
+
+def healthz(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
