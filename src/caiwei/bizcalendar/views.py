@@ -11,7 +11,7 @@ from .models import BusinessCalendar, KeyPeriod
 @require(Capability.VIEW_CALENDAR)
 def index(request):
     calendars = BusinessCalendar.objects.prefetch_related("days")
-    selected = calendars.filter(code=request.GET.get("calendar")).first() or calendars.first()
+    selected = calendars.filter(code=request.GET.get("calendar") or "workday").first() or calendars.first()
     context = {
         "calendars": calendars,
         "selected": selected,

@@ -107,6 +107,10 @@ def test_lockout_message_in_browser(live_server, users, page):
 
 
 def test_calendar_calculator(live_server, users, page):
+    from caiwei.bizcalendar.defaults import ensure_defaults
+    from caiwei.bizcalendar.models import BusinessCalendar, KeyPeriod
+
+    ensure_defaults(BusinessCalendar, KeyPeriod)  # a transactional test starts from an emptied database
     log_in(page, live_server, users["pm"].username)
     page.goto(f"{live_server.url}/calendar/")
     page.fill("input[name=start]", "2026-09-30T17:30")

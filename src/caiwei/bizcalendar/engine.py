@@ -1,0 +1,211 @@
+"""Business calendar engine 业务日历: working periods, statutory holidays and 调休, 7×24, key periods.
+
+Plain Python (no Django): the SLA evaluator and the pages call it with a CalendarSpec built from stored data.
+All arithmetic is on timedelta (microseconds), so adding N minutes and counting them back is exact.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+DAY = timedelta(days=1)
+MIDNIGHT = time(0, 0)
+# A calendar with no business time at all would make add_business_minutes loop forever.
+MAX_SEARCH_DAYS = 366 * 20
+
+
+@dataclass(frozen=True)
+class KeyPeriod:
+    """关键时期 (年结, 12月大支付, 预算编制 ...): an inclusive date range."""
+
+    code: str
+    name: str
+    start: date
+    end: date
+
+
+@dataclass(frozen=True)
+class CalendarSpec:
+    """One calendar. A period ending at time(0, 0) runs until midnight (24:00)."""
+
+    tz: str = "Asia/Shanghai"
+    periods: tuple[tuple[time, time], ...] = ((time(8, 30), time(12, 0)), (time(14, 30), time(18, 0)))
+    always_open: bool = False
+    weekend: frozenset[int] = frozenset({5, 6})
+    holidays: frozenset[date] = frozenset()
+    workdays: frozenset[date] = frozenset()
+    key_periods: tuple[KeyPeriod, ...] = ()
+
+    @functools.cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    @functools.cached_property
+    def offsets(self) -> tuple[tuple[timedelta, timedelta], ...]:
+        """Working periods as offsets from local midnight."""
+        if self.always_open:
+            return ((timedelta(0), DAY),)
+        result = []
+        for start, end in self.periods:
+            begin = timedelta(
+                hours=start.hour, minutes=start.minute, seconds=start.second, microseconds=start.microsecond
+            )
+            finish = (
+                DAY
+                if end == MIDNIGHT
+                else timedelta(
+                    hours=end.hour, minutes=end.minute, seconds=end.second, microseconds=end.microsecond
+                )
+            )
+            if finish <= begin:
+                raise ValueError(f"working period {start}-{end} ends before it starts")
+            result.append((begin, finish))
+        result.sort()
+        for (_, end_a), (start_b, _) in zip(result, result[1:], strict=False):
+            if start_b < end_a:
+                raise ValueError("working periods overlap")
+        return tuple(result)
+
+    @functools.cached_property
+    def day_length(self) -> timedelta:
+        return sum((end - start for start, end in self.offsets), timedelta(0))
+
+
+@functools.cache
+def china_statutory_days() -> tuple[frozenset[date], frozenset[date]]:
+    """(holidays, make-up workdays 调休) from the chinesecalendar package."""
+    import chinese_calendar
+
+    return frozenset(chinese_calendar.holidays), frozenset(chinese_calendar.workdays)
+
+
+def china_calendar(
+    periods: tuple[tuple[time, time], ...] = CalendarSpec.periods,
+    extra_holidays: tuple[date, ...] | frozenset[date] = (),
+    extra_workdays: tuple[date, ...] | frozenset[date] = (),
+    key_periods: tuple[KeyPeriod, ...] = (),
+    always_open: bool = False,
+) -> CalendarSpec:
+    """China's calendar plus administrator-added days; an added day overrides the statutory data."""
+    holidays, workdays = china_statutory_days()
+    extra_h, extra_w = frozenset(extra_holidays), frozenset(extra_workdays)
+    return CalendarSpec(
+        periods=periods,
+        always_open=always_open,
+        holidays=(holidays - extra_w) | extra_h,
+        workdays=(workdays - extra_h) | extra_w,
+        key_periods=key_periods,
+    )
+
+
+def _aware(spec: CalendarSpec, instant: datetime) -> datetime:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("instant must be timezone-aware")
+    return instant.astimezone(spec.zone)
+
+
+def is_business_day(spec: CalendarSpec, day: date) -> bool:
+    """Make-up workdays win over the weekend; holidays win over weekdays; a day in both sets is a workday."""
+    if spec.always_open or day in spec.workdays:
+        return True
+    if day in spec.holidays:
+        return False
+    return day.weekday() not in spec.weekend
+
+
+def _midnight(spec: CalendarSpec, day: date) -> datetime:
+    return datetime.combine(day, MIDNIGHT, tzinfo=spec.zone)
+
+
+def _periods_on(spec: CalendarSpec, day: date) -> Iterator[tuple[datetime, datetime]]:
+    if is_business_day(spec, day):
+        base = _midnight(spec, day)
+        for start, end in spec.offsets:
+            yield base + start, base + end
+
+
+def is_business_time(spec: CalendarSpec, instant: datetime) -> bool:
+    local = _aware(spec, instant)
+    return any(start <= local < end for start, end in _periods_on(spec, local.date()))
+
+
+def add_business_minutes(spec: CalendarSpec, start: datetime, minutes: int) -> datetime:
+    """The earliest instant by which ``minutes`` of business time have passed since ``start``."""
+    if minutes < 0:
+        raise ValueError("minutes must not be negative")
+    local = _aware(spec, start)
+    remaining = timedelta(minutes=minutes)
+    if not remaining:
+        return local
+    day = local.date()
+    for offset in range(MAX_SEARCH_DAYS):
+        if offset and is_business_day(spec, day) and spec.day_length < remaining:
+            remaining -= spec.day_length  # a whole day fits: skip it without walking its periods
+        else:
+            for period_start, period_end in _periods_on(spec, day):
+                if period_end <= local:
+                    continue
+                begin = max(period_start, local)
+                available = period_end - begin
+                if remaining <= available:
+                    return begin + remaining
+                remaining -= available
+        day += DAY
+    raise ValueError("calendar has no business time within the search window")
+
+
+def business_seconds_between(spec: CalendarSpec, start: datetime, end: datetime) -> float:
+    """Business time in [start, end] in seconds (exact to the microsecond)."""
+    return _between(spec, start, end).total_seconds()
+
+
+def business_minutes_between(spec: CalendarSpec, start: datetime, end: datetime) -> float:
+    return _between(spec, start, end) / timedelta(minutes=1)
+
+
+def _between(spec: CalendarSpec, start: datetime, end: datetime) -> timedelta:
+    a, b = _aware(spec, start), _aware(spec, end)
+    if b <= a:
+        return timedelta(0)
+    total = timedelta(0)
+    first, last = a.date(), b.date()
+    day = first
+    while day <= last:
+        if first < day < last:
+            if is_business_day(spec, day):
+                total += spec.day_length
+        else:
+            for period_start, period_end in _periods_on(spec, day):
+                lo, hi = max(period_start, a), min(period_end, b)
+                if hi > lo:
+                    total += hi - lo
+        day += DAY
+    return total
+
+
+def next_business_instant(spec: CalendarSpec, instant: datetime) -> datetime:
+    """The instant itself during business time, else the start of the next working period."""
+    local = _aware(spec, instant)
+    day = local.date()
+    for _ in range(MAX_SEARCH_DAYS):
+        for period_start, period_end in _periods_on(spec, day):
+            if period_end > local:
+                return max(period_start, local)
+        day += DAY
+    raise ValueError("calendar has no business time within the search window")
+
+
+def end_of_business_day(spec: CalendarSpec, instant: datetime) -> datetime:
+    """The close of the business day ``instant`` falls in, or of the next one when it is after hours
+    (e.g. a missed call's callback is due the same business day)."""
+    start = next_business_instant(spec, instant)
+    return list(_periods_on(spec, start.date()))[-1][1]
+
+
+def key_periods_at(spec: CalendarSpec, instant: datetime) -> tuple[KeyPeriod, ...]:
+    day = _aware(spec, instant).date()
+    return tuple(p for p in spec.key_periods if p.start <= day <= p.end)
