@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
 from caiwei.accounts.api import router as accounts_router
@@ -79,7 +79,7 @@ class TokenOut(Schema):
 def obtain_token(request, data: TokenRequest):
     user = authenticate(request, username=data.username, password=data.password)
     if user is None:
-        return 401, {"detail": getattr(request, "login_failure_reason", "用户名或密码错误")}
+        return Status(401, {"detail": getattr(request, "login_failure_reason", "用户名或密码错误")})
     request.user = user
     days = max(1, min(data.days, 365))
     token, key = ApiToken.issue(user, data.name, timezone.now() + timedelta(days=days))

@@ -1,5 +1,5 @@
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from caiwei.regions.scoping import visible_regions
 
@@ -62,7 +62,7 @@ class UserIn(Schema):
 @router.post("/users", response={201: UserOut}, summary="新建账号（系统管理员；不含角色）")
 def create_user(request, data: UserIn):
     user = services.create_user(request.user, **data.dict())
-    return 201, user_out(user)
+    return Status(201, user_out(user))
 
 
 class RolesIn(Schema):
