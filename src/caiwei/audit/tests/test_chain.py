@@ -159,3 +159,30 @@ def test_verify_rows_pure():
     assert verify_rows(key, rows, head=(3, prev)) is None
     assert verify_rows(b"other key", rows).seq == 1
     assert verify_rows(key, rows[:2], head=(3, prev)).seq == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cli_exit_codes(regions):
+    """`caiwei audit verify` as an operator runs it: exit 0 when intact, non-zero naming the row after an edit."""
+    import os
+    import subprocess
+    import sys
+
+    from caiwei.audit.keys import audit_key
+
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "caiwei.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CAIWEI_AUDIT_KEY": audit_key().decode(),
+    }
+    if connection.vendor != "postgresql":
+        pytest.skip("the subprocess reaches the test database over a URL")
+    cmd = [sys.executable, "-m", "caiwei.cli", "audit", "verify"]
+    ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "审计链完整" in ok.stdout
+    raw("UPDATE {table} SET object_repr = %s WHERE seq = 3", ["篡改"])
+    bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "第 3 行" in bad.stderr
