@@ -14,8 +14,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 echo "== 安装 Python 依赖"
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".${extras}"
+# This machine's pip configuration names local mirrors that may be absent; their warnings are noise.
+pipq() { .venv/bin/python -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+pipq install --quiet --upgrade pip
+pipq install --quiet -e ".${extras}"
 
 echo "== 安装前端依赖（npm 仓库）"
 if ! command -v npm >/dev/null 2>&1; then
