@@ -1,0 +1,918 @@
+"""Sandbox generator 演练库生成: a coherent fiscal year for a city/league and its counties, faults on request.
+
+Plain Python over SQLAlchemy Core (no Django). Deterministic for a seed: every random choice comes from a
+``random.Random`` seeded from (seed, region, agency). Amounts are integer fen (分) until written.
+Rows stream to the database agency by agency (COPY on PostgreSQL, executemany elsewhere), so memory stays flat
+whatever the scale. Faults are decided up front and applied while rows are generated, so that every derived
+row (balances, receipts, clearing, ledger) stays consistent with the fault and only the targeted rule breaks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import Table, create_engine
+from sqlalchemy.engine import Engine, make_url
+
+from caiwei.bizcalendar.engine import china_calendar, is_business_day
+
+from . import codes
+from .schema import (
+    AGENCY_ACCOUNT,
+    BA_BGT_BALANCE,
+    BA_BGT_CARRYOVERS,
+    BA_BGT_INFO,
+    ELE_AGENCY,
+    ELE_BANK,
+    ELE_BGT_TYPE,
+    ELE_DEP_BGT_ECO,
+    ELE_EXP_FUNC,
+    ELE_FUND_TYPE,
+    ELE_GOV_BGT_ECO,
+    ELE_MOF_DIV,
+    ELE_PAY_TYPE,
+    GL_VOUCHER,
+    PAY_BACK_INFO,
+    PAY_BANK_RECEIPT,
+    PAY_CLEARING,
+    PAY_PLAN_VOUCHER,
+    PAY_VOUCHER,
+    PAY_VOUCHER_BILL,
+    PERSON_INFO,
+    PERSON_PAY_ITEM,
+    PM_PROJECT_INFO,
+    SANDBOX_INFO,
+    SYS_ROLE,
+    SYS_USER,
+    SYS_USER_ROLE,
+    metadata,
+)
+
+# Fault types. "rows" in the manifest lists, per table, the primary keys a rule would flag.
+FAULT_TYPES = (
+    "indicator_overspent",  # 指标超支: payments exceed the indicator amount (indicator-only control)
+    "plan_over_indicator",  # 计划超指标: monthly plans add up to more than the indicator
+    "element_mismatch",  # 要素不一致: a payment's exp_func/dep_eco/fund_type differs from its indicator's
+    "tracking_id_lost",  # 追溯码丢失: a payment without the tracking_id its indicator carries
+    "code_not_in_set",  # 部标校验: an indicator chain uses an exp_func_code absent from ELE_EXP_FUNC
+    "non_leaf_code",  # 非末级: an indicator chain uses a non-leaf exp_func_code
+    "duplicate_payment",  # 重复支付: same payee, amount, date and purpose twice
+    "voucher_no_receipt",  # 回单超期: a voucher older than N days without a bank receipt
+    "paid_not_cleared",  # 清算超期: paid (receipt back) but not cleared after N days
+    "bank_amount_mismatch",  # 银行实付金额 ≠ 凭证金额
+    "voucher_missing_at_bank",  # 凭证在银行文件中缺失
+    "bank_line_no_voucher",  # 银行文件中有、财政无凭证
+    "carryover_mismatch",  # 结转 ≠ 年末余额
+    "same_person_enter_approve",  # 同一人录入并审核同一笔支付
+    "admin_two_roles",  # 一个账号兼任两个三员角色
+    "dormant_account",  # 长期未登录仍启用
+    "departed_staff_active",  # 离职人员账号仍启用
+    "person_duplicate_id",  # 身份证号重复
+    "person_malformed_id",  # 身份证号格式/校验位错误
+)
+ROLES = [
+    ("R01", "单位录入", None),
+    ("R02", "国库审核", None),
+    ("R03", "系统管理员", "system"),
+    ("R04", "安全保密管理员", "security"),
+    ("R05", "安全审计员", "audit"),
+    ("R06", "业务查询", None),
+]
+
+
+class SpecError(ValueError):
+    """A bad generator parameter, with a message in Chinese."""
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str
+    name: str
+    level: int
+    parent: str | None
+
+
+def parse_regions(spec: str) -> list[Region]:
+    """“152500000:3” → the league and its first three counties. The city code is 9 digits ending in 00000."""
+    try:
+        city, _, count_text = spec.partition(":")
+        count = int(count_text or 0)
+    except ValueError as exc:
+        raise SpecError(f"区划参数“{spec}”格式应为 区划代码:县数，如 152500000:3") from exc
+    if len(city) != 9 or not city.isdigit() or not city.endswith("00000"):
+        raise SpecError(f"区划参数“{spec}”：市/盟区划代码应为以 00000 结尾的 9 位数字")
+    if not 0 <= count <= 12:
+        raise SpecError(f"区划参数“{spec}”：县数应在 0～12 之间")
+    prefix = city[:4]
+    names = codes.COUNTY_NAMES.get(prefix, [])
+    suffixes = codes.COUNTY_SUFFIX.get(prefix, [f"{i:02d}" for i in range(1, 13)])
+    regions = [Region(city, codes.CITY_NAMES.get(city, f"演练市{city[:4]}"), 2, city[:2] + "0000000")]
+    for i in range(count):
+        name = names[i] if i < len(names) else f"演练县{i + 1:02d}"
+        regions.append(Region(f"{prefix}{suffixes[i]}000", name, 3, city))
+    return regions
+
+
+def parse_faults(spec: str | None) -> dict[str, int]:
+    """“indicator_overspent=2,duplicate_payment=1” or “all=1”."""
+    result: dict[str, int] = {}
+    for part in [p.strip() for p in (spec or "").split(",") if p.strip()]:
+        name, _, count_text = part.partition("=")
+        try:
+            count = int(count_text or 1)
+        except ValueError as exc:
+            raise SpecError(f"故障参数“{part}”：次数应为整数") from exc
+        names = FAULT_TYPES if name == "all" else (name,)
+        for n in names:
+            if n not in FAULT_TYPES:
+                raise SpecError(f"未知的故障类型“{n}”，可选：{'、'.join(FAULT_TYPES)}")
+            result[n] = count
+    return result
+
+
+@dataclass
+class GenerateSpec:
+    year: int = 2026
+    regions: str = "152500000:3"
+    payments: int = 20000
+    seed: int = 1
+    faults: dict[str, int] = field(default_factory=dict)
+    overdue_days: int = (
+        3  # a voucher without receipt, or a receipt without clearing, older than this is overdue
+    )
+    dormant_days: int = 90
+
+    @property
+    def as_of(self) -> date:
+        return date(self.year, 12, 31)
+
+
+def normalize_url(url: str) -> str:
+    parsed = make_url(url)
+    driver = {
+        "postgres": "postgresql+psycopg",
+        "postgresql": "postgresql+psycopg",
+        "mysql": "mysql+pymysql",
+        "mariadb": "mysql+pymysql",
+    }.get(parsed.drivername)
+    return str(parsed.set(drivername=driver)) if driver else url
+
+
+def connect(url: str) -> Engine:
+    return create_engine(normalize_url(url), future=True)
+
+
+# --- writing -------------------------------------------------------------------------------------------------
+
+
+def fen(value: int) -> str:
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    return f"{sign}{value // 100}.{value % 100:02d}"
+
+
+class BulkWriter:
+    """Buffers rows per table and writes them in batches: COPY on PostgreSQL, executemany elsewhere."""
+
+    def __init__(self, engine: Engine, batch: int = 20000):
+        self.engine = engine
+        self.batch = batch
+        self.conn = engine.raw_connection()
+        self.dialect = engine.dialect.name
+        self.buffers: dict[Table, list[tuple]] = defaultdict(list)
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def add(self, table: Table, row: tuple) -> None:
+        buffer = self.buffers[table]
+        buffer.append(row)
+        if len(buffer) >= self.batch:
+            self.flush(table)
+
+    def flush(self, table: Table) -> None:
+        rows = self.buffers.pop(table, [])
+        if not rows:
+            return
+        columns = [c.name for c in table.columns]
+        cursor = self.conn.cursor()
+        try:
+            if self.dialect == "postgresql":
+                with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                mark = "?" if self.dialect == "sqlite" else "%s"
+                sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608  (names from our own metadata)
+                cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
+        self.counts[table.name] += len(rows)
+
+    def commit(self) -> None:
+        for table in list(self.buffers):
+            self.flush(table)
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.commit()
+        self.conn.close()
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _rng(seed: int, *parts: object) -> random.Random:
+    digest = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _leaf_codes(rows: list) -> list[str]:
+    parents = {r[2] for r in rows if r[2]}
+    return [r[0] for r in rows if r[0] not in parents]
+
+
+def _code_rows(rows: list) -> Iterator[tuple]:
+    parents = {r[2] for r in rows if r[2]}
+    for r in rows:
+        code, name, parent = r[0], r[1], r[2]
+        level = 1 + sum(1 for _ in _ancestors(rows, parent))
+        yield code, name, parent, 0 if code in parents else 1, level
+
+
+def _ancestors(rows: list, parent: str | None) -> Iterator[str]:
+    index = {r[0]: r[2] for r in rows}
+    while parent:
+        yield parent
+        parent = index.get(parent)
+
+
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+
+
+def id_check_digit(first17: str) -> str:
+    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
+
+
+def valid_id_number(value: str) -> bool:
+    """GB 11643 citizen ID: 18 characters, 17 digits and a check character."""
+    return len(value) == 18 and value[:17].isdigit() and id_check_digit(value[:17]) == value[17]
+
+
+def business_days(year: int) -> list[date]:
+    spec = china_calendar()
+    day, result = date(year, 1, 1), []
+    while day.year == year:
+        if is_business_day(spec, day):
+            result.append(day)
+        day += timedelta(days=1)
+    return result
+
+
+def _next_business(days: list[date], index: dict[date, int], day: date, n: int) -> date:
+    i = index.get(day)
+    if i is None or i + n >= len(days):
+        return day + timedelta(days=n)
+    return days[i + n]
+
+
+# --- the generator -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Manifest:
+    spec: dict
+    faults: list[dict] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    bank_file_faults: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, fault: str, **rows: list[str]) -> None:
+        self.faults.append({"type": fault, "rows": {t: list(keys) for t, keys in rows.items()}})
+
+    def as_dict(self) -> dict:
+        return {"spec": self.spec, "counts": dict(self.counts), "faults": self.faults}
+
+
+@dataclass
+class Agency:
+    region: Region
+    index: int
+    code: str
+    name: str
+    payments: int
+    faults: list[str]
+
+
+class Generator:
+    def __init__(self, spec: GenerateSpec, progress: Callable[[int, int], None] | None = None):
+        self.spec = spec
+        self.regions = parse_regions(spec.regions)
+        self.progress = progress
+        self.days = business_days(spec.year)
+        self.day_index = {d: i for i, d in enumerate(self.days)}
+        # December carries the year-end payment peak (12月大支付); January starts slowly.
+        self.day_weights = [3.0 if d.month == 12 else 0.5 if d.month == 1 else 1.0 for d in self.days]
+        self.cum_weights = list(_accumulate(self.day_weights))
+        self.exp_leaves = _leaf_codes(codes.EXP_FUNC)
+        self.exp_nonleaf = [r[0] for r in codes.EXP_FUNC if r[0] not in self.exp_leaves and r[2]]
+        self.dep_leaves = [(r[0], r[3]) for r in codes.DEP_ECO if r[3]]
+        self.fund_leaves = _leaf_codes(codes.FUND_TYPE)
+        self.pay_leaves = _leaf_codes(codes.PAY_TYPE)
+        self.banks = codes.BANKS[: 3 + _rng(spec.seed, "banks").randrange(4)]
+        self.overdue_cutoff = spec.as_of - timedelta(days=spec.overdue_days)
+        self.manifest = Manifest(
+            spec={**spec.__dict__, "faults": dict(spec.faults), "as_of": spec.as_of.isoformat()}
+        )
+        self.serial = defaultdict(int)
+
+    def next_id(self, kind: str) -> int:
+        self.serial[kind] += 1
+        return self.serial[kind]
+
+    # Plan the agencies and where each fault goes before any row is written.
+    def plan(self) -> list[Agency]:
+        total = self.spec.payments
+        shares = (
+            [0.4] + [0.6 / (len(self.regions) - 1)] * (len(self.regions) - 1)
+            if len(self.regions) > 1
+            else [1.0]
+        )
+        agencies: list[Agency] = []
+        assigned = 0
+        for r_index, (region, share) in enumerate(zip(self.regions, shares, strict=True)):
+            region_payments = total - assigned if r_index == len(self.regions) - 1 else int(total * share)
+            assigned += region_payments
+            count = max(3, min(3000, region_payments // 250))
+            base, extra = divmod(region_payments, count)
+            for a in range(count):
+                kind = codes.AGENCY_KINDS[a % len(codes.AGENCY_KINDS)]
+                suffix = f"（{a // len(codes.AGENCY_KINDS) + 1}）" if a >= len(codes.AGENCY_KINDS) else ""
+                agencies.append(
+                    Agency(
+                        region,
+                        a,
+                        f"{region.code[:6]}{a + 1:04d}",
+                        f"{region.name}{kind}{suffix}",
+                        base + (1 if a < extra else 0),
+                        [],
+                    )
+                )
+        rng = _rng(self.spec.seed, "faults")
+        order = list(range(len(agencies)))
+        rng.shuffle(order)
+        cursor = 0
+        for fault in FAULT_TYPES:
+            for _ in range(self.spec.faults.get(fault, 0)):
+                # Each occurrence gets its own agency while there are enough, so faults do not overlap.
+                agencies[order[cursor % len(order)]].faults.append(fault)
+                cursor += 1
+        return agencies
+
+    def run(self, engine: Engine) -> Manifest:
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+        writer = BulkWriter(engine)
+        self.write_code_sets(writer)
+        agencies = self.plan()
+        done = 0
+        for region in self.regions:
+            clearing: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
+            region_agencies = [a for a in agencies if a.region is region]
+            users = self.write_region_users(writer, region)
+            for agency in region_agencies:
+                self.write_agency(writer, agency, users, clearing)
+                done += agency.payments
+                if self.progress:
+                    self.progress(done, self.spec.payments)
+            self.write_clearing(writer, region, clearing)
+            writer.commit()
+        writer.add(SANDBOX_INFO, ("manifest_spec", json.dumps(self.manifest.spec, ensure_ascii=False)))
+        writer.add(SANDBOX_INFO, ("generated_at", datetime.now().isoformat(timespec="seconds")))
+        writer.close()
+        self.manifest.counts = dict(writer.counts)
+        return self.manifest
+
+    def write_code_sets(self, writer: BulkWriter) -> None:
+        for table, rows in (
+            (ELE_EXP_FUNC, codes.EXP_FUNC),
+            (ELE_GOV_BGT_ECO, codes.GOV_ECO),
+            (ELE_DEP_BGT_ECO, [r[:3] for r in codes.DEP_ECO]),
+            (ELE_FUND_TYPE, codes.FUND_TYPE),
+            (ELE_PAY_TYPE, codes.PAY_TYPE),
+            (ELE_BGT_TYPE, codes.BGT_TYPE),
+        ):
+            for row in _code_rows(rows):
+                writer.add(table, row)
+        province = self.regions[0].parent
+        writer.add(ELE_MOF_DIV, (province, "演练省级", None, 1))
+        for region in self.regions:
+            writer.add(ELE_MOF_DIV, (region.code, region.name, region.parent, region.level))
+        for code, name, fmt in self.banks:
+            writer.add(ELE_BANK, (code, name, fmt))
+        for role in ROLES:
+            writer.add(SYS_ROLE, role)
+
+    def write_region_users(self, writer: BulkWriter, region: Region) -> dict[str, list[str]]:
+        """Treasury approvers and the three administrators of the finance system in one region."""
+        rng = _rng(self.spec.seed, "users", region.code)
+        users: dict[str, list[str]] = {"approvers": []}
+        for i in range(4):
+            user_id = f"U{region.code[:6]}A{i + 1:02d}"
+            self._user(
+                writer, rng, user_id, f"gk{region.code[:6]}{i + 1:02d}", region, None, None, ["R02", "R06"]
+            )
+            users["approvers"].append(user_id)
+        for i, role in enumerate(("R03", "R04", "R05")):
+            user_id = f"U{region.code[:6]}S{i + 1:02d}"
+            self._user(writer, rng, user_id, f"admin{region.code[:6]}{i + 1}", region, None, None, [role])
+        return users
+
+    def _user(
+        self,
+        writer,
+        rng,
+        user_id,
+        code,
+        region,
+        agency_code,
+        person_id,
+        roles,
+        last_login_days=None,
+        enabled=True,
+    ) -> None:
+        days = rng.randrange(0, 60) if last_login_days is None else last_login_days
+        last_login = datetime.combine(self.spec.as_of - timedelta(days=days), time(9, rng.randrange(60)))
+        writer.add(
+            SYS_USER,
+            (user_id, code, self._name(rng), region.code, agency_code, person_id, enabled, last_login),
+        )
+        for role in roles:
+            writer.add(SYS_USER_ROLE, (user_id, role))
+
+    @staticmethod
+    def _name(rng: random.Random) -> str:
+        given = "".join(rng.choice(codes.GIVEN) for _ in range(rng.choice((1, 2))))
+        return rng.choice(codes.SURNAMES) + given
+
+    def _id_number(self, rng: random.Random, region: Region) -> str:
+        born = date(1965, 1, 1) + timedelta(days=rng.randrange(0, 365 * 35))
+        first17 = f"{region.code[:6]}{born:%Y%m%d}{rng.randrange(1000):03d}"
+        return first17 + id_check_digit(first17)
+
+    def write_agency(self, writer: BulkWriter, agency: Agency, users: dict, clearing: dict) -> None:
+        spec, region = self.spec, agency.region
+        rng = _rng(spec.seed, "agency", region.code, agency.index)
+        faults = list(agency.faults)
+        year = spec.year
+        writer.add(ELE_AGENCY, (agency.code, agency.name, region.code, year))
+        bank_code = rng.choice(self.banks)[0]
+        account_no = f"{rng.randrange(10**18, 10**19)}"
+        writer.add(AGENCY_ACCOUNT, (account_no, f"{agency.name}零余额账户", agency.code, bank_code, "零余额"))
+
+        # Staff and the finance system's clerk account for this agency.
+        persons = []
+        for p in range(rng.randrange(5, 16)):
+            person_id = f"{agency.code}{p + 1:03d}"
+            persons.append([person_id, self._id_number(rng, region), "在职", None])
+        if "person_duplicate_id" in faults:
+            persons[1][1] = persons[0][1]
+            self.manifest.add("person_duplicate_id", person_info=[persons[0][0], persons[1][0]])
+        if "person_malformed_id" in faults:
+            good = persons[2][1]
+            persons[2][1] = good[:17] + ID_CHECK[(ID_CHECK.index(good[17]) + 1) % 11]
+            self.manifest.add("person_malformed_id", person_info=[persons[2][0]])
+        clerk_person = persons[0]
+        departed = "departed_staff_active" in faults
+        if departed:
+            clerk_person[2], clerk_person[3] = "离职", spec.as_of - timedelta(days=40)
+        # A departed colleague whose account was properly disabled (clean data has those too).
+        persons[-1][2], persons[-1][3] = "离职", spec.as_of - timedelta(days=rng.randrange(30, 200))
+        for person_id, iden, status, leave in persons:
+            writer.add(
+                PERSON_INFO, (person_id, agency.code, region.code, self._name(rng), iden, status, leave)
+            )
+            for item_code, item_name, low, high in codes.PAY_ITEMS:
+                writer.add(PERSON_PAY_ITEM, (person_id, item_code, item_name, fen(rng.randrange(low, high))))
+        clerk = f"U{agency.code}"
+        roles = ["R01"] + (["R03", "R05"] if "admin_two_roles" in faults else [])
+        dormant = "dormant_account" in faults
+        self._user(
+            writer,
+            rng,
+            clerk,
+            f"dw{agency.code}",
+            region,
+            agency.code,
+            clerk_person[0],
+            roles,
+            last_login_days=spec.dormant_days + 30 if dormant else None,
+        )
+        if dormant:
+            self.manifest.add("dormant_account", sys_user=[clerk])
+        if departed:
+            self.manifest.add("departed_staff_active", sys_user=[clerk])
+        if "admin_two_roles" in faults:
+            self.manifest.add("admin_two_roles", sys_user=[clerk])
+        if persons[-1][0] != clerk_person[0]:
+            self._user(
+                writer,
+                rng,
+                f"U{persons[-1][0]}",
+                f"dw{persons[-1][0]}",
+                region,
+                agency.code,
+                persons[-1][0],
+                ["R06"],
+                enabled=False,
+            )
+
+        # Projects and their indicators.
+        projects: list[list] = []
+        indicators: list[dict] = []
+        for p in range(max(1, min(4, agency.payments // 60 + 1))):
+            pro_code = f"{region.code[:6]}{year}{agency.index + 1:04d}{p + 1:03d}0000"[:21]
+            exp = rng.choice(self.exp_leaves)
+            tracking = f"TRK{region.code[:6]}{year}{agency.index + 1:04d}{p + 1:03d}"
+            projects.append([pro_code, f"{agency.name}{_project_name(exp)}项目{p + 1}", exp, tracking, 0])
+            for _ in range(rng.randrange(1, 4)):
+                dep, gov = rng.choice(self.dep_leaves)
+                seq = self.next_id(f"bgt{region.code}")
+                indicators.append(
+                    {
+                        "bgt_id": f"{region.code}{year}B{seq:08d}",
+                        "project": projects[-1],
+                        "pro_code": pro_code,
+                        "exp": exp,
+                        "dep": dep,
+                        "gov": gov,
+                        "fund": rng.choice(self.fund_leaves),
+                        "bgt_type": rng.choice(("11", "11", "11", "21")),
+                        "tracking": tracking,
+                        "plan": rng.random() < (0.8 if region.level == 2 else 0.3),
+                        "payments": [],
+                    }
+                )
+
+        # Payments: day, amount and payee, spread over the indicators (each indicator gets at least one).
+        for i in range(agency.payments):
+            ind = indicators[i] if i < len(indicators) else rng.choice(indicators)
+            payee = (
+                f"{rng.choice(codes.SURNAMES)}{rng.choice(codes.GIVEN)}{rng.choice(codes.PAYEE_WORDS)}"
+                f"{rng.choice(codes.PAYEE_KINDS)}",
+                f"{rng.randrange(10**15, 10**16)}",
+                rng.choice(codes.PURPOSES.get(ind["dep"], ["日常支出"])),
+            )
+            day = rng.choices(self.days, cum_weights=self.cum_weights)[0]
+            ind["payments"].append(
+                {"day": day, "amount": int(rng.lognormvariate(12.0, 1.2)) + 100, "payee": payee}
+            )
+
+        self._apply_indicator_faults(rng, faults, indicators)
+        for ind in indicators:
+            ind["project"][4] += self._write_indicator(
+                writer, rng, agency, ind, account_no, bank_code, users, clerk, clearing, faults
+            )
+        for pro_code, name, exp, tracking, total in projects:
+            writer.add(
+                PM_PROJECT_INFO, (pro_code, name, region.code, year, agency.code, exp, tracking, fen(total))
+            )
+
+    def _apply_indicator_faults(self, rng, faults: list[str], indicators: list[dict]) -> None:
+        # Chain faults change the code the whole indicator chain carries (indicator, plans, payments, ledger).
+        if take(faults, "code_not_in_set"):
+            indicators[0]["exp"] = "2019999"  # looks like a leaf of 201, but is not in the code set
+            indicators[0]["chain_fault"] = "code_not_in_set"
+        if take(faults, "non_leaf_code"):
+            indicators[-1]["exp"] = rng.choice(self.exp_nonleaf)
+            indicators[-1]["chain_fault"] = "non_leaf_code"
+        if take(faults, "indicator_overspent"):
+            candidates = [i for i in indicators if not i["plan"] and i["payments"]] or [
+                i for i in indicators if i["payments"]
+            ]
+            candidates[0]["plan"] = False
+            candidates[0]["overspent"] = True
+        if take(faults, "plan_over_indicator"):
+            candidates = [i for i in indicators if i["payments"] and not i.get("overspent")]
+            candidates[-1]["plan"] = True
+            candidates[-1]["plan_over"] = True
+        if take(faults, "duplicate_payment"):
+            ind = indicators[0]
+            ind["payments"][0]["duplicate"] = True
+            ind["payments"].append(dict(ind["payments"][0]))
+        if take(faults, "carryover_mismatch"):
+            indicators[len(indicators) // 2]["carry_fault"] = True
+
+    def _write_indicator(
+        self, writer, rng, agency, ind, account_no, bank_code, users, clerk, clearing, faults
+    ) -> int:
+        region, year = agency.region, self.spec.year
+        payments = sorted(ind["payments"], key=lambda p: p["day"])
+        paid = sum(p["amount"] for p in payments)
+        margin = max(1000, int(paid * rng.uniform(0.05, 0.5))) if payments else rng.randrange(100000, 5000000)
+        amount = paid + margin
+        chain_rows: dict[str, list[str]] = defaultdict(list)
+        if ind.get("overspent"):
+            amount = paid - max(1, min(paid // 10, rng.randrange(100, 500000)))
+            self.manifest.add("indicator_overspent", ba_bgt_info=[ind["bgt_id"]])
+        cur = amount - paid
+        writer.add(
+            BA_BGT_INFO,
+            (
+                ind["bgt_id"],
+                region.code,
+                year,
+                agency.code,
+                ind["pro_code"],
+                ind["exp"],
+                ind["gov"],
+                ind["dep"],
+                ind["fund"],
+                ind["bgt_type"],
+                ind["tracking"],
+                fen(amount),
+                fen(cur),
+                fen(paid),
+                None,
+                f"{region.name}财预〔{year}〕{rng.randrange(1, 300)}号",
+                1 if ind["plan"] else 0,
+            ),
+        )
+        chain_rows["ba_bgt_info"].append(ind["bgt_id"])
+
+        # Monthly plans: what the month paid plus a share of the margin, so plans stay within the indicator.
+        plan_ids: dict[int, str] = {}
+        if ind["plan"]:
+            by_month: dict[int, int] = defaultdict(int)
+            for p in payments:
+                by_month[p["day"].month] += p["amount"]
+            months = sorted(by_month)
+            spare = max(0, margin) // max(1, len(months) + 1)
+            for m_i, month in enumerate(months):
+                plan_id = f"{ind['bgt_id']}M{month:02d}"
+                plan_amt = by_month[month] + spare
+                if ind.get("plan_over") and m_i == len(months) - 1:
+                    plan_amt += margin + rng.randrange(100, 100000)  # plans now exceed the indicator
+                    self.manifest.add("plan_over_indicator", ba_bgt_info=[ind["bgt_id"]])
+                plan_ids[month] = plan_id
+                writer.add(
+                    PAY_PLAN_VOUCHER,
+                    (
+                        plan_id,
+                        ind["bgt_id"],
+                        region.code,
+                        year,
+                        agency.code,
+                        month,
+                        ind["exp"],
+                        ind["dep"],
+                        ind["fund"],
+                        fen(plan_amt),
+                    ),
+                )
+                chain_rows["pay_plan_voucher"].append(plan_id)
+
+        dup_ids: list[str] = []
+        for p_index, p in enumerate(payments):
+            self._write_payment(
+                writer,
+                rng,
+                agency,
+                ind,
+                p,
+                p_index,
+                plan_ids,
+                account_no,
+                bank_code,
+                users,
+                clerk,
+                clearing,
+                faults,
+                chain_rows,
+                dup_ids,
+            )
+        if len(dup_ids) == 2:
+            self.manifest.add("duplicate_payment", pay_voucher=dup_ids)
+
+        balance = cur
+        writer.add(BA_BGT_BALANCE, (ind["bgt_id"], region.code, year, fen(balance)))
+        if balance > 0:
+            carry = balance
+            if ind.get("carry_fault"):
+                carry = balance - max(1, min(balance, rng.randrange(100, 100000)))
+                self.manifest.add("carryover_mismatch", ba_bgt_carryovers=[f"C{ind['bgt_id']}"])
+            writer.add(
+                BA_BGT_CARRYOVERS, (f"C{ind['bgt_id']}", ind["bgt_id"], region.code, year + 1, fen(carry))
+            )
+        elif ind.get("carry_fault"):
+            # No positive balance to carry over: carry something anyway, which is the fault.
+            writer.add(
+                BA_BGT_CARRYOVERS, (f"C{ind['bgt_id']}", ind["bgt_id"], region.code, year + 1, fen(10000))
+            )
+            self.manifest.add("carryover_mismatch", ba_bgt_carryovers=[f"C{ind['bgt_id']}"])
+        if ind.get("chain_fault"):
+            self.manifest.add(ind["chain_fault"], **chain_rows)
+        return amount
+
+    def _write_payment(
+        self,
+        writer,
+        rng,
+        agency,
+        ind,
+        p,
+        p_index,
+        plan_ids,
+        account_no,
+        bank_code,
+        users,
+        clerk,
+        clearing,
+        faults,
+        chain_rows,
+        dup_ids,
+    ):
+        spec, region, year = self.spec, agency.region, self.spec.year
+        seq = self.next_id(f"pay{region.code}")
+        pay_app_id = f"{region.code}{year}P{seq:09d}"
+        pay_cert_no = f"{region.code[:6]}{year % 100:02d}{seq:09d}"
+        day, amount = p["day"], p["amount"]
+        if p.get("duplicate"):
+            dup_ids.append(pay_app_id)
+        payee_name, payee_acct, purpose = p["payee"]
+        exp, dep, fund, tracking = ind["exp"], ind["dep"], ind["fund"], ind["tracking"]
+        if not ind.get("chain_fault") and take(faults, "element_mismatch"):
+            exp = next(c for c in self.exp_leaves if c != ind["exp"])
+            self.manifest.add("element_mismatch", pay_voucher=[pay_app_id])
+        if take(faults, "tracking_id_lost"):
+            tracking = None
+            self.manifest.add("tracking_id_lost", pay_voucher=[pay_app_id])
+        approver = rng.choice(users["approvers"])
+        if take(faults, "same_person_enter_approve"):
+            approver = clerk
+            self.manifest.add("same_person_enter_approve", pay_voucher=[pay_app_id])
+        pay_type = rng.choice(self.pay_leaves[:2])
+        writer.add(
+            PAY_VOUCHER,
+            (
+                pay_app_id,
+                f"ZF{year}{seq:09d}",
+                year,
+                region.code,
+                agency.code,
+                ind["bgt_id"],
+                plan_ids.get(day.month),
+                ind["pro_code"],
+                exp,
+                ind["gov"],
+                dep,
+                fund,
+                pay_type,
+                tracking,
+                day,
+                fen(amount),
+                account_no,
+                payee_acct,
+                payee_name,
+                "演练开户银行",
+                purpose,
+                clerk,
+                approver,
+            ),
+        )
+        chain_rows["pay_voucher"].append(pay_app_id)
+
+        # The bank's side: paid the same or next business day; receipt back; cleared with the central bank.
+        xpay_date = _next_business(self.days, self.day_index, day, rng.choice((0, 0, 1)))
+        xpay_amt = amount
+        # At the year's end some vouchers are still in transit: no receipt yet, which is normal within N days.
+        has_receipt = xpay_date <= spec.as_of and not (day > self.overdue_cutoff and rng.random() < 0.5)
+        if day <= self.overdue_cutoff and take(faults, "voucher_no_receipt"):
+            has_receipt = False
+            self.manifest.add("voucher_no_receipt", pay_voucher_bill=[pay_cert_no])
+        if has_receipt and take(faults, "bank_amount_mismatch"):
+            xpay_amt = amount - max(1, min(amount // 2, rng.randrange(1, 10000)))
+            self.manifest.add("bank_amount_mismatch", pay_voucher_bill=[pay_cert_no])
+        agent_no = f"{bank_code}{region.code[:6]}{xpay_date:%Y%m%d}{seq:09d}"
+        cleared = has_receipt and not (xpay_date > self.overdue_cutoff and rng.random() < 0.5)
+        if cleared and xpay_date <= self.overdue_cutoff and take(faults, "paid_not_cleared"):
+            cleared = False
+            self.manifest.add("paid_not_cleared", pay_voucher_bill=[pay_cert_no])
+        lqd_date = (
+            _next_business(self.days, self.day_index, xpay_date, rng.choice((0, 1))) if cleared else None
+        )
+        if lqd_date is not None and lqd_date > spec.as_of:
+            lqd_date = None
+        lqd_no = f"QS{region.code[:6]}{bank_code}{lqd_date:%Y%m%d}" if lqd_date else None
+        if lqd_date:
+            total = clearing[(bank_code, lqd_date)]
+            total[0] += 1
+            total[1] += xpay_amt
+        if has_receipt:
+            if take(faults, "voucher_missing_at_bank"):
+                self.manifest.add("voucher_missing_at_bank", bank_file=[pay_cert_no])
+                self.manifest.bank_file_faults["missing"].append(pay_cert_no)
+            if take(faults, "bank_line_no_voucher"):
+                extra = f"{bank_code}{xpay_date:%Y%m%d}X{seq:08d}"
+                self.manifest.add("bank_line_no_voucher", bank_file=[extra])
+                self.manifest.bank_file_faults["extra"].append(extra)
+        writer.add(
+            PAY_VOUCHER_BILL,
+            (
+                pay_cert_no,
+                pay_app_id,
+                region.code,
+                year,
+                bank_code,
+                day,
+                fen(amount),
+                fen(xpay_amt) if has_receipt else None,
+                xpay_date if has_receipt else None,
+                agent_no if has_receipt else None,
+                lqd_date,
+                lqd_no,
+                approver,
+            ),
+        )
+        if has_receipt:
+            writer.add(
+                PAY_BANK_RECEIPT,
+                (f"HD{agent_no}", pay_cert_no, bank_code, xpay_date, fen(xpay_amt), agent_no),
+            )
+        writer.add(
+            GL_VOUCHER,
+            (
+                f"GL{pay_cert_no}",
+                region.code,
+                year,
+                pay_cert_no,
+                day,
+                "5001",
+                "2011",
+                exp,
+                dep,
+                fund,
+                fen(amount),
+            ),
+        )
+        if ind.get("chain_fault"):
+            chain_rows["gl_voucher"].append(f"GL{pay_cert_no}")
+        if has_receipt and rng.random() < 0.003:
+            back = max(1, amount // rng.choice((1, 2, 4)))
+            writer.add(
+                PAY_BACK_INFO,
+                (
+                    f"TK{pay_cert_no}",
+                    pay_cert_no,
+                    _next_business(self.days, self.day_index, xpay_date, 1),
+                    fen(back),
+                    rng.choice(("收款账号有误", "收款户名不符", "重复支付退回")),
+                ),
+            )
+
+    def write_clearing(self, writer: BulkWriter, region: Region, clearing: dict) -> None:
+        for (bank_code, lqd_date), (count, amount) in sorted(clearing.items()):
+            writer.add(
+                PAY_CLEARING,
+                (
+                    f"QS{region.code[:6]}{bank_code}{lqd_date:%Y%m%d}",
+                    region.code,
+                    bank_code,
+                    lqd_date,
+                    count,
+                    fen(amount),
+                ),
+            )
+
+
+def take(faults: list[str], name: str) -> bool:
+    """Consume one pending occurrence of ``name`` for this agency."""
+    if name in faults:
+        faults.remove(name)
+        return True
+    return False
+
+
+def _accumulate(values: list[float]) -> Iterator[float]:
+    total = 0.0
+    for v in values:
+        total += v
+        yield total
+
+
+def _project_name(exp: str) -> str:
+    names = {r[0]: r[1] for r in codes.EXP_FUNC}
+    return names.get(exp, "专项")
+
+
+def generate(url: str, spec: GenerateSpec, progress: Callable[[int, int], None] | None = None) -> Manifest:
+    """Create the schema at ``url`` (dropping what was there) and fill it; return the ground-truth manifest."""
+    engine = connect(url)
+    try:
+        return Generator(spec, progress).run(engine)
+    finally:
+        engine.dispose()

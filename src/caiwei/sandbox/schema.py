@@ -1,0 +1,331 @@
+"""The sandbox finance database 演练库, as SQLAlchemy Core metadata with the table and column names of DOMAIN.md.
+
+Plain SQLAlchemy (no Django): created the same way on SQLite, PostgreSQL and MariaDB.
+"""
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+Money = Numeric(18, 2)
+
+
+def code_set(name: str, comment: str) -> Table:
+    """An ELE_* code set: a tree of codes with parent, leaf flag and level."""
+    return Table(
+        name,
+        metadata,
+        Column("code", String(30), primary_key=True),
+        Column("name", String(100), nullable=False),
+        Column("parent_code", String(30)),
+        Column("is_leaf", SmallInteger, nullable=False),
+        Column("level_no", SmallInteger, nullable=False),
+        comment=comment,
+    )
+
+
+ELE_EXP_FUNC = code_set("ele_exp_func", "支出功能分类科目")
+ELE_GOV_BGT_ECO = code_set("ele_gov_bgt_eco", "政府预算支出经济分类")
+ELE_DEP_BGT_ECO = code_set("ele_dep_bgt_eco", "部门预算支出经济分类")
+ELE_FUND_TYPE = code_set("ele_fund_type", "资金性质")
+ELE_PAY_TYPE = code_set("ele_pay_type", "支付方式")
+ELE_BGT_TYPE = code_set("ele_bgt_type", "指标类型")
+CODE_SETS = {
+    "exp_func_code": ELE_EXP_FUNC,
+    "gov_bgt_eco_code": ELE_GOV_BGT_ECO,
+    "dep_bgt_eco_code": ELE_DEP_BGT_ECO,
+    "fund_type_code": ELE_FUND_TYPE,
+    "pay_type_code": ELE_PAY_TYPE,
+    "bgt_type_code": ELE_BGT_TYPE,
+}
+
+ELE_MOF_DIV = Table(
+    "ele_mof_div",
+    metadata,
+    Column("mof_div_code", String(9), primary_key=True),
+    Column("mof_div_name", String(60), nullable=False),
+    Column("parent_code", String(9)),
+    Column("level_no", SmallInteger, nullable=False),
+    comment="财政区划",
+)
+
+ELE_BANK = Table(
+    "ele_bank",
+    metadata,
+    Column("bank_code", String(12), primary_key=True),
+    Column("bank_name", String(100), nullable=False),
+    Column("file_format", String(20), nullable=False),
+    comment="代理银行",
+)
+
+ELE_AGENCY = Table(
+    "ele_agency",
+    metadata,
+    Column("agency_code", String(20), primary_key=True),
+    Column("agency_name", String(100), nullable=False),
+    Column("mof_div_code", String(9), nullable=False, index=True),
+    Column("fiscal_year", Integer, nullable=False),
+    comment="预算单位",
+)
+
+AGENCY_ACCOUNT = Table(
+    "agency_account",
+    metadata,
+    Column("account_no", String(32), primary_key=True),
+    Column("account_name", String(100), nullable=False),
+    Column("agency_code", String(20), nullable=False, index=True),
+    Column("bank_code", String(12), nullable=False),
+    Column("account_type", String(10), nullable=False),
+    comment="单位零余额账户",
+)
+
+PERSON_INFO = Table(
+    "person_info",
+    metadata,
+    Column("person_id", String(20), primary_key=True),
+    Column("agency_code", String(20), nullable=False, index=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("person_name", String(30), nullable=False),
+    Column("iden_no", String(18), nullable=False),
+    Column("status", String(4), nullable=False),
+    Column("leave_date", Date),
+    comment="人员信息（工资统发）",
+)
+
+PERSON_PAY_ITEM = Table(
+    "person_pay_item",
+    metadata,
+    Column("person_id", String(20), primary_key=True),
+    Column("item_code", String(10), primary_key=True),
+    Column("item_name", String(30), nullable=False),
+    Column("amount", Money, nullable=False),
+    comment="工资项目（月标准）",
+)
+
+PM_PROJECT_INFO = Table(
+    "pm_project_info",
+    metadata,
+    Column("pro_code", String(21), primary_key=True),
+    Column("pro_name", String(100), nullable=False),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("agency_code", String(20), nullable=False, index=True),
+    Column("exp_func_code", String(30), nullable=False),
+    Column("tracking_id", String(40)),
+    Column("total_amt", Money, nullable=False),
+    comment="项目库",
+)
+
+BA_BGT_INFO = Table(
+    "ba_bgt_info",
+    metadata,
+    Column("bgt_id", String(32), primary_key=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("agency_code", String(20), nullable=False),
+    Column("pro_code", String(21), nullable=False),
+    Column("exp_func_code", String(30), nullable=False),
+    Column("gov_bgt_eco_code", String(30), nullable=False),
+    Column("dep_bgt_eco_code", String(30), nullable=False),
+    Column("fund_type_code", String(30), nullable=False),
+    Column("bgt_type_code", String(30), nullable=False),
+    Column("tracking_id", String(40)),
+    Column("amount", Money, nullable=False),
+    Column("cur_amt", Money, nullable=False),
+    Column("pay_app_amt", Money, nullable=False),
+    Column("ori_bgt_id", String(32)),
+    Column("bgt_doc_no", String(40)),
+    Column("is_plan_control", SmallInteger, nullable=False),
+    Index("ix_ba_bgt_info_agency", "mof_div_code", "agency_code"),
+    comment="指标信息",
+)
+
+PAY_PLAN_VOUCHER = Table(
+    "pay_plan_voucher",
+    metadata,
+    Column("plan_id", String(32), primary_key=True),
+    Column("bgt_id", String(32), nullable=False, index=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("agency_code", String(20), nullable=False),
+    Column("plan_month", SmallInteger, nullable=False),
+    Column("exp_func_code", String(30), nullable=False),
+    Column("dep_bgt_eco_code", String(30), nullable=False),
+    Column("fund_type_code", String(30), nullable=False),
+    Column("plan_amt", Money, nullable=False),
+    comment="用款计划",
+)
+
+PAY_VOUCHER = Table(
+    "pay_voucher",
+    metadata,
+    Column("pay_app_id", String(32), primary_key=True),
+    Column("pay_app_no", String(30), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("agency_code", String(20), nullable=False),
+    Column("bgt_id", String(32), nullable=False, index=True),
+    Column("plan_id", String(32), index=True),
+    Column("pro_code", String(21), nullable=False),
+    Column("exp_func_code", String(30), nullable=False),
+    Column("gov_bgt_eco_code", String(30), nullable=False),
+    Column("dep_bgt_eco_code", String(30), nullable=False),
+    Column("fund_type_code", String(30), nullable=False),
+    Column("pay_type_code", String(30), nullable=False),
+    Column("tracking_id", String(40)),
+    Column("pay_app_date", Date, nullable=False),
+    Column("pay_amt", Money, nullable=False),
+    Column("payer_acct_no", String(32), nullable=False),
+    Column("payee_acct_no", String(32), nullable=False),
+    Column("payee_acct_name", String(100), nullable=False),
+    Column("payee_bank_name", String(100), nullable=False),
+    Column("use_des", String(200), nullable=False),
+    Column("input_user_id", String(20), nullable=False),
+    Column("audit_user_id", String(20), nullable=False),
+    UniqueConstraint("fiscal_year", "mof_div_code", "pay_app_no", name="uq_pay_voucher_no"),
+    comment="国库集中支付申请",
+)
+
+PAY_VOUCHER_BILL = Table(
+    "pay_voucher_bill",
+    metadata,
+    Column("pay_cert_no", String(30), primary_key=True),
+    Column("pay_app_id", String(32), nullable=False, index=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("bank_code", String(12), nullable=False, index=True),
+    Column("vou_date", Date, nullable=False),
+    Column("pay_amt", Money, nullable=False),
+    Column("xpay_amt", Money),
+    Column("xpay_date", Date),
+    Column("agent_business_no", String(40)),
+    Column("act_lqd_date", Date),
+    Column("lqd_cert_no", String(30)),
+    Column("send_user_id", String(20), nullable=False),
+    comment="支付凭证",
+)
+
+PAY_BANK_RECEIPT = Table(
+    "pay_bank_receipt",
+    metadata,
+    Column("receipt_no", String(40), primary_key=True),
+    Column("pay_cert_no", String(30), nullable=False, index=True),
+    Column("bank_code", String(12), nullable=False),
+    Column("receipt_date", Date, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("agent_business_no", String(40), nullable=False),
+    comment="银行回单",
+)
+
+PAY_CLEARING = Table(
+    "pay_clearing",
+    metadata,
+    Column("lqd_cert_no", String(30), primary_key=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("bank_code", String(12), nullable=False),
+    Column("lqd_date", Date, nullable=False),
+    Column("vou_count", Integer, nullable=False),
+    Column("amount", Money, nullable=False),
+    comment="与人民银行的清算（划款凭证）",
+)
+
+PAY_BACK_INFO = Table(
+    "pay_back_info",
+    metadata,
+    Column("back_id", String(32), primary_key=True),
+    Column("pay_cert_no", String(30), nullable=False, index=True),
+    Column("back_date", Date, nullable=False),
+    Column("back_amt", Money, nullable=False),
+    Column("back_reason", String(100), nullable=False),
+    comment="退款",
+)
+
+GL_VOUCHER = Table(
+    "gl_voucher",
+    metadata,
+    Column("gl_vou_id", String(32), primary_key=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("pay_cert_no", String(30), nullable=False, index=True),
+    Column("vou_date", Date, nullable=False),
+    Column("debit_subject", String(20), nullable=False),
+    Column("credit_subject", String(20), nullable=False),
+    Column("exp_func_code", String(30), nullable=False),
+    Column("dep_bgt_eco_code", String(30), nullable=False),
+    Column("fund_type_code", String(30), nullable=False),
+    Column("amount", Money, nullable=False),
+    comment="总账凭证（由支付生成的机制凭证）",
+)
+
+BA_BGT_BALANCE = Table(
+    "ba_bgt_balance",
+    metadata,
+    Column("bgt_id", String(32), primary_key=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("bal_amt", Money, nullable=False),
+    comment="年末指标余额",
+)
+
+BA_BGT_CARRYOVERS = Table(
+    "ba_bgt_carryovers",
+    metadata,
+    Column("carry_id", String(32), primary_key=True),
+    Column("ori_bgt_id", String(32), nullable=False, unique=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("next_year", Integer, nullable=False),
+    Column("carry_amt", Money, nullable=False),
+    comment="结转结余（下年初数）",
+)
+
+SYS_USER = Table(
+    "sys_user",
+    metadata,
+    Column("user_id", String(20), primary_key=True),
+    Column("user_code", String(30), nullable=False, unique=True),
+    Column("user_name", String(30), nullable=False),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("agency_code", String(20)),
+    Column("person_id", String(20)),
+    Column("is_enabled", Boolean, nullable=False),
+    Column("last_login_time", DateTime),
+    comment="财政系统用户",
+)
+
+SYS_ROLE = Table(
+    "sys_role",
+    metadata,
+    Column("role_id", String(20), primary_key=True),
+    Column("role_name", String(50), nullable=False),
+    Column("admin_kind", String(10)),
+    comment="财政系统角色（admin_kind：system/security/audit 为三员）",
+)
+
+SYS_USER_ROLE = Table(
+    "sys_user_role",
+    metadata,
+    Column("user_id", String(20), ForeignKey("sys_user.user_id"), primary_key=True),
+    Column("role_id", String(20), ForeignKey("sys_role.role_id"), primary_key=True),
+    comment="用户授权",
+)
+
+SANDBOX_INFO = Table(
+    "sandbox_info",
+    metadata,
+    Column("info_key", String(30), primary_key=True),
+    Column("info_value", String(2000), nullable=False),
+    comment="生成参数（种子、规模、截止日期）",
+)

@@ -1,0 +1,436 @@
+"""The sandbox generator against rules written here in SQL, independently of the generator.
+
+Clean data satisfies every rule; each fault type injected alone breaks exactly the rows its manifest lists.
+Runs on SQLite, PostgreSQL and MariaDB (the real servers on this machine).
+"""
+
+import os
+from collections import defaultdict
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from caiwei.sandbox.generator import (
+    FAULT_TYPES,
+    GenerateSpec,
+    SpecError,
+    generate,
+    parse_faults,
+    parse_regions,
+)
+
+AS_OF = date(2026, 12, 31)
+OVERDUE = AS_OF - timedelta(days=3)
+DORMANT = AS_OF - timedelta(days=90)
+CODE_COLUMNS = {
+    "exp_func_code": "ele_exp_func",
+    "gov_bgt_eco_code": "ele_gov_bgt_eco",
+    "dep_bgt_eco_code": "ele_dep_bgt_eco",
+    "fund_type_code": "ele_fund_type",
+    "pay_type_code": "ele_pay_type",
+    "bgt_type_code": "ele_bgt_type",
+}
+CODED_TABLES = {
+    "ba_bgt_info": (
+        "bgt_id",
+        ["exp_func_code", "gov_bgt_eco_code", "dep_bgt_eco_code", "fund_type_code", "bgt_type_code"],
+    ),
+    "pay_plan_voucher": ("plan_id", ["exp_func_code", "dep_bgt_eco_code", "fund_type_code"]),
+    "pay_voucher": (
+        "pay_app_id",
+        ["exp_func_code", "gov_bgt_eco_code", "dep_bgt_eco_code", "fund_type_code", "pay_type_code"],
+    ),
+    "gl_voucher": ("gl_vou_id", ["exp_func_code", "dep_bgt_eco_code", "fund_type_code"]),
+    "pm_project_info": ("pro_code", ["exp_func_code"]),
+}
+
+
+def rules() -> dict[str, list[tuple[str, str]]]:
+    """Rule name → [(table, SQL returning the primary keys that break it)]. Money compared at 2 decimals."""
+    r: dict[str, list[tuple[str, str]]] = {
+        "indicator_overspent": [("ba_bgt_info", "SELECT bgt_id FROM ba_bgt_info WHERE pay_app_amt > amount")],
+        "indicator_paid_sum": [
+            (
+                "ba_bgt_info",
+                """
+            SELECT b.bgt_id FROM ba_bgt_info b LEFT JOIN (
+              SELECT bgt_id, SUM(pay_amt) AS paid FROM pay_voucher GROUP BY bgt_id) p ON p.bgt_id = b.bgt_id
+            WHERE ROUND(COALESCE(p.paid, 0), 2) <> ROUND(b.pay_app_amt, 2)
+               OR ROUND(b.cur_amt, 2) <> ROUND(b.amount - b.pay_app_amt, 2)""",
+            )
+        ],
+        "plan_over_indicator": [
+            (
+                "ba_bgt_info",
+                """
+            SELECT b.bgt_id FROM ba_bgt_info b JOIN (
+              SELECT bgt_id, SUM(plan_amt) AS planned FROM pay_plan_voucher GROUP BY bgt_id) p ON p.bgt_id = b.bgt_id
+            WHERE ROUND(p.planned, 2) > ROUND(b.amount, 2)""",
+            )
+        ],
+        "payment_over_plan": [
+            (
+                "pay_plan_voucher",
+                """
+            SELECT pl.plan_id FROM pay_plan_voucher pl JOIN (
+              SELECT plan_id, SUM(pay_amt) AS paid FROM pay_voucher WHERE plan_id IS NOT NULL GROUP BY plan_id) p
+              ON p.plan_id = pl.plan_id WHERE ROUND(p.paid, 2) > ROUND(pl.plan_amt, 2)""",
+            )
+        ],
+        "plan_control_has_plan": [
+            (
+                "pay_voucher",
+                """
+            SELECT p.pay_app_id FROM pay_voucher p JOIN ba_bgt_info b ON b.bgt_id = p.bgt_id
+            WHERE (b.is_plan_control = 1 AND p.plan_id IS NULL) OR (b.is_plan_control = 0 AND p.plan_id IS NOT NULL)""",
+            )
+        ],
+        "element_mismatch": [
+            (
+                "pay_voucher",
+                """
+            SELECT p.pay_app_id FROM pay_voucher p JOIN ba_bgt_info b ON b.bgt_id = p.bgt_id
+            WHERE p.exp_func_code <> b.exp_func_code OR p.dep_bgt_eco_code <> b.dep_bgt_eco_code
+               OR p.fund_type_code <> b.fund_type_code OR p.gov_bgt_eco_code <> b.gov_bgt_eco_code
+               OR p.pro_code <> b.pro_code OR p.agency_code <> b.agency_code""",
+            )
+        ],
+        "indicator_vs_project": [
+            (
+                "ba_bgt_info",
+                """
+            SELECT b.bgt_id FROM ba_bgt_info b JOIN pm_project_info j ON j.pro_code = b.pro_code
+            WHERE b.exp_func_code <> j.exp_func_code OR b.tracking_id <> j.tracking_id OR b.agency_code <> j.agency_code""",
+            )
+        ],
+        "plan_vs_indicator": [
+            (
+                "pay_plan_voucher",
+                """
+            SELECT pl.plan_id FROM pay_plan_voucher pl JOIN ba_bgt_info b ON b.bgt_id = pl.bgt_id
+            WHERE pl.exp_func_code <> b.exp_func_code OR pl.dep_bgt_eco_code <> b.dep_bgt_eco_code
+               OR pl.fund_type_code <> b.fund_type_code""",
+            )
+        ],
+        "ledger_vs_payment": [
+            (
+                "gl_voucher",
+                """
+            SELECT g.gl_vou_id FROM gl_voucher g JOIN pay_voucher_bill v ON v.pay_cert_no = g.pay_cert_no
+            JOIN pay_voucher p ON p.pay_app_id = v.pay_app_id
+            WHERE g.exp_func_code <> p.exp_func_code OR g.dep_bgt_eco_code <> p.dep_bgt_eco_code
+               OR ROUND(g.amount, 2) <> ROUND(p.pay_amt, 2)""",
+            )
+        ],
+        "tracking_id_lost": [
+            (
+                "pay_voucher",
+                """
+            SELECT p.pay_app_id FROM pay_voucher p JOIN ba_bgt_info b ON b.bgt_id = p.bgt_id
+            WHERE p.tracking_id IS NULL OR p.tracking_id <> b.tracking_id""",
+            )
+        ],
+        "duplicate_payment": [
+            (
+                "pay_voucher",
+                """
+            SELECT p.pay_app_id FROM pay_voucher p JOIN (
+              SELECT payee_acct_no, pay_amt, pay_app_date, use_des FROM pay_voucher
+              GROUP BY payee_acct_no, pay_amt, pay_app_date, use_des HAVING COUNT(*) > 1) d
+              ON d.payee_acct_no = p.payee_acct_no AND d.pay_amt = p.pay_amt AND d.pay_app_date = p.pay_app_date
+             AND d.use_des = p.use_des""",
+            )
+        ],
+        "one_voucher_per_payment": [
+            (
+                "pay_voucher",
+                """
+            SELECT p.pay_app_id FROM pay_voucher p LEFT JOIN pay_voucher_bill v ON v.pay_app_id = p.pay_app_id
+            GROUP BY p.pay_app_id, p.pay_amt HAVING COUNT(v.pay_cert_no) <> 1
+               OR ROUND(MAX(v.pay_amt), 2) <> ROUND(p.pay_amt, 2)""",
+            )
+        ],
+        "voucher_no_receipt": [
+            (
+                "pay_voucher_bill",
+                f"""
+            SELECT v.pay_cert_no FROM pay_voucher_bill v LEFT JOIN pay_bank_receipt r ON r.pay_cert_no = v.pay_cert_no
+            WHERE r.receipt_no IS NULL AND v.vou_date <= '{OVERDUE}'""",
+            )
+        ],
+        "receipt_matches_voucher": [
+            (
+                "pay_voucher_bill",
+                """
+            SELECT v.pay_cert_no FROM pay_voucher_bill v LEFT JOIN pay_bank_receipt r ON r.pay_cert_no = v.pay_cert_no
+            WHERE (r.receipt_no IS NULL AND (v.xpay_amt IS NOT NULL OR v.act_lqd_date IS NOT NULL))
+               OR (r.receipt_no IS NOT NULL AND (ROUND(r.amount, 2) <> ROUND(v.xpay_amt, 2)
+                   OR r.agent_business_no <> v.agent_business_no OR r.receipt_date <> v.xpay_date
+                   OR v.xpay_date < v.vou_date OR r.bank_code <> v.bank_code))""",
+            )
+        ],
+        "paid_not_cleared": [
+            (
+                "pay_voucher_bill",
+                f"""
+            SELECT v.pay_cert_no FROM pay_voucher_bill v JOIN pay_bank_receipt r ON r.pay_cert_no = v.pay_cert_no
+            WHERE v.act_lqd_date IS NULL AND v.xpay_date <= '{OVERDUE}'""",
+            )
+        ],
+        "bank_amount_mismatch": [
+            (
+                "pay_voucher_bill",
+                """
+            SELECT pay_cert_no FROM pay_voucher_bill WHERE xpay_amt IS NOT NULL AND ROUND(xpay_amt, 2) <> ROUND(pay_amt, 2)""",
+            )
+        ],
+        "clearing_totals": [
+            (
+                "pay_clearing",
+                """
+            SELECT c.lqd_cert_no FROM pay_clearing c LEFT JOIN (
+              SELECT lqd_cert_no, COUNT(*) AS n, SUM(xpay_amt) AS total FROM pay_voucher_bill
+              WHERE lqd_cert_no IS NOT NULL GROUP BY lqd_cert_no) v ON v.lqd_cert_no = c.lqd_cert_no
+            WHERE v.n IS NULL OR v.n <> c.vou_count OR ROUND(v.total, 2) <> ROUND(c.amount, 2)""",
+            ),
+            (
+                "pay_voucher_bill",
+                """
+            SELECT v.pay_cert_no FROM pay_voucher_bill v LEFT JOIN pay_clearing c ON c.lqd_cert_no = v.lqd_cert_no
+            WHERE v.lqd_cert_no IS NOT NULL AND (c.lqd_cert_no IS NULL OR c.lqd_date <> v.act_lqd_date
+               OR c.bank_code <> v.bank_code OR v.act_lqd_date < v.xpay_date)""",
+            ),
+        ],
+        "carryover_mismatch": [
+            (
+                "ba_bgt_carryovers",
+                """
+            SELECT c.carry_id FROM ba_bgt_carryovers c LEFT JOIN ba_bgt_balance b ON b.bgt_id = c.ori_bgt_id
+            WHERE b.bgt_id IS NULL OR ROUND(c.carry_amt, 2) <> ROUND(b.bal_amt, 2)""",
+            ),
+            (
+                "ba_bgt_balance",
+                """
+            SELECT b.bgt_id FROM ba_bgt_balance b JOIN ba_bgt_info i ON i.bgt_id = b.bgt_id
+            LEFT JOIN ba_bgt_carryovers c ON c.ori_bgt_id = b.bgt_id
+            WHERE ROUND(b.bal_amt, 2) <> ROUND(i.cur_amt, 2) OR (b.bal_amt > 0 AND c.carry_id IS NULL)""",
+            ),
+        ],
+        "same_person_enter_approve": [
+            ("pay_voucher", "SELECT pay_app_id FROM pay_voucher WHERE input_user_id = audit_user_id")
+        ],
+        "admin_two_roles": [
+            (
+                "sys_user",
+                """
+            SELECT ur.user_id FROM sys_user_role ur JOIN sys_role r ON r.role_id = ur.role_id
+            WHERE r.admin_kind IS NOT NULL GROUP BY ur.user_id HAVING COUNT(*) > 1""",
+            )
+        ],
+        "dormant_account": [
+            (
+                "sys_user",
+                f"""
+            SELECT user_id FROM sys_user WHERE is_enabled = TRUE AND last_login_time < '{DORMANT} 00:00:00'""",
+            )
+        ],
+        "departed_staff_active": [
+            (
+                "sys_user",
+                """
+            SELECT u.user_id FROM sys_user u JOIN person_info p ON p.person_id = u.person_id
+            WHERE u.is_enabled = TRUE AND p.status = '离职'""",
+            )
+        ],
+        "person_duplicate_id": [
+            (
+                "person_info",
+                """
+            SELECT person_id FROM person_info WHERE iden_no IN (
+              SELECT iden_no FROM person_info GROUP BY iden_no HAVING COUNT(*) > 1)""",
+            )
+        ],
+    }
+    code_rules = defaultdict(list)
+    for table, (key, columns) in CODED_TABLES.items():
+        for column in columns:
+            ele = CODE_COLUMNS[column]
+            code_rules["code_not_in_set"].append(
+                (
+                    table,
+                    f"""
+                SELECT t.{key} FROM {table} t LEFT JOIN {ele} e ON e.code = t.{column} WHERE e.code IS NULL""",
+                )
+            )
+            code_rules["non_leaf_code"].append(
+                (
+                    table,
+                    f"""
+                SELECT t.{key} FROM {table} t JOIN {ele} e ON e.code = t.{column} WHERE e.is_leaf = 0""",
+                )
+            )
+    r.update(code_rules)
+    return r
+
+
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def id_valid(value: str) -> bool:
+    """GB 11643 check digit, written here again on purpose."""
+    if len(value) != 18 or not value[:17].isdigit():
+        return False
+    return "10X98765432"[sum(int(c) * w for c, w in zip(value[:17], WEIGHTS, strict=True)) % 11] == value[17]
+
+
+def violations(engine) -> dict[str, set[tuple[str, str]]]:
+    found: dict[str, set[tuple[str, str]]] = {}
+    with engine.connect() as conn:
+        for name, queries in rules().items():
+            rows = set()
+            for table, sql in queries:
+                rows |= {(table, str(r[0])) for r in conn.execute(sa.text(sql))}
+            found[name] = rows
+        bad_ids = {
+            ("person_info", r[0])
+            for r in conn.execute(sa.text("SELECT person_id, iden_no FROM person_info"))
+            if not id_valid(r[1])
+        }
+        found["person_malformed_id"] = bad_ids
+    return found
+
+
+def manifest_rows(manifest, fault: str | None = None) -> set[tuple[str, str]]:
+    return {
+        (table, key)
+        for f in manifest.faults
+        if fault is None or f["type"] == fault
+        for table, keys in f["rows"].items()
+        if table != "bank_file"
+        for key in keys
+    }
+
+
+# --- databases -------------------------------------------------------------------------------------------------
+
+
+def _server(url: str, create_sql: str) -> str:
+    try:
+        admin = sa.create_engine(
+            url.rsplit("/", 1)[0] + ("/postgres" if url.startswith("postgresql") else "/"),
+            isolation_level="AUTOCOMMIT",
+        )
+        with admin.connect() as conn:
+            conn.execute(sa.text(create_sql))
+        admin.dispose()
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"数据库不可用：{exc}")
+    return url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
+def db_url(request, tmp_path_factory):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sandbox') / 'sandbox.sqlite3'}"
+    if request.param == "postgresql":
+        url = "postgresql+psycopg://postgres@127.0.0.1:5432/caiwei_sandbox_test"
+        try:
+            return _server(url, "CREATE DATABASE caiwei_sandbox_test")
+        except sa.exc.ProgrammingError:
+            return url  # exists already
+    return _server(
+        "mysql+pymysql://root@127.0.0.1:3306/caiwei_sandbox_test",
+        "CREATE DATABASE IF NOT EXISTS caiwei_sandbox_test CHARACTER SET utf8mb4",
+    )
+
+
+def run(url: str, payments: int = 3000, seed: int = 11, faults: str | None = None):
+    manifest = generate(url, GenerateSpec(payments=payments, seed=seed, faults=parse_faults(faults)))
+    engine = sa.create_engine(url)
+    try:
+        return manifest, violations(engine), engine
+    finally:
+        engine.dispose()
+
+
+def test_clean_data_breaks_no_rule(db_url):
+    manifest, found, engine = run(db_url, payments=6000)
+    assert manifest.faults == []
+    assert {name: rows for name, rows in found.items() if rows} == {}
+    assert manifest.counts["pay_voucher"] == 6000
+    with engine.connect() as conn:
+        banks = conn.execute(sa.text("SELECT COUNT(DISTINCT bank_code) FROM pay_voucher_bill")).scalar()
+        regions = conn.execute(sa.text("SELECT COUNT(DISTINCT mof_div_code) FROM pay_voucher")).scalar()
+        receipts = conn.execute(sa.text("SELECT COUNT(*) FROM pay_bank_receipt")).scalar()
+        cleared = conn.execute(
+            sa.text("SELECT COUNT(*) FROM pay_voucher_bill WHERE act_lqd_date IS NOT NULL")
+        ).scalar()
+        plans = conn.execute(sa.text("SELECT COUNT(*) FROM ba_bgt_info WHERE is_plan_control = 1")).scalar()
+    assert 3 <= banks <= 6 and regions == 4
+    assert receipts > 0.97 * 6000 and cleared > 0.95 * 6000  # receipts and clearing for almost all
+    assert 0 < plans < manifest.counts["ba_bgt_info"]  # both control modes present
+
+
+@pytest.mark.parametrize("fault", FAULT_TYPES)
+def test_each_fault_alone_breaks_exactly_its_rows(db_url, fault):
+    manifest, found, _ = run(db_url, faults=f"{fault}=2")
+    assert [f["type"] for f in manifest.faults] == [fault, fault]
+    broken = set().union(*found.values())
+    expected = manifest_rows(manifest)
+    if fault in ("voucher_missing_at_bank", "bank_line_no_voucher"):
+        assert expected == set() and broken == set()  # a matter of the bank's files only
+        assert all(f["rows"]["bank_file"] for f in manifest.faults)
+        return
+    assert expected, "the manifest must name the rows"
+    assert broken == expected, {
+        name: rows ^ expected for name, rows in found.items() if rows and rows != expected
+    }
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    a = generate(
+        f"sqlite:///{tmp_path / 'a.sqlite3'}",
+        GenerateSpec(payments=1500, seed=5, faults=parse_faults("all=1")),
+    )
+    b = generate(
+        f"sqlite:///{tmp_path / 'b.sqlite3'}",
+        GenerateSpec(payments=1500, seed=5, faults=parse_faults("all=1")),
+    )
+    c = generate(
+        f"sqlite:///{tmp_path / 'c.sqlite3'}",
+        GenerateSpec(payments=1500, seed=6, faults=parse_faults("all=1")),
+    )
+    assert a.faults == b.faults and a.faults != c.faults
+
+    def digest(name):
+        engine = sa.create_engine(f"sqlite:///{tmp_path / name}")
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT * FROM pay_voucher_bill ORDER BY pay_cert_no")).fetchall()
+        engine.dispose()
+        return rows
+
+    assert digest("a.sqlite3") == digest("b.sqlite3") != digest("c.sqlite3")
+
+
+def test_all_faults_together_on_sqlite(tmp_path):
+    manifest, found, _ = run(f"sqlite:///{tmp_path / 'all.sqlite3'}", payments=8000, faults="all=1")
+    assert sorted({f["type"] for f in manifest.faults}) == sorted(FAULT_TYPES)
+    assert set().union(*found.values()) == manifest_rows(manifest)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("15250000", "9 位"), ("152500000:x", "格式"), ("152500000:20", "0～12")],
+)
+def test_bad_region_spec(spec, message):
+    with pytest.raises(SpecError, match=message):
+        parse_regions(spec)
+
+
+def test_bad_fault_spec():
+    with pytest.raises(SpecError, match="未知的故障类型"):
+        parse_faults("overspent=1")
+    assert parse_faults("all=2")["dormant_account"] == 2
