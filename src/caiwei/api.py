@@ -14,6 +14,7 @@ from caiwei.audit.api import router as audit_router
 from caiwei.bizcalendar.api import router as calendar_router
 from caiwei.jobs.api import router as jobs_router
 from caiwei.regions.api import router as regions_router
+from caiwei.sandbox.api import router as sandbox_router
 
 
 class TokenAuth(HttpBearer):
@@ -91,3 +92,4 @@ api.add_router("/regions", regions_router)
 api.add_router("/audit", audit_router)
 api.add_router("/jobs", jobs_router)
 api.add_router("/calendar", calendar_router)
+api.add_router("/sandbox", sandbox_router)

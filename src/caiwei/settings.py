@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "caiwei.accounts",
     "caiwei.bizcalendar",
     "caiwei.jobs",
+    "caiwei.sandbox",
     "caiwei.web",
 ]
 
@@ -153,6 +154,8 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = VAR_DIR / "media"
+# The sandbox finance database the demo works on (SQLite under ./var unless set).
+CAIWEI_SANDBOX_URL = os.environ.get("CAIWEI_SANDBOX_URL", "")
 
 # Background jobs: huey on SQLite beside the database by default, Redis when CAIWEI_REDIS_URL is set.
 REDIS_URL = os.environ.get("CAIWEI_REDIS_URL", "")

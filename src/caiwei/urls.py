@@ -15,6 +15,7 @@ urlpatterns = [
     path("regions/", include("caiwei.regions.urls")),
     path("calendar/", include("caiwei.bizcalendar.urls")),
     path("jobs/", include("caiwei.jobs.urls")),
+    path("sandbox/", include("caiwei.sandbox.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

@@ -32,6 +32,8 @@ class Capability(models.TextChoices):
     VIEW_CALENDAR = "calendar.view", "查看业务日历"
     VIEW_JOBS = "jobs.view", "查看后台任务"
     VIEW_REGIONS = "regions.view", "查看财政区划"
+    VIEW_SANDBOX = "sandbox.view", "查看演练环境"
+    MANAGE_SANDBOX = "sandbox.manage", "生成演练库"
 
 
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -43,6 +45,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     Capability.VIEW_CALENDAR: BUSINESS_ROLES | {Role.SYSTEM_ADMIN},
     Capability.VIEW_JOBS: OPS_ROLES | FINANCE_ROLES | TRI_ADMIN_ROLES,
     Capability.VIEW_REGIONS: BUSINESS_ROLES | TRI_ADMIN_ROLES,
+    Capability.VIEW_SANDBOX: OPS_ROLES | FINANCE_ROLES,
+    Capability.MANAGE_SANDBOX: frozenset({Role.PROJECT_MANAGER, Role.ENGINEER}),
 }
 
 

@@ -289,10 +289,12 @@ class Manifest:
     spec: dict
     faults: list[dict] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    bank_file_faults: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, fault: str, **rows: list[str]) -> None:
         self.faults.append({"type": fault, "rows": {t: list(keys) for t, keys in rows.items()}})
+
+    def keys(self, fault: str, table: str) -> list[str]:
+        return [key for f in self.faults if f["type"] == fault for key in f["rows"].get(table, [])]
 
     def as_dict(self) -> dict:
         return {"spec": self.spec, "counts": dict(self.counts), "faults": self.faults}
@@ -815,11 +817,9 @@ class Generator:
         if has_receipt:
             if take(faults, "voucher_missing_at_bank"):
                 self.manifest.add("voucher_missing_at_bank", bank_file=[pay_cert_no])
-                self.manifest.bank_file_faults["missing"].append(pay_cert_no)
             if take(faults, "bank_line_no_voucher"):
                 extra = f"{bank_code}{xpay_date:%Y%m%d}X{seq:08d}"
                 self.manifest.add("bank_line_no_voucher", bank_file=[extra])
-                self.manifest.bank_file_faults["extra"].append(extra)
         writer.add(
             PAY_VOUCHER_BILL,
             (

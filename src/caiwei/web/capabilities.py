@@ -62,7 +62,13 @@ TILES = [
     ),
     Tile("access", "权限审计", "目标系统的三员分设、不相容职责、休眠与离职账号", OPS_ROLES | FINANCE_ROLES),
     Tile("reports", "报表与合同考核", "运维月报、考核指标、培训记录与交付文档", OPS_ROLES | FINANCE_ROLES),
-    Tile("sandbox", "演练环境", "内置的预算执行演练库、故障注入、银行文件与报文", OPS_ROLES | FINANCE_ROLES),
+    Tile(
+        "sandbox",
+        "演练环境",
+        "内置的预算执行演练库、故障注入、银行文件与报文",
+        CAPABILITIES[Capability.VIEW_SANDBOX],
+        "sandbox:index",
+    ),
     Tile(
         "calendar",
         "业务日历",
