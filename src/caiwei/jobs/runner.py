@@ -67,6 +67,7 @@ def start(kind: str, *, user=None, title: str = "", params: dict | None = None) 
     from .tasks import run_job_task
 
     run_job_task(job.pk)
+    job.refresh_from_db()  # in immediate mode (tests, CAIWEI_HUEY_IMMEDIATE) the job has already run
     return job
 
 

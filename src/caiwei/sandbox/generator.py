@@ -325,7 +325,8 @@ class Generator:
         self.dep_leaves = [(r[0], r[3]) for r in codes.DEP_ECO if r[3]]
         self.fund_leaves = _leaf_codes(codes.FUND_TYPE)
         self.pay_leaves = _leaf_codes(codes.PAY_TYPE)
-        self.banks = codes.BANKS[: 3 + _rng(spec.seed, "banks").randrange(4)]
+        # 4–6 banks, so every file layout (CSV, Excel, fixed width, XML) is always present.
+        self.banks = codes.BANKS[: 4 + _rng(spec.seed, "banks").randrange(3)]
         self.overdue_cutoff = spec.as_of - timedelta(days=spec.overdue_days)
         self.manifest = Manifest(
             spec={**spec.__dict__, "faults": dict(spec.faults), "as_of": spec.as_of.isoformat()}
