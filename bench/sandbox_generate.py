@@ -61,7 +61,10 @@ def main() -> None:
     for db in args.dbs.split(","):
         for size in [int(s) for s in args.sizes.split(",")]:
             if db == "sqlite":
-                url, bare_url = f"sqlite:///{tmp / f'gen-{size}.sqlite3'}", f"sqlite:///{tmp / f'bare-{size}.sqlite3'}"
+                url, bare_url = (
+                    f"sqlite:///{tmp / f'gen-{size}.sqlite3'}",
+                    f"sqlite:///{tmp / f'bare-{size}.sqlite3'}",
+                )
             else:
                 url, bare_url = pg_database("caiwei_bench_gen"), pg_database("caiwei_bench_bare")
             started = time.perf_counter()
@@ -70,8 +73,11 @@ def main() -> None:
             rows = sum(manifest.counts.values())
             bare_rows, bare_time = bare_load(url, bare_url)
             assert bare_rows == rows, (bare_rows, rows)
-            print(f"{db:10}  {size:>9,}  {rows:>10,}  {gen_time:>8.1f}s  {rows / gen_time:>10,.0f}  "
-                  f"{rows / bare_time:>12,.0f}  {gen_time / bare_time:>6.2f}", flush=True)
+            print(
+                f"{db:10}  {size:>9,}  {rows:>10,}  {gen_time:>8.1f}s  {rows / gen_time:>10,.0f}  "
+                f"{rows / bare_time:>12,.0f}  {gen_time / bare_time:>6.2f}",
+                flush=True,
+            )
             for f in tmp.glob("*.sqlite3*"):
                 f.unlink()
 
