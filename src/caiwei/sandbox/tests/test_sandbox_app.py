@@ -109,3 +109,28 @@ def test_api_and_roles(sandbox_settings, users, client_for):
     )
     assert client_for(users["unit"]).get("/sandbox/").status_code == 403
     assert client_for(users["sysadmin"]).get("/api/sandbox").status_code == 403
+
+
+def test_cli_flow_sends_the_sandbox_vouchers(sandbox_settings, tmp_path):
+    import uuid
+
+    import pika
+
+    url = f"sqlite:///{tmp_path / 'flow.sqlite3'}"
+    call_command("sandbox", "generate", "--db", url, "--payments", "600", stdout=StringIO())
+    prefix = f"caiwei.test.{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "flow.json"
+    amqp = "amqp://guest:guest@127.0.0.1:5672/"
+    call_command("sandbox", "flow", "--amqp", amqp, "--db", url, "--prefix", prefix, "--limit", "300",
+                 "--faults", "gap=1,dead_letter=2", "--manifest", str(out), stdout=StringIO())
+    result = json.loads(out.read_text())
+    assert result["counts"] == {"gap": 1, "dead_letter": 2}
+    vouchers = sum(q["published"] for name, q in result["queues"].items() if name.endswith(".voucher"))
+    receipts = sum(q["published"] for name, q in result["queues"].items() if name.endswith(".receipt"))
+    assert vouchers == 300 and receipts == 298
+    connection = pika.BlockingConnection(pika.URLParameters(amqp))
+    channel = connection.channel()
+    for name in result["queues"]:
+        channel.queue_delete(name)
+    channel.exchange_delete(f"{prefix}.dlx")
+    connection.close()
