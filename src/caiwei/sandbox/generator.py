@@ -412,7 +412,7 @@ class Generator:
             for row in _code_rows(rows):
                 writer.add(table, row)
         province = self.regions[0].parent
-        writer.add(ELE_MOF_DIV, (province, "演练省级", None, 1))
+        writer.add(ELE_MOF_DIV, (province, codes.PROVINCE_NAMES.get(province[:2], "演练省"), None, 1))
         for region in self.regions:
             writer.add(ELE_MOF_DIV, (region.code, region.name, region.parent, region.level))
         for code, name, fmt in self.banks:

@@ -121,8 +121,23 @@ def test_cli_flow_sends_the_sandbox_vouchers(sandbox_settings, tmp_path):
     prefix = f"caiwei.test.{uuid.uuid4().hex[:8]}"
     out = tmp_path / "flow.json"
     amqp = "amqp://guest:guest@127.0.0.1:5672/"
-    call_command("sandbox", "flow", "--amqp", amqp, "--db", url, "--prefix", prefix, "--limit", "300",
-                 "--faults", "gap=1,dead_letter=2", "--manifest", str(out), stdout=StringIO())
+    call_command(
+        "sandbox",
+        "flow",
+        "--amqp",
+        amqp,
+        "--db",
+        url,
+        "--prefix",
+        prefix,
+        "--limit",
+        "300",
+        "--faults",
+        "gap=1,dead_letter=2",
+        "--manifest",
+        str(out),
+        stdout=StringIO(),
+    )
     result = json.loads(out.read_text())
     assert result["counts"] == {"gap": 1, "dead_letter": 2}
     vouchers = sum(q["published"] for name, q in result["queues"].items() if name.endswith(".voucher"))

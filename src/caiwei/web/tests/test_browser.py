@@ -119,3 +119,17 @@ def test_calendar_calculator(live_server, users, page):
     page.wait_for_selector("[data-due]")
     assert page.locator("[data-due]").get_attribute("data-due").startswith("2026-10-08T09:00")
     page.screenshot(path=str(SHOTS / "calendar.png"), full_page=True)
+
+
+def test_sandbox_page(live_server, users, page, settings, tmp_path):
+    from caiwei.sandbox import service
+
+    settings.VAR_DIR = tmp_path
+    settings.CAIWEI_SANDBOX_URL = f"sqlite:///{tmp_path / 'sandbox.sqlite3'}"
+    service.load_default(payments=3000)
+    log_in(page, live_server, users["pm"].username)
+    page.click(".navbar >> text=演练环境")
+    page.wait_for_selector("text=注入的故障")
+    assert page.locator('[data-table="pay_voucher"]').inner_text() == "3001"
+    assert page.locator("text=指标超支").count() == 1
+    page.screenshot(path=str(SHOTS / "sandbox.png"), full_page=True)
