@@ -205,20 +205,7 @@ def _write_xlsx(folder, bank_code, bank_name, kind, stamp, lines) -> Path:
     sheet = book.active
     sheet.title = "对账单" if kind == "monthly" else "支付明细"
     sheet.append([f"{bank_name}财政零余额账户{'月度对账单' if kind == 'monthly' else '支付明细'}（{stamp}）"])
-    sheet.append(
-        [
-            "交易日期",
-            "支付凭证号",
-            "银行流水号",
-            "付款账号",
-            "付款户名",
-            "收款账号",
-            "收款户名",
-            "金额(元)",
-            "用途",
-            "区划代码",
-        ]
-    )
+    sheet.append([*CSV_HEADER[:7], "金额(元)", *CSV_HEADER[8:]])
     for line in lines:
         sheet.append(
             [

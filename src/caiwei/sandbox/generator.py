@@ -310,6 +310,20 @@ class Agency:
     faults: list[str]
 
 
+@dataclass
+class AgencyRun:
+    """What one agency's rows share while they are generated."""
+
+    agency: Agency
+    rng: random.Random
+    account_no: str
+    bank_code: str
+    users: dict[str, list[str]]
+    clerk: str
+    clearing: dict
+    faults: list[str]
+
+
 class Generator:
     def __init__(self, spec: GenerateSpec, progress: Callable[[int, int], None] | None = None):
         self.spec = spec
@@ -576,10 +590,9 @@ class Generator:
             )
 
         self._apply_indicator_faults(rng, faults, indicators)
+        run = AgencyRun(agency, rng, account_no, bank_code, users, clerk, clearing, faults)
         for ind in indicators:
-            ind["project"][4] += self._write_indicator(
-                writer, rng, agency, ind, account_no, bank_code, users, clerk, clearing, faults
-            )
+            ind["project"][4] += self._write_indicator(writer, run, ind)
         for pro_code, name, exp, tracking, total in projects:
             writer.add(
                 PM_PROJECT_INFO, (pro_code, name, region.code, year, agency.code, exp, tracking, fen(total))
@@ -610,10 +623,8 @@ class Generator:
         if take(faults, "carryover_mismatch"):
             indicators[len(indicators) // 2]["carry_fault"] = True
 
-    def _write_indicator(
-        self, writer, rng, agency, ind, account_no, bank_code, users, clerk, clearing, faults
-    ) -> int:
-        region, year = agency.region, self.spec.year
+    def _write_indicator(self, writer: BulkWriter, run: AgencyRun, ind: dict) -> int:
+        agency, rng, region, year = run.agency, run.rng, run.agency.region, self.spec.year
         payments = sorted(ind["payments"], key=lambda p: p["day"])
         paid = sum(p["amount"] for p in payments)
         margin = max(1000, int(paid * rng.uniform(0.05, 0.5))) if payments else rng.randrange(100000, 5000000)
@@ -680,66 +691,38 @@ class Generator:
                 chain_rows["pay_plan_voucher"].append(plan_id)
 
         dup_ids: list[str] = []
-        for p_index, p in enumerate(payments):
-            self._write_payment(
-                writer,
-                rng,
-                agency,
-                ind,
-                p,
-                p_index,
-                plan_ids,
-                account_no,
-                bank_code,
-                users,
-                clerk,
-                clearing,
-                faults,
-                chain_rows,
-                dup_ids,
-            )
+        for p in payments:
+            self._write_payment(writer, run, ind, p, plan_ids, chain_rows, dup_ids)
         if len(dup_ids) == 2:
             self.manifest.add("duplicate_payment", pay_voucher=dup_ids)
 
         balance = cur
         writer.add(BA_BGT_BALANCE, (ind["bgt_id"], region.code, year, fen(balance)))
-        if balance > 0:
-            carry = balance
-            if ind.get("carry_fault"):
-                carry = balance - max(1, min(balance, rng.randrange(100, 100000)))
-                self.manifest.add("carryover_mismatch", ba_bgt_carryovers=[f"C{ind['bgt_id']}"])
+        carry = balance if balance > 0 else None
+        if ind.get("carry_fault"):
+            # Carry over something other than the balance: less than it, or anything when there is none.
+            carry = balance - max(1, min(balance, rng.randrange(100, 100000))) if balance > 0 else 10000
+            self.manifest.add("carryover_mismatch", ba_bgt_carryovers=[f"C{ind['bgt_id']}"])
+        if carry is not None:
             writer.add(
                 BA_BGT_CARRYOVERS, (f"C{ind['bgt_id']}", ind["bgt_id"], region.code, year + 1, fen(carry))
             )
-        elif ind.get("carry_fault"):
-            # No positive balance to carry over: carry something anyway, which is the fault.
-            writer.add(
-                BA_BGT_CARRYOVERS, (f"C{ind['bgt_id']}", ind["bgt_id"], region.code, year + 1, fen(10000))
-            )
-            self.manifest.add("carryover_mismatch", ba_bgt_carryovers=[f"C{ind['bgt_id']}"])
         if ind.get("chain_fault"):
             self.manifest.add(ind["chain_fault"], **chain_rows)
         return amount
 
     def _write_payment(
         self,
-        writer,
-        rng,
-        agency,
-        ind,
-        p,
-        p_index,
-        plan_ids,
-        account_no,
-        bank_code,
-        users,
-        clerk,
-        clearing,
-        faults,
-        chain_rows,
-        dup_ids,
-    ):
-        spec, region, year = self.spec, agency.region, self.spec.year
+        writer: BulkWriter,
+        run: AgencyRun,
+        ind: dict,
+        p: dict,
+        plan_ids: dict[int, str],
+        chain_rows: dict[str, list[str]],
+        dup_ids: list[str],
+    ) -> None:
+        spec, agency, rng, faults = self.spec, run.agency, run.rng, run.faults
+        region, year, bank_code, clearing = agency.region, spec.year, run.bank_code, run.clearing
         seq = self.next_id(f"pay{region.code}")
         pay_app_id = f"{region.code}{year}P{seq:09d}"
         pay_cert_no = f"{region.code[:6]}{year % 100:02d}{seq:09d}"
@@ -754,7 +737,7 @@ class Generator:
         if take(faults, "tracking_id_lost"):
             tracking = None
             self.manifest.add("tracking_id_lost", pay_voucher=[pay_app_id])
-        approver = rng.choice(users["approvers"])
+        clerk, approver = run.clerk, rng.choice(run.users["approvers"])
         if take(faults, "same_person_enter_approve"):
             approver = clerk
             self.manifest.add("same_person_enter_approve", pay_voucher=[pay_app_id])
@@ -778,7 +761,7 @@ class Generator:
                 tracking,
                 day,
                 fen(amount),
-                account_no,
+                run.account_no,
                 payee_acct,
                 payee_name,
                 "演练开户银行",
