@@ -10,6 +10,8 @@ from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from caiwei.sandbox.generator import (
     FAULT_TYPES,
@@ -434,3 +436,25 @@ def test_bad_fault_spec():
     with pytest.raises(SpecError, match="未知的故障类型"):
         parse_faults("overspent=1")
     assert parse_faults("all=2")["dormant_account"] == 2
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(min_value=0, max_value=10_000),
+    payments=st.integers(min_value=400, max_value=2500),
+    chosen=st.sets(st.sampled_from(FAULT_TYPES), max_size=6),
+    counties=st.integers(min_value=0, max_value=4),
+)
+def test_any_mix_of_faults_breaks_exactly_the_manifest(tmp_path, seed, payments, chosen, counties):
+    url = f"sqlite:///{tmp_path / f'mix-{seed}-{payments}.sqlite3'}"
+    manifest = generate(
+        url,
+        GenerateSpec(
+            regions=f"152500000:{counties}", payments=payments, seed=seed, faults={f: 1 for f in chosen}
+        ),
+    )
+    engine = sa.create_engine(url)
+    found = violations(engine)
+    engine.dispose()
+    assert {f["type"] for f in manifest.faults} == set(chosen)
+    assert set().union(*found.values()) == manifest_rows(manifest)
