@@ -253,6 +253,8 @@ def _ancestors(rows: list, parent: str | None) -> Iterator[str]:
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
+ID_SLOTS = 35 * 365 * 1000  # birth days over 35 years × the 3-digit sequence
+ID_STRIDE = 7_654_321  # coprime with ID_SLOTS, so n ↦ n·stride mod slots never repeats
 
 
 def id_check_digit(first17: str) -> str:
@@ -476,9 +478,13 @@ class Generator:
         given = "".join(rng.choice(codes.GIVEN) for _ in range(rng.choice((1, 2))))
         return rng.choice(codes.SURNAMES) + given
 
-    def _id_number(self, rng: random.Random, region: Region) -> str:
-        born = date(1965, 1, 1) + timedelta(days=rng.randrange(0, 365 * 35))
-        first17 = f"{region.code[:6]}{born:%Y%m%d}{rng.randrange(1000):03d}"
+    def _id_number(self, region: Region) -> str:
+        """A fictional, valid ID number, unique within the region by construction (random draws collide at scale):
+        the region's person counter goes through a bijection onto (birth day, sequence)."""
+        n = self.next_id(f"person{region.code}")
+        slot = (n * ID_STRIDE + self.spec.seed) % ID_SLOTS
+        born = date(1965, 1, 1) + timedelta(days=slot // 1000)
+        first17 = f"{region.code[:6]}{born:%Y%m%d}{slot % 1000:03d}"
         return first17 + id_check_digit(first17)
 
     def write_agency(self, writer: BulkWriter, agency: Agency, users: dict, clearing: dict) -> None:
@@ -495,7 +501,7 @@ class Generator:
         persons = []
         for p in range(rng.randrange(5, 16)):
             person_id = f"{agency.code}{p + 1:03d}"
-            persons.append([person_id, self._id_number(rng, region), "在职", None])
+            persons.append([person_id, self._id_number(region), "在职", None])
         if "person_duplicate_id" in faults:
             persons[1][1] = persons[0][1]
             self.manifest.add("person_duplicate_id", person_info=[persons[0][0], persons[1][0]])
