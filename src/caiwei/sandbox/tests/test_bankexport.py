@@ -14,14 +14,27 @@ from caiwei.sandbox.service import run_generate
 CENT = Decimal("0.01")
 
 
+@pytest.fixture(scope="module")
+def db_url_pg():
+    from caiwei.sandbox.tests.test_generator import _server
+
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/caiwei_sandbox_bank_test"
+    try:
+        return _server(url, "CREATE DATABASE caiwei_sandbox_bank_test")
+    except sa.exc.ProgrammingError:
+        return url  # exists already
+
+
 def money(value) -> Decimal:
     return Decimal(str(value)).quantize(CENT)
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def sandbox(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bank")
     url = f"sqlite:///{tmp / 'sandbox.sqlite3'}"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("db_url_pg")
     # Every layout is present (4–6 banks) and the two bank-file faults are injected.
     spec = GenerateSpec(
         payments=4000, seed=2, faults=parse_faults("voucher_missing_at_bank=1,bank_line_no_voucher=1")
