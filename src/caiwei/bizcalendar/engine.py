@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 DAY = timedelta(days=1)
 MIDNIGHT = time(0, 0)
-# A calendar with no business time at all would make add_business_minutes loop forever.
+# A calendar with no business day in this many consecutive days is treated as having none (no endless loop).
 MAX_SEARCH_DAYS = 366 * 20
 
 
@@ -137,14 +137,26 @@ def add_business_minutes(spec: CalendarSpec, start: datetime, minutes: int) -> d
     """The earliest instant by which ``minutes`` of business time have passed since ``start``."""
     if minutes < 0:
         raise ValueError("minutes must not be negative")
+    return add_business_time(spec, start, timedelta(minutes=minutes))
+
+
+def add_business_time(spec: CalendarSpec, start: datetime, amount: timedelta) -> datetime:
+    """As add_business_minutes, for any non-negative duration (fractions of a minute included)."""
+    if amount < timedelta(0):
+        raise ValueError("amount must not be negative")
     local = _aware(spec, start)
-    remaining = timedelta(minutes=minutes)
+    remaining = amount
     if not remaining:
         return local
-    day = local.date()
-    for offset in range(MAX_SEARCH_DAYS):
-        if offset and is_business_day(spec, day) and spec.day_length < remaining:
+    if not spec.day_length:
+        raise ValueError("calendar has no business time within the search window")
+    day, first, idle = local.date(), True, 0
+    while idle < MAX_SEARCH_DAYS:
+        if not is_business_day(spec, day):
+            idle += 1
+        elif not first and spec.day_length < remaining:
             remaining -= spec.day_length  # a whole day fits: skip it without walking its periods
+            idle = 0
         else:
             for period_start, period_end in _periods_on(spec, day):
                 if period_end <= local:
@@ -154,8 +166,15 @@ def add_business_minutes(spec: CalendarSpec, start: datetime, minutes: int) -> d
                 if remaining <= available:
                     return begin + remaining
                 remaining -= available
+            idle = 0
+        first = False
         day += DAY
     raise ValueError("calendar has no business time within the search window")
+
+
+def business_time_between(spec: CalendarSpec, start: datetime, end: datetime) -> timedelta:
+    """Business time in [start, end] as an exact duration."""
+    return _between(spec, start, end)
 
 
 def business_seconds_between(spec: CalendarSpec, start: datetime, end: datetime) -> float:

@@ -179,3 +179,15 @@ def test_other_time_zones_give_the_same_instant(start, n):
     utc = start.astimezone(UTC)
     assert add_business_minutes(CHINA, utc, n) == add_business_minutes(CHINA, start, n)
     assert add_business_minutes(CHINA, utc, n).tzinfo == SH
+
+
+def test_calendar_without_periods_refuses_instead_of_looping():
+    with pytest.raises(ValueError, match="no business time"):
+        add_business_minutes(CalendarSpec(periods=()), at(2026, 1, 5), 1)
+
+
+def test_tiny_calendar_far_ahead():
+    """15 minutes a day, 20 years ahead: found by hypothesis when the search window was a day count."""
+    spec = CalendarSpec(periods=((time(0, 0), time(0, 15)),), weekend=frozenset())
+    due = add_business_minutes(spec, at(2025, 1, 1), 109_801)
+    assert business_minutes_between(spec, at(2025, 1, 1), due) == 109_801
