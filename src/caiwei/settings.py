@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "caiwei.bizcalendar",
     "caiwei.jobs",
     "caiwei.sandbox",
+    "caiwei.desk",
     "caiwei.web",
 ]
 
