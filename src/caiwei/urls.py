@@ -16,6 +16,7 @@ urlpatterns = [
     path("calendar/", include("caiwei.bizcalendar.urls")),
     path("jobs/", include("caiwei.jobs.urls")),
     path("sandbox/", include("caiwei.sandbox.urls")),
+    path("desk/", include("caiwei.desk.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

@@ -33,6 +33,9 @@ class Capability(models.TextChoices):
     VIEW_JOBS = "jobs.view", "查看后台任务"
     VIEW_REGIONS = "regions.view", "查看财政区划"
     VIEW_SANDBOX = "sandbox.view", "查看演练环境"
+    DESK_VIEW = "desk.view", "查看工单"
+    DESK_CREATE = "desk.create", "登记工单"
+    DESK_WORK = "desk.work", "处理工单"
     MANAGE_SANDBOX = "sandbox.manage", "生成演练库"
 
 
@@ -46,6 +49,9 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     Capability.VIEW_JOBS: OPS_ROLES | FINANCE_ROLES | TRI_ADMIN_ROLES,
     Capability.VIEW_REGIONS: BUSINESS_ROLES | TRI_ADMIN_ROLES,
     Capability.VIEW_SANDBOX: OPS_ROLES | FINANCE_ROLES,
+    Capability.DESK_VIEW: OPS_ROLES | FINANCE_ROLES,
+    Capability.DESK_CREATE: OPS_ROLES | FINANCE_ROLES | {Role.UNIT_USER, Role.BANK_USER},
+    Capability.DESK_WORK: OPS_ROLES,
     Capability.MANAGE_SANDBOX: frozenset({Role.PROJECT_MANAGER, Role.ENGINEER}),
 }
 

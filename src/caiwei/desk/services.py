@@ -1,14 +1,24 @@
-"""SLA look-ups against the stored calendars (the desk's pages and API come with the rest of the service desk)."""
+"""Service-desk operations with their rules in one place; pages, the API and commands call these."""
 
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from caiwei.accounts.permissions import ensure
+from caiwei.accounts.roles import Capability
 from caiwei.bizcalendar.models import BusinessCalendar
 from caiwei.bizcalendar.services import parse_instant
+from caiwei.regions.scoping import visible_regions
 
+from . import flow
+from .models import SlaPolicy, SlaRule, Ticket, TicketChange, TicketComment
 from .presets import PRESETS
-from .sla import Ticket, evaluate
+from .sla import Ticket as SlaTicket
+from .sla import evaluate
+
+DEFAULT_PRESET = "xilingol"
 
 
 def calendars() -> dict:
@@ -19,13 +29,151 @@ def calendars() -> dict:
     return specs
 
 
+@transaction.atomic
+def apply_preset(code: str) -> SlaPolicy:
+    """Create or reset the policy ``code`` from the seed contract's service levels (one click on the page)."""
+    preset = PRESETS.get(code)
+    if preset is None:
+        raise ValidationError(f"未知的服务时限预设“{code}”，可选：{'、'.join(PRESETS)}")
+    policy, _ = SlaPolicy.objects.update_or_create(
+        code=code, defaults={"name": preset.name, "source": preset.source, "warn_ratio": preset.warn_ratio}
+    )
+    policy.rules.all().delete()
+    for rule in preset.rules:
+        for severity in sorted(rule.severities or {""}):
+            for ticket_type in sorted(rule.types or {""}):
+                for clock, target in rule.targets.items():
+                    SlaRule.objects.create(
+                        policy=policy,
+                        severity=severity,
+                        ticket_type=ticket_type,
+                        key_period=rule.key_period or "",
+                        clock=clock,
+                        minutes=target.minutes,
+                        workdays=target.workdays,
+                        same_day=target.same_day,
+                        calendar=target.calendar,
+                    )
+    return policy
+
+
+def default_policy() -> SlaPolicy:
+    return SlaPolicy.objects.filter(code=DEFAULT_PRESET).first() or apply_preset(DEFAULT_PRESET)
+
+
 def due(preset: str, severity: str, ticket_type: str, opened: str | datetime) -> dict[str, str | None]:
+    """Due instants of a preset's clocks for a ticket opened at ``opened`` (the `caiwei desk due` command)."""
     policy = PRESETS.get(preset)
     if policy is None:
         raise ValidationError(f"未知的服务时限预设“{preset}”，可选：{'、'.join(PRESETS)}")
     start = parse_instant(opened, "opened")
     try:
-        states = evaluate(policy, calendars(), Ticket(start, severity, ticket_type), start)
+        states = evaluate(policy, calendars(), SlaTicket(start, severity, ticket_type), start)
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
     return {clock: state.due.isoformat() if state.due else None for clock, state in states.items()}
+
+
+def clock_states(ticket: Ticket, now: datetime | None = None, specs: dict | None = None) -> dict:
+    """The SLA clocks of a stored ticket, from its status history."""
+    line = flow.timeline(c.as_flow() for c in ticket.changes.all())
+    sla_ticket = SlaTicket(
+        ticket.opened_at,
+        ticket.severity,
+        ticket.ticket_type,
+        responded_at=line.responded_at,
+        last_update_at=None,
+        resolved_at=line.resolved_at,
+        pauses=line.pauses,
+        reopened_at=line.reopened_at,
+        resolved_history=line.resolved_history,
+    )
+    return evaluate(ticket.policy.engine(), specs or calendars(), sla_ticket, now or timezone.now())
+
+
+def _refresh_due(ticket: Ticket) -> None:
+    states = clock_states(ticket)
+    ticket.due_first_response = states["first_response"].due
+    ticket.due_resolution = states["resolution"].due
+
+
+def _next_number(now: datetime) -> str:
+    prefix = f"GD{timezone.localtime(now):%Y%m%d}"
+    last = (
+        Ticket.objects.filter(number__startswith=prefix)
+        .order_by("-number")
+        .values_list("number", flat=True)
+        .first()
+    )
+    return f"{prefix}{int(last[-4:]) + 1 if last else 1:04d}"
+
+
+def create_ticket(user, *, region, **fields) -> Ticket:
+    """登记工单: the region must be one the user sees; a number is given; the SLA due times are set."""
+    ensure(user, Capability.DESK_CREATE, "desk.create")
+    if not visible_regions(user).filter(pk=region.pk).exists():
+        raise PermissionDenied(f"无权在区划“{region.name}”登记工单")
+    fields.setdefault("policy", default_policy())
+    for _ in range(5):  # two agents saving at once may draw the same number: draw again
+        try:
+            with transaction.atomic():
+                ticket = Ticket(region=region, created_by=user, number=_next_number(timezone.now()), **fields)
+                if user.has_role("unit_user", "bank_user") and ticket.requester_id is None:
+                    ticket.requester = user
+                ticket.full_clean()
+                ticket.save()
+                _refresh_due(ticket)
+                ticket.save(update_fields=["due_first_response", "due_resolution"])
+                return ticket
+        except IntegrityError:
+            continue
+    raise ValidationError("工单号分配冲突，请重试")
+
+
+@transaction.atomic
+def change_status(user, ticket: Ticket, target: str, note: str = "") -> Ticket:
+    """状态流转, recorded with who and when; the clocks follow the history."""
+    ensure(user, Capability.DESK_WORK, "desk.change_status")
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    try:
+        flow.check_transition(ticket.status, target)
+    except flow.TransitionError as exc:
+        raise ValidationError(str(exc)) from exc
+    now = timezone.now()
+    TicketChange.objects.create(
+        ticket=ticket, at=now, old_status=ticket.status, new_status=target, by=user, note=note[:300]
+    )
+    if ticket.responded_at is None and target != flow.NEW:
+        ticket.responded_at = now
+    if target == flow.RESOLVED:
+        ticket.resolved_at = now
+    elif flow.is_reopen(ticket.status, target):
+        ticket.resolved_at = ticket.closed_at = None
+    if target == flow.CLOSED:
+        ticket.closed_at = now
+    ticket.status = target
+    if note:
+        TicketComment.objects.create(ticket=ticket, author=user, body=note, internal=False)
+    _refresh_due(ticket)
+    ticket.save()
+    return ticket
+
+
+@transaction.atomic
+def comment(user, ticket: Ticket, body: str, internal: bool = False) -> TicketComment:
+    ensure(user, Capability.DESK_WORK if internal else Capability.DESK_CREATE, "desk.comment")
+    if not body.strip():
+        raise ValidationError({"body": "内容不能为空"})
+    return TicketComment.objects.create(ticket=ticket, author=user, body=body.strip(), internal=internal)
+
+
+@transaction.atomic
+def assign(user, ticket: Ticket, assignee, tier: str | None = None) -> Ticket:
+    ensure(user, Capability.DESK_WORK, "desk.assign")
+    if assignee is not None and not assignee.can(Capability.DESK_WORK):
+        raise ValidationError({"assignee": f"{assignee} 不是运维处理人员"})
+    ticket.assignee = assignee
+    if tier:
+        ticket.tier = tier
+    ticket.save(update_fields=["assignee", "tier"])
+    return ticket

@@ -29,9 +29,11 @@ TILES = [
     Tile(
         "desk",
         "服务台 · 工单",
-        "热线、门户、邮件受理，按合同时限与业务日历计时，满意度与投诉",
-        OPS_ROLES | FINANCE_ROLES | REQUESTERS,
+        "登记与处理工单，按合同时限与业务日历计时（热线、邮件、满意度与看板建设中）",
+        CAPABILITIES[Capability.DESK_VIEW],
+        "desk:queue",
     ),
+    Tile("portal", "我的工单", "提交、跟踪本单位的工单，确认与评价", REQUESTERS),
     Tile("kb", "知识库", "常见问题手册、文章版本、相似问题推荐", OPS_ROLES | FINANCE_ROLES | REQUESTERS),
     Tile(
         "inspections",

@@ -133,3 +133,45 @@ def test_sandbox_page(live_server, users, page, settings, tmp_path):
     assert page.locator('[data-table="pay_voucher"]').inner_text() == "3001"
     assert page.locator("text=指标超支").count() == 1
     page.screenshot(path=str(SHOTS / "sandbox.png"), full_page=True)
+
+
+def test_agent_opens_ticket_and_engineer_resolves(live_server, users, regions, page, browser):
+    from caiwei.bizcalendar.defaults import ensure_defaults
+    from caiwei.bizcalendar.models import BusinessCalendar, KeyPeriod
+
+    ensure_defaults(BusinessCalendar, KeyPeriod)
+    log_in(page, live_server, users["agent"].username)
+    page.click(".navbar >> text=服务台 · 工单")
+    page.click("text=登记工单")
+    page.select_option("#id_region", label="锡林浩特市（152502000）")
+    page.select_option("#id_channel", "hotline")
+    page.select_option("#id_system", "国库集中支付")
+    page.select_option("#id_ticket_type", "故障")
+    page.fill("#id_title", "支付凭证发送失败")
+    page.fill("#id_description", "凭证状态一直为“发送中”，请协助处理")
+    page.fill("#id_requester_name", "经办人（演示）")
+    page.click("button:has-text('登记')")
+    page.wait_for_selector("text=已登记工单")
+    page.select_option("select[name=status]", "responded")
+    page.click("button:has-text('提交')")
+    page.wait_for_selector("[data-status=responded]")
+    page.select_option("select[name=assignee]", label=str(users["engineer"]))
+    page.select_option("select[name=tier]", "second")
+    page.click("button:has-text('分派')")
+    page.wait_for_selector("text=二线")
+    page.screenshot(path=str(SHOTS / "desk-ticket.png"), full_page=True)
+    number = page.locator("h1 + div").inner_text().split(" ")[0]
+    page.goto(f"{live_server.url}/desk/")
+    assert page.locator(f"[data-ticket='{number}']").count() == 1
+    page.screenshot(path=str(SHOTS / "desk-queue.png"), full_page=True)
+
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    engineer = context.new_page()
+    log_in(engineer, live_server, users["engineer"].username)
+    engineer.goto(f"{live_server.url}/desk/{number}/")
+    engineer.select_option("select[name=status]", "resolved")
+    engineer.fill("input[name=note]", "已重发凭证，银行已回单")
+    engineer.click("button:has-text('提交')")
+    engineer.wait_for_selector("[data-status=resolved]")
+    assert engineer.locator("text=已重发凭证，银行已回单").count() == 1
+    context.close()

@@ -1,0 +1,230 @@
+from collections import defaultdict
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from caiwei.regions.scoping import RegionScopedQuerySet
+
+from . import flow, sla
+
+SEVERITY_CHOICES = [(s, s) for s in sla.SEVERITIES]
+TYPE_CHOICES = [(t, t) for t in sla.TYPES]
+CLOCK_CHOICES = [("first_response", "首次响应"), ("update", "进展更新"), ("resolution", "解决")]
+# Systems and modules named in the seed documents' module lists.
+SYSTEMS = [
+    "预算编制",
+    "项目库",
+    "指标管理",
+    "用款计划",
+    "国库集中支付",
+    "会计核算",
+    "总预算会计",
+    "工资统发",
+    "政府采购",
+    "非税收入",
+    "资产管理",
+    "债务管理",
+    "决算",
+    "对账管理",
+    "电子凭证库",
+    "印章库",
+    "基础信息",
+    "其他",
+]
+
+
+class SlaPolicy(models.Model):
+    """服务时限策略: rules as data, editable by the project manager; presets from the seed contracts."""
+
+    code = models.SlugField("代码", max_length=30, unique=True)
+    name = models.CharField("名称", max_length=60)
+    source = models.CharField("合同依据", max_length=300, blank=True)
+    warn_ratio = models.FloatField("预警比例", default=0.8, help_text="已用时间达到目标的该比例时预警")
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = verbose_name_plural = "服务时限策略"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def engine(self) -> sla.Policy:
+        groups: dict[tuple, dict[str, sla.Target]] = defaultdict(dict)
+        for rule in self.rules.all():
+            key = (rule.severity or None, rule.ticket_type or None, rule.key_period or None)
+            groups[key][rule.clock] = rule.target()
+        rules = tuple(
+            sla.Rule(targets, frozenset({sev}) if sev else None, frozenset({typ}) if typ else None, period)
+            for (sev, typ, period), targets in groups.items()
+        )
+        return sla.Policy(self.code, self.name, rules, self.warn_ratio, self.source)
+
+
+class SlaRule(models.Model):
+    """One clock's target for the tickets that match (blank severity/type/key period: any)."""
+
+    policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="rules", verbose_name="策略")
+    severity = models.CharField("严重程度", max_length=4, choices=SEVERITY_CHOICES, blank=True)
+    ticket_type = models.CharField("工单类型", max_length=10, choices=TYPE_CHOICES, blank=True)
+    key_period = models.SlugField(
+        "关键时期", max_length=30, blank=True, help_text="关键时期代码，如 year-end"
+    )
+    clock = models.CharField("时限", max_length=20, choices=CLOCK_CHOICES)
+    minutes = models.PositiveIntegerField("分钟", null=True, blank=True)
+    workdays = models.PositiveSmallIntegerField("工作日", null=True, blank=True)
+    same_day = models.BooleanField("当日办结", default=False)
+    calendar = models.SlugField(
+        "日历", max_length=30, default="workday", help_text="workday 工作时间；always 7×24"
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "时限规则"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "severity", "ticket_type", "key_period", "clock"], name="slarule_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.severity or '任意'}·{self.ticket_type or '任意'}·{self.get_clock_display()}"
+
+    def clean(self) -> None:
+        try:
+            self.target()
+        except ValueError as exc:
+            raise ValidationError("分钟、工作日、当日办结三者须且只能填一项") from exc
+
+    def target(self) -> sla.Target:
+        return sla.Target(self.minutes, self.calendar, self.workdays, self.same_day)
+
+
+class Ticket(models.Model):
+    """工单."""
+
+    class Channel(models.TextChoices):
+        PORTAL = "portal", "门户"
+        HOTLINE = "hotline", "热线"
+        EMAIL = "email", "邮件"
+        IM = "im", "微信/QQ"
+        INSPECTION = "inspection", "巡检"
+        CHECK = "check", "数据检查"
+
+    class Tier(models.TextChoices):
+        FIRST = "first", "一线"
+        SECOND = "second", "二线"
+        VENDOR = "vendor", "厂商"
+
+    class RequesterKind(models.TextChoices):
+        UNIT = "unit", "预算单位"
+        BANK = "bank", "代理银行"
+        FINANCE = "finance", "财政业务科室"
+        INTERNAL = "internal", "内部"
+
+    number = models.CharField("工单号", max_length=20, unique=True)
+    region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, verbose_name="财政区划")
+    policy = models.ForeignKey(SlaPolicy, on_delete=models.PROTECT, verbose_name="服务时限策略")
+    channel = models.CharField("渠道", max_length=12, choices=Channel.choices, default=Channel.PORTAL)
+    system = models.CharField("系统", max_length=20, choices=[(s, s) for s in SYSTEMS])
+    module = models.CharField("模块", max_length=40, blank=True)
+    ticket_type = models.CharField("类型", max_length=10, choices=TYPE_CHOICES)
+    severity = models.CharField("严重程度", max_length=4, choices=SEVERITY_CHOICES, default="一般")
+    title = models.CharField("标题", max_length=120)
+    description = models.TextField("问题描述")
+    status = models.CharField(
+        "状态", max_length=12, choices=list(flow.STATUS_LABELS.items()), default=flow.NEW, db_index=True
+    )
+    tier = models.CharField("处理层级", max_length=8, choices=Tier.choices, default=Tier.FIRST)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_tickets",
+        verbose_name="处理人",
+    )
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requested_tickets",
+        verbose_name="提出人账号",
+    )
+    requester_kind = models.CharField(
+        "提出方", max_length=10, choices=RequesterKind.choices, default=RequesterKind.UNIT
+    )
+    requester_name = models.CharField("联系人", max_length=60)
+    requester_org = models.CharField("单位", max_length=120, blank=True)
+    requester_phone = models.CharField("联系电话", max_length=30, blank=True)
+    opened_at = models.DateTimeField("受理时间", default=timezone.now, db_index=True)
+    responded_at = models.DateTimeField("首次响应", null=True, blank=True)
+    resolved_at = models.DateTimeField("解决时间", null=True, blank=True)
+    closed_at = models.DateTimeField("关闭时间", null=True, blank=True)
+    due_first_response = models.DateTimeField("响应时限", null=True, blank=True, db_index=True)
+    due_resolution = models.DateTimeField("解决时限", null=True, blank=True, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="登记人",
+    )
+
+    objects = RegionScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at"]
+        verbose_name = verbose_name_plural = "工单"
+        indexes = [models.Index(fields=["region", "status", "-opened_at"], name="ticket_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in flow.OPEN_STATUSES
+
+
+class TicketChange(models.Model):
+    """状态变更: the history the SLA clocks are computed from."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="changes")
+    at = models.DateTimeField(default=timezone.now)
+    old_status = models.CharField(max_length=12)
+    new_status = models.CharField(max_length=12)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id}: {self.old_status}→{self.new_status}"
+
+    @property
+    def new_label(self) -> str:
+        return flow.STATUS_LABELS.get(self.new_status, self.new_status)
+
+    def as_flow(self) -> flow.Change:
+        return flow.Change(self.at, self.old_status, self.new_status)
+
+
+class TicketComment(models.Model):
+    """对话: replies to the requester and internal notes."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField("内容")
+    internal = models.BooleanField("内部备注", default=False)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,125 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from caiwei.accounts.models import User
+from caiwei.accounts.permissions import require
+from caiwei.accounts.roles import Capability
+
+from . import flow, services
+from .forms import TicketForm
+from .models import Ticket
+
+
+def visible_tickets(user):
+    """Region scoping for everyone; budget units and banks see only the tickets they raised."""
+    qs = Ticket.objects.visible_to(user).select_related("region", "assignee", "policy")
+    if not user.can(Capability.DESK_VIEW):
+        qs = qs.filter(requester=user)
+    return qs
+
+
+@require(Capability.DESK_VIEW)
+def queue(request):
+    qs = visible_tickets(request.user)
+    status = request.GET.get("status", "open")
+    if status == "open":
+        qs = qs.filter(status__in=flow.OPEN_STATUSES)
+    elif status in flow.STATUS_LABELS:
+        qs = qs.filter(status=status)
+    for name in ("severity", "ticket_type"):
+        if request.GET.get(name):
+            qs = qs.filter(**{name: request.GET[name]})
+    if request.GET.get("region"):
+        qs = qs.filter(region__code=request.GET["region"])
+    if request.GET.get("q"):
+        q = request.GET["q"].strip()
+        qs = qs.filter(Q(number=q) | Q(title__icontains=q) | Q(requester_org__icontains=q))
+    page = Paginator(
+        qs.order_by("due_first_response", "-opened_at") if status == "open" else qs, 50
+    ).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "desk/queue.html",
+        {
+            "page": page,
+            "now": timezone.now(),
+            "status": status,
+            "statuses": flow.STATUS_LABELS,
+        },
+    )
+
+
+@require(Capability.DESK_CREATE)
+def new(request):
+    form = TicketForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        region = data.pop("region")
+        try:
+            ticket = services.create_ticket(request.user, region=region, **data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"已登记工单 {ticket.number}")
+            return redirect("desk:detail", number=ticket.number)
+    return render(request, "desk/new.html", {"form": form})
+
+
+def _detail_context(request, ticket):
+    states = services.clock_states(ticket)
+    clocks = [
+        {"label": label, "state": states[clock]}
+        for clock, label in (("first_response", "首次响应"), ("update", "进展更新"), ("resolution", "解决"))
+        if states[clock].target is not None
+    ]
+    return {
+        "ticket": ticket,
+        "clocks": clocks,
+        "transitions": [
+            (s, flow.STATUS_LABELS[s]) for s in flow.STATUS_LABELS if s in flow.TRANSITIONS[ticket.status]
+        ],
+        "comments": ticket.comments.select_related("author").filter(
+            **({} if request.user.can(Capability.DESK_WORK) else {"internal": False})
+        ),
+        "changes": ticket.changes.select_related("by"),
+        "workers": User.objects.filter(
+            role_grants__role__in=["agent", "engineer", "pm"], is_active=True
+        ).distinct(),
+        "can_work": request.user.can(Capability.DESK_WORK),
+        "statuses": flow.STATUS_LABELS,
+    }
+
+
+@require(Capability.DESK_CREATE)
+def detail(request, number: str):
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    return render(request, "desk/detail.html", _detail_context(request, ticket))
+
+
+@require(Capability.DESK_WORK)
+@require_POST
+def act(request, number: str):
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    action = request.POST.get("action")
+    try:
+        if action == "status":
+            services.change_status(
+                request.user, ticket, request.POST.get("status", ""), request.POST.get("note", "")
+            )
+        elif action == "comment":
+            services.comment(
+                request.user, ticket, request.POST.get("body", ""), request.POST.get("internal") == "1"
+            )
+        elif action == "assign":
+            assignee = User.objects.filter(pk=request.POST.get("assignee") or None).first()
+            services.assign(request.user, ticket, assignee, request.POST.get("tier") or None)
+        else:
+            raise ValidationError("未知的操作")
+    except ValidationError as exc:
+        messages.error(request, "；".join(exc.messages))
+    return redirect("desk:detail", number=number)
