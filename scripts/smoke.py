@@ -109,9 +109,11 @@ def main():
         sys.stdout.write((var / "up.log").read_text()[-4000:])
         raise
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+        except ProcessLookupError:
+            pass  # up.sh already ended (its output is printed above)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()

@@ -3,10 +3,26 @@ from django import forms
 from caiwei.regions.models import Region
 from caiwei.regions.scoping import visible_regions
 
-from .models import Ticket
+from .models import HotlineCall, Ticket
 
 
-class TicketForm(forms.ModelForm):
+class RegionScopedForm(forms.ModelForm):
+    """A form whose region choices are the user's regions, styled for the pages."""
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["region"].queryset = visible_regions(user) if user is not None else Region.objects.none()
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, forms.CheckboxInput):
+                widget.attrs["class"] = "form-check-input"
+            elif isinstance(widget, forms.Select):
+                widget.attrs["class"] = "form-select form-select-sm"
+            else:
+                widget.attrs["class"] = "form-control form-control-sm"
+
+
+class TicketForm(RegionScopedForm):
     class Meta:
         model = Ticket
         fields = [
@@ -25,13 +41,9 @@ class TicketForm(forms.ModelForm):
         ]
         widgets = {"description": forms.Textarea(attrs={"rows": 5})}
 
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["region"].queryset = visible_regions(user) if user is not None else Region.objects.none()
-        for field in self.fields.values():
-            widget = field.widget
-            widget.attrs["class"] = (
-                "form-select form-select-sm"
-                if isinstance(widget, forms.Select)
-                else ("form-control form-control-sm")
-            )
+
+class CallForm(RegionScopedForm):
+    class Meta:
+        model = HotlineCall
+        fields = ["region", "at", "answered", "caller_number", "caller_name", "caller_org", "summary"]
+        widgets = {"at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")}

@@ -228,3 +228,65 @@ class TicketComment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticket_id} {self.at:%Y-%m-%d %H:%M}"
+
+
+class HotlineCall(models.Model):
+    """热线来电: answered or missed; a missed call must be called back the same business day."""
+
+    region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, verbose_name="财政区划")
+    at = models.DateTimeField("来电时间", default=timezone.now, db_index=True)
+    caller_name = models.CharField("来电人", max_length=60, blank=True)
+    caller_number = models.CharField("来电号码", max_length=30)
+    caller_org = models.CharField("单位", max_length=120, blank=True)
+    answered = models.BooleanField("已接听")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="坐席",
+    )
+    summary = models.CharField("内容摘要", max_length=300, blank=True)
+    ticket = models.ForeignKey(
+        Ticket,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="calls",
+        verbose_name="关联工单",
+    )
+    callback_due = models.DateTimeField("回拨时限", null=True, blank=True)
+    callback_at = models.DateTimeField("回拨时间", null=True, blank=True)
+    callback_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="回拨人",
+    )
+    callback_note = models.CharField("回拨情况", max_length=300, blank=True)
+
+    objects = RegionScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = verbose_name_plural = "热线来电"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.caller_number}"
+
+    @property
+    def callback_pending(self) -> bool:
+        return not self.answered and self.callback_at is None
+
+    @property
+    def callback_in_time(self) -> bool | None:
+        if self.answered:
+            return None
+        return (
+            self.callback_at is not None
+            and self.callback_due is not None
+            and self.callback_at <= self.callback_due
+        )

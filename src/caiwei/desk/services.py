@@ -4,16 +4,18 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from caiwei.accounts.permissions import ensure
 from caiwei.accounts.roles import Capability
+from caiwei.bizcalendar.engine import end_of_business_day
 from caiwei.bizcalendar.models import BusinessCalendar
 from caiwei.bizcalendar.services import parse_instant
 from caiwei.regions.scoping import visible_regions
 
 from . import flow
-from .models import SlaPolicy, SlaRule, Ticket, TicketChange, TicketComment
+from .models import HotlineCall, SlaPolicy, SlaRule, Ticket, TicketChange, TicketComment
 from .presets import PRESETS
 from .sla import Ticket as SlaTicket
 from .sla import evaluate
@@ -177,3 +179,67 @@ def assign(user, ticket: Ticket, assignee, tier: str | None = None) -> Ticket:
         ticket.tier = tier
     ticket.save(update_fields=["assignee", "tier"])
     return ticket
+
+
+def log_call(
+    user,
+    *,
+    region,
+    at: datetime | None = None,
+    answered: bool,
+    caller_number: str,
+    caller_name: str = "",
+    caller_org: str = "",
+    summary: str = "",
+    ticket: Ticket | None = None,
+) -> HotlineCall:
+    """登记来电. A missed call gets a callback due at the close of that business day (seed 003: same day)."""
+    ensure(user, Capability.DESK_WORK, "desk.log_call")
+    if not visible_regions(user).filter(pk=region.pk).exists():
+        raise PermissionDenied(f"无权在区划“{region.name}”登记来电")
+    at = at or timezone.now()
+    call = HotlineCall(
+        region=region,
+        at=at,
+        answered=answered,
+        caller_number=caller_number,
+        caller_name=caller_name,
+        caller_org=caller_org,
+        summary=summary,
+        ticket=ticket,
+        agent=user,
+    )
+    if not answered:
+        call.callback_due = end_of_business_day(calendars()["workday"], at)
+    call.full_clean()
+    call.save()
+    return call
+
+
+@transaction.atomic
+def call_back(user, call: HotlineCall, summary: str = "") -> HotlineCall:
+    ensure(user, Capability.DESK_WORK, "desk.call_back")
+    if call.answered:
+        raise ValidationError("该来电已接听，无需回拨")
+    if call.callback_at is not None:
+        raise ValidationError(f"该来电已于 {timezone.localtime(call.callback_at):%m-%d %H:%M} 回拨")
+    call.callback_at, call.callback_by = timezone.now(), user
+    call.callback_note = summary[:300]
+    call.save()
+    return call
+
+
+def hotline_kpis(calls) -> dict:
+    """接通率 and 当日回拨率 over a queryset of calls (contract thresholds: 95 % and 100 %)."""
+    total = calls.count()
+    answered = calls.filter(answered=True).count()
+    missed = calls.filter(answered=False)
+    called_back = missed.filter(callback_at__isnull=False, callback_at__lte=F("callback_due")).count()
+    return {
+        "calls": total,
+        "answered": answered,
+        "answer_rate": answered / total if total else None,
+        "missed": total - answered,
+        "callback_in_time": called_back,
+        "callback_rate": called_back / (total - answered) if total - answered else None,
+    }

@@ -6,6 +6,8 @@ app_name = "desk"
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("new/", views.new, name="new"),
+    path("calls/", views.calls, name="calls"),
+    path("calls/<int:pk>/callback/", views.call_back, name="call_back"),
     path("<str:number>/", views.detail, name="detail"),
     path("<str:number>/act/", views.act, name="act"),
 ]

@@ -11,8 +11,8 @@ from caiwei.accounts.permissions import require
 from caiwei.accounts.roles import Capability
 
 from . import flow, services
-from .forms import TicketForm
-from .models import Ticket
+from .forms import CallForm, TicketForm
+from .models import HotlineCall, Ticket
 
 
 def visible_tickets(user):
@@ -56,7 +56,24 @@ def queue(request):
 
 @require(Capability.DESK_CREATE)
 def new(request):
-    form = TicketForm(request.POST or None, user=request.user)
+    call = None
+    if request.GET.get("call") or request.POST.get("call"):
+        call = get_object_or_404(
+            HotlineCall.objects.visible_to(request.user),
+            pk=request.GET.get("call") or request.POST.get("call"),
+        )
+    initial = {}
+    if call is not None:
+        initial = {
+            "region": call.region,
+            "channel": Ticket.Channel.HOTLINE,
+            "requester_name": call.caller_name,
+            "requester_phone": call.caller_number,
+            "requester_org": call.caller_org,
+            "title": call.summary[:120],
+            "description": call.summary,
+        }
+    form = TicketForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         region = data.pop("region")
@@ -65,9 +82,61 @@ def new(request):
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
+            if call is not None:
+                call.ticket = ticket
+                call.save(update_fields=["ticket"])
             messages.success(request, f"已登记工单 {ticket.number}")
             return redirect("desk:detail", number=ticket.number)
-    return render(request, "desk/new.html", {"form": form})
+    return render(request, "desk/new.html", {"form": form, "call": call})
+
+
+@require(Capability.DESK_WORK)
+def calls(request):
+    """热线登记: the call log, the callbacks due, and this month's answer and callback rates."""
+    qs = HotlineCall.objects.visible_to(request.user).select_related(
+        "region", "agent", "ticket", "callback_by"
+    )
+    form = CallForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            call = services.log_call(request.user, **data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(
+                request,
+                "已登记来电"
+                + (
+                    "" if call.answered else f"，回拨时限 {timezone.localtime(call.callback_due):%m-%d %H:%M}"
+                ),
+            )
+            return redirect("desk:calls")
+    month_start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return render(
+        request,
+        "desk/calls.html",
+        {
+            "form": form,
+            "page": Paginator(qs, 50).get_page(request.GET.get("page")),
+            "pending": qs.filter(answered=False, callback_at__isnull=True).order_by("callback_due"),
+            "kpi": services.hotline_kpis(qs.filter(at__gte=month_start)),
+            "now": timezone.now(),
+        },
+    )
+
+
+@require(Capability.DESK_WORK)
+@require_POST
+def call_back(request, pk: int):
+    call = get_object_or_404(HotlineCall.objects.visible_to(request.user), pk=pk)
+    try:
+        services.call_back(request.user, call, request.POST.get("summary", ""))
+    except ValidationError as exc:
+        messages.error(request, "；".join(exc.messages))
+    else:
+        messages.success(request, f"已回拨 {call.caller_number}")
+    return redirect("desk:calls")
 
 
 def _detail_context(request, ticket):

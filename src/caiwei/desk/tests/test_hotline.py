@@ -1,0 +1,104 @@
+"""The hotline log: missed calls get a same-business-day callback; answer and callback rates; a call opens a ticket."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from caiwei.desk import services
+from caiwei.desk.models import HotlineCall, Ticket
+
+SH = ZoneInfo("Asia/Shanghai")
+pytestmark = pytest.mark.django_db
+
+
+def test_missed_call_callback_due_same_business_day(users, regions):
+    city = regions["152500000"]
+    call = services.log_call(
+        users["agent"],
+        region=city,
+        at=datetime(2026, 11, 24, 10, tzinfo=SH),
+        answered=False,
+        caller_number="0479-0000000",
+    )
+    assert call.callback_due == datetime(2026, 11, 24, 18, tzinfo=SH)
+    # After hours on the eve of National Day: due at the close of the next business day, 10-08.
+    late = services.log_call(
+        users["agent"],
+        region=city,
+        at=datetime(2026, 9, 30, 19, tzinfo=SH),
+        answered=False,
+        caller_number="0479-0000001",
+    )
+    assert late.callback_due == datetime(2026, 10, 8, 18, tzinfo=SH)
+    answered = services.log_call(users["agent"], region=city, answered=True, caller_number="0479-0000002")
+    assert answered.callback_due is None
+    with pytest.raises(ValidationError, match="已接听"):
+        services.call_back(users["agent"], answered)
+
+
+def test_rates(users, regions):
+    city = regions["152500000"]
+    for i in range(18):
+        services.log_call(users["agent"], region=city, answered=True, caller_number=f"0479-10000{i:02d}")
+    missed = [
+        services.log_call(users["agent"], region=city, answered=False, caller_number=f"0479-2000000{i}")
+        for i in range(2)
+    ]
+    services.call_back(users["agent"], missed[0], "已解答")
+    with pytest.raises(ValidationError, match="已于"):
+        services.call_back(users["agent"], missed[0])
+    kpi = services.hotline_kpis(HotlineCall.objects.all())
+    assert (kpi["calls"], kpi["answered"], kpi["missed"], kpi["callback_in_time"]) == (20, 18, 2, 1)
+    assert kpi["answer_rate"] == 0.9 and kpi["callback_rate"] == 0.5
+
+
+def test_scoping_and_roles(users, regions):
+    with pytest.raises(PermissionDenied):
+        services.log_call(users["unit"], region=regions["152502000"], answered=True, caller_number="1")
+    with pytest.raises(PermissionDenied):
+        services.log_call(users["agent"], region=regions["150000000"], answered=True, caller_number="1")
+
+
+def test_pages_log_call_back_and_open_ticket(users, regions, client_for):
+    client = client_for(users["agent"])
+    response = client.post(
+        "/desk/calls/",
+        {
+            "region": regions["152501000"].pk,
+            "at": "2026-11-24T10:00",
+            "caller_number": "0479-3000000",
+            "caller_name": "来电人（演示）",
+            "summary": "凭证退回怎么处理",
+        },
+    )
+    assert response.status_code == 302
+    call = HotlineCall.objects.get()
+    assert not call.answered and call.callback_due == datetime(2026, 11, 24, 18, tzinfo=SH)
+    page = client.get("/desk/calls/").content.decode()
+    assert f'data-pending="{call.pk}"' in page
+    client.post(f"/desk/calls/{call.pk}/callback/", {"summary": "已回拨解答"})
+    call.refresh_from_db()
+    assert call.callback_at is not None and call.callback_by == users["agent"]
+    form = client.get(f"/desk/new/?call={call.pk}").content.decode()
+    assert "0479-3000000" in form and "凭证退回怎么处理" in form
+    client.post(
+        f"/desk/new/?call={call.pk}",
+        {
+            "call": call.pk,
+            "region": regions["152501000"].pk,
+            "channel": "hotline",
+            "system": "国库集中支付",
+            "ticket_type": "咨询",
+            "severity": "一般",
+            "title": "凭证退回怎么处理",
+            "description": "来电咨询",
+            "requester_kind": "unit",
+            "requester_name": "来电人（演示）",
+            "requester_phone": "0479-3000000",
+        },
+    )
+    call.refresh_from_db()
+    assert call.ticket == Ticket.objects.get() and call.ticket.channel == "hotline"
+    assert client_for(users["unit"]).get("/desk/calls/").status_code == 403
