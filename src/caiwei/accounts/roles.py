@@ -36,6 +36,7 @@ class Capability(models.TextChoices):
     DESK_VIEW = "desk.view", "查看工单"
     DESK_CREATE = "desk.create", "登记工单"
     DESK_WORK = "desk.work", "处理工单"
+    DESK_DECIDE = "desk.decide", "认定投诉、维护服务时限策略"
     MANAGE_SANDBOX = "sandbox.manage", "生成演练库"
 
 
@@ -52,6 +53,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     Capability.DESK_VIEW: OPS_ROLES | FINANCE_ROLES,
     Capability.DESK_CREATE: OPS_ROLES | FINANCE_ROLES | {Role.UNIT_USER, Role.BANK_USER},
     Capability.DESK_WORK: OPS_ROLES,
+    Capability.DESK_DECIDE: frozenset({Role.PROJECT_MANAGER}),
     Capability.MANAGE_SANDBOX: frozenset({Role.PROJECT_MANAGER, Role.ENGINEER}),
 }
 

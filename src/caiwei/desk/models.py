@@ -290,3 +290,66 @@ class HotlineCall(models.Model):
             and self.callback_due is not None
             and self.callback_at <= self.callback_due
         )
+
+
+class Survey(models.Model):
+    """满意度评价 by the requester after resolution: 1–5 (4 and 5 count as satisfied)."""
+
+    ticket = models.OneToOneField(
+        Ticket, on_delete=models.CASCADE, related_name="survey", verbose_name="工单"
+    )
+    score = models.PositiveSmallIntegerField("评分", choices=[(i, str(i)) for i in range(1, 6)])
+    comment = models.CharField("意见", max_length=500, blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "满意度评价"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(score__gte=1, score__lte=5), name="survey_score_1_5")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id}: {self.score}"
+
+    @property
+    def satisfied(self) -> bool:
+        return self.score >= 4
+
+
+class Complaint(models.Model):
+    """投诉: the project manager decides whether it is valid; 3 valid ones in a year for a region breach seed 003."""
+
+    BREACH_THRESHOLD = 3
+
+    region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, verbose_name="财政区划")
+    ticket = models.ForeignKey(
+        Ticket,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="complaints",
+        verbose_name="相关工单",
+    )
+    complainant = models.CharField("投诉人", max_length=60)
+    description = models.TextField("投诉内容")
+    at = models.DateTimeField("投诉时间", default=timezone.now)
+    valid = models.BooleanField("有效投诉", null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="认定人",
+    )
+    decision_note = models.CharField("认定说明", max_length=300, blank=True)
+
+    objects = RegionScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = verbose_name_plural = "投诉"
+
+    def __str__(self) -> str:
+        return f"{self.region} {self.at:%Y-%m-%d} {self.complainant}"

@@ -15,7 +15,7 @@ from caiwei.bizcalendar.services import parse_instant
 from caiwei.regions.scoping import visible_regions
 
 from . import flow
-from .models import HotlineCall, SlaPolicy, SlaRule, Ticket, TicketChange, TicketComment
+from .models import Complaint, HotlineCall, SlaPolicy, SlaRule, Survey, Ticket, TicketChange, TicketComment
 from .presets import PRESETS
 from .sla import Ticket as SlaTicket
 from .sla import evaluate
@@ -141,23 +141,7 @@ def change_status(user, ticket: Ticket, target: str, note: str = "") -> Ticket:
         flow.check_transition(ticket.status, target)
     except flow.TransitionError as exc:
         raise ValidationError(str(exc)) from exc
-    now = timezone.now()
-    TicketChange.objects.create(
-        ticket=ticket, at=now, old_status=ticket.status, new_status=target, by=user, note=note[:300]
-    )
-    if ticket.responded_at is None and target != flow.NEW:
-        ticket.responded_at = now
-    if target == flow.RESOLVED:
-        ticket.resolved_at = now
-    elif flow.is_reopen(ticket.status, target):
-        ticket.resolved_at = ticket.closed_at = None
-    if target == flow.CLOSED:
-        ticket.closed_at = now
-    ticket.status = target
-    if note:
-        TicketComment.objects.create(ticket=ticket, author=user, body=note, internal=False)
-    _refresh_due(ticket)
-    ticket.save()
+    _record_change(user, ticket, target, note)
     return ticket
 
 
@@ -243,3 +227,94 @@ def hotline_kpis(calls) -> dict:
         "callback_in_time": called_back,
         "callback_rate": called_back / (total - answered) if total - answered else None,
     }
+
+
+def _own(user, ticket: Ticket) -> None:
+    if ticket.requester_id != user.pk:
+        raise PermissionDenied("只能确认或评价自己提出的工单")
+
+
+def _record_change(user, ticket: Ticket, target: str, note: str = "") -> None:
+    """Append the change to the history, stamp the ticket's milestones and recompute its due times."""
+    now = timezone.now()
+    if ticket.responded_at is None and target != flow.NEW:
+        ticket.responded_at = now
+    TicketChange.objects.create(
+        ticket=ticket, at=now, old_status=ticket.status, new_status=target, by=user, note=note[:300]
+    )
+    if target == flow.RESOLVED:
+        ticket.resolved_at = now
+    elif target == flow.CLOSED:
+        ticket.closed_at = now
+    elif flow.is_reopen(ticket.status, target):
+        ticket.resolved_at = ticket.closed_at = None
+    ticket.status = target
+    if note:
+        TicketComment.objects.create(ticket=ticket, author=user, body=note)
+    _refresh_due(ticket)
+    ticket.save()
+
+
+@transaction.atomic
+def requester_confirm(user, ticket: Ticket, accepted: bool, note: str = "") -> Ticket:
+    """提出人确认: accepting a proposed solution resolves it (or closes a resolved ticket); rejecting reopens it."""
+    _own(user, ticket)
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if ticket.status not in (flow.CONFIRMING, flow.RESOLVED):
+        raise ValidationError(f"工单处于“{flow.STATUS_LABELS[ticket.status]}”，无需确认")
+    if accepted:
+        target = flow.RESOLVED if ticket.status == flow.CONFIRMING else flow.CLOSED
+    else:
+        if not note.strip():
+            raise ValidationError({"note": "不认可时请说明原因"})
+        target = flow.IN_PROGRESS
+    _record_change(user, ticket, target, note)
+    return ticket
+
+
+@transaction.atomic
+def rate(user, ticket: Ticket, score: int, comment: str = "") -> Survey:
+    """满意度评价, once per ticket, after it is resolved."""
+    _own(user, ticket)
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if ticket.status not in (flow.RESOLVED, flow.CLOSED):
+        raise ValidationError("工单解决后才能评价")
+    if Survey.objects.filter(ticket=ticket).exists():
+        raise ValidationError("该工单已评价")
+    if score not in range(1, 6):
+        raise ValidationError({"score": "评分应为 1～5"})
+    return Survey.objects.create(ticket=ticket, score=score, comment=comment[:500], by=user)
+
+
+def satisfaction_by_region(surveys) -> list[dict]:
+    """满意率 per region (4 and 5 count as satisfied) against the contract's 90 % per county."""
+    rows: dict[str, dict] = {}
+    for survey in surveys.select_related("ticket__region"):
+        region = survey.ticket.region
+        row = rows.setdefault(
+            region.code, {"region": region.name, "code": region.code, "count": 0, "satisfied": 0}
+        )
+        row["count"] += 1
+        row["satisfied"] += survey.satisfied
+    for row in rows.values():
+        row["rate"] = row["satisfied"] / row["count"]
+    return sorted(rows.values(), key=lambda r: r["code"])
+
+
+@transaction.atomic
+def decide_complaint(user, complaint: Complaint, valid: bool, note: str = "") -> Complaint:
+    ensure(user, Capability.DESK_DECIDE, "desk.decide_complaint")
+    complaint.valid, complaint.decided_by, complaint.decision_note = valid, user, note[:300]
+    complaint.save()
+    return complaint
+
+
+def complaints_per_region(complaints, year: int) -> list[dict]:
+    """Valid complaints per region in a year, flagged at the contract's breach threshold."""
+    counts: dict[str, dict] = {}
+    for c in complaints.filter(at__year=year, valid=True).select_related("region"):
+        row = counts.setdefault(c.region.code, {"region": c.region.name, "code": c.region.code, "valid": 0})
+        row["valid"] += 1
+    for row in counts.values():
+        row["breach"] = row["valid"] >= Complaint.BREACH_THRESHOLD
+    return sorted(counts.values(), key=lambda r: r["code"])

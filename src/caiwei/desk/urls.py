@@ -7,7 +7,9 @@ urlpatterns = [
     path("", views.queue, name="queue"),
     path("new/", views.new, name="new"),
     path("calls/", views.calls, name="calls"),
+    path("mine/", views.mine, name="mine"),
     path("calls/<int:pk>/callback/", views.call_back, name="call_back"),
     path("<str:number>/", views.detail, name="detail"),
     path("<str:number>/act/", views.act, name="act"),
+    path("<str:number>/confirm/", views.confirm, name="confirm"),
 ]

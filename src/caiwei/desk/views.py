@@ -160,6 +160,8 @@ def _detail_context(request, ticket):
             role_grants__role__in=["agent", "engineer", "pm"], is_active=True
         ).distinct(),
         "can_work": request.user.can(Capability.DESK_WORK),
+        "is_requester": ticket.requester_id == request.user.pk,
+        "survey": getattr(ticket, "survey", None),
         "statuses": flow.STATUS_LABELS,
     }
 
@@ -189,6 +191,37 @@ def act(request, number: str):
             services.assign(request.user, ticket, assignee, request.POST.get("tier") or None)
         else:
             raise ValidationError("未知的操作")
+    except ValidationError as exc:
+        messages.error(request, "；".join(exc.messages))
+    return redirect("desk:detail", number=number)
+
+
+@require(Capability.DESK_CREATE)
+def mine(request):
+    """我的工单 (portal): the tickets the user raised, with those waiting for their confirmation first."""
+    qs = Ticket.objects.visible_to(request.user).filter(requester=request.user).select_related("region")
+    waiting = qs.filter(status__in=[flow.CONFIRMING, flow.RESOLVED], survey__isnull=True)
+    return render(
+        request,
+        "desk/mine.html",
+        {"page": Paginator(qs, 50).get_page(request.GET.get("page")), "waiting": waiting},
+    )
+
+
+@require(Capability.DESK_CREATE)
+@require_POST
+def confirm(request, number: str):
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    try:
+        if request.POST.get("action") == "rate":
+            services.rate(
+                request.user, ticket, int(request.POST.get("score") or 0), request.POST.get("comment", "")
+            )
+            messages.success(request, "感谢您的评价")
+        else:
+            services.requester_confirm(
+                request.user, ticket, request.POST.get("accepted") == "1", request.POST.get("note", "")
+            )
     except ValidationError as exc:
         messages.error(request, "；".join(exc.messages))
     return redirect("desk:detail", number=number)

@@ -33,7 +33,7 @@ TILES = [
         CAPABILITIES[Capability.DESK_VIEW],
         "desk:queue",
     ),
-    Tile("portal", "我的工单", "提交、跟踪本单位的工单，确认与评价", REQUESTERS),
+    Tile("portal", "我的工单", "提交、跟踪本单位的工单，确认解决并评价", REQUESTERS, "desk:mine"),
     Tile("kb", "知识库", "常见问题手册、文章版本、相似问题推荐", OPS_ROLES | FINANCE_ROLES | REQUESTERS),
     Tile(
         "inspections",
