@@ -146,7 +146,7 @@ STATIC_ROOT = VAR_DIR / "static"
 NODE_MODULES = PROJECT_DIR / "node_modules"
 STATICFILES_DIRS = [
     (f"vendor/{name}", NODE_MODULES / package / "dist")
-    for name, package in (("bootstrap", "bootstrap"), ("htmx", "htmx.org"))
+    for name, package in (("bootstrap", "bootstrap"), ("htmx", "htmx.org"), ("echarts", "echarts"))
     if (NODE_MODULES / package / "dist").exists()
 ]
 STORAGES = {

@@ -8,6 +8,7 @@ urlpatterns = [
     path("new/", views.new, name="new"),
     path("calls/", views.calls, name="calls"),
     path("mine/", views.mine, name="mine"),
+    path("dashboard/", views.dashboard, name="dashboard"),
     path("calls/<int:pk>/callback/", views.call_back, name="call_back"),
     path("<str:number>/", views.detail, name="detail"),
     path("<str:number>/act/", views.act, name="act"),

@@ -225,3 +225,25 @@ def confirm(request, number: str):
     except ValidationError as exc:
         messages.error(request, "；".join(exc.messages))
     return redirect("desk:detail", number=number)
+
+
+@require(Capability.DESK_VIEW)
+def dashboard(request):
+    """考核看板: the month's contract KPIs against their thresholds, with charts (ECharts, data as JSON)."""
+    from .kpi import monthly_kpis
+
+    try:
+        kpis = monthly_kpis(request.user, request.GET.get("month") or None)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        kpis = monthly_kpis(request.user, None)
+    chart = {
+        "systems": [[name, count] for name, count in kpis["top_systems"]],
+        "types": [[name, count] for name, count in kpis["top_types"]],
+        "breaches": kpis["breaches"],
+        "satisfaction": [
+            [r["region"], round(r["rate"] * 100, 1), r["target"] * 100]
+            for r in kpis["satisfaction_by_region"]
+        ],
+    }
+    return render(request, "desk/dashboard.html", {"k": kpis, "chart": chart})

@@ -8,3 +8,11 @@ register = template.Library()
 @register.filter
 def pretty_json(value) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+
+
+@register.filter
+def percent(value) -> str:
+    """0.965 → “96.5%”; None → “-” (no data is not 0 %)."""
+    if value is None:
+        return "-"
+    return f"{value * 100:.1f}%".replace(".0%", "%")

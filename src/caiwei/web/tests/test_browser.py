@@ -175,3 +175,30 @@ def test_agent_opens_ticket_and_engineer_resolves(live_server, users, regions, p
     engineer.wait_for_selector("[data-status=resolved]")
     assert engineer.locator("text=已重发凭证，银行已回单").count() == 1
     context.close()
+
+
+def test_kpi_dashboard_draws_charts(live_server, users, regions, page):
+    from caiwei.bizcalendar.defaults import ensure_defaults
+    from caiwei.bizcalendar.models import BusinessCalendar, KeyPeriod
+    from caiwei.desk import flow, services
+
+    ensure_defaults(BusinessCalendar, KeyPeriod)
+    for i, code in enumerate(["152502000", "152501000", "152502000"]):
+        requester = users["unit"] if code == "152502000" else users["bank"]
+        ticket = services.create_ticket(
+            requester,
+            region=regions[code],
+            system="国库集中支付",
+            ticket_type="咨询",
+            title=f"问题{i}",
+            description="描述",
+            requester_name="经办人（演示）",
+        )
+        ticket = services.change_status(users["agent"], ticket, flow.RESOLVED)
+        services.rate(requester, ticket, 5 - i * 2)
+    log_in(page, live_server, users["pm"].username)
+    page.goto(f"{live_server.url}/desk/dashboard/")
+    page.wait_for_selector("#chart-satisfaction svg")
+    assert page.locator("#chart-systems svg").count() == 1
+    assert page.locator("[data-kpi=tickets]").inner_text() == "3"
+    page.screenshot(path=str(SHOTS / "desk-dashboard.png"), full_page=True)
