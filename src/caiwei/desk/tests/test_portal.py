@@ -77,3 +77,17 @@ def test_satisfaction_and_complaints_per_region(users, regions):
     year = Complaint.objects.first().at.year
     (row,) = services.complaints_per_region(Complaint.objects.all(), year)
     assert row["valid"] == 3 and row["breach"]
+
+
+def test_pm_maintains_policies_in_admin(users, client_for):
+    pm = client_for(users["pm"])
+    listing = pm.get("/admin/desk/slapolicy/").content.decode()
+    for code in ("daxing", "foshan", "nantong", "xilingol"):
+        assert code in listing
+    from caiwei.desk.models import SlaPolicy, SlaRule
+
+    policy = SlaPolicy.objects.get(code="foshan")
+    SlaRule.objects.filter(policy=policy).delete()
+    pm.post("/admin/desk/slapolicy/", {"action": "reset_to_preset", "_selected_action": [policy.pk]})
+    assert SlaRule.objects.filter(policy=policy).count() > 0
+    assert client_for(users["agent"]).get("/admin/desk/slapolicy/").status_code in (302, 403)
