@@ -4,7 +4,7 @@ from caiwei.accounts.roles import Capability
 from caiwei.web.admin_site import CapabilityAdmin
 
 from . import services
-from .models import Complaint, SlaPolicy, SlaRule
+from .models import Complaint, EscalationRule, SlaPolicy, SlaRule
 from .presets import PRESETS
 
 
@@ -57,3 +57,9 @@ class ComplaintAdmin(CapabilityAdmin):
         if "valid" in form.changed_data:
             obj.decided_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(EscalationRule)
+class EscalationRuleAdmin(CapabilityAdmin):
+    capability = Capability.DESK_DECIDE
+    list_display = ["name", "clock", "at_percent", "action", "target_user", "severity", "active"]

@@ -353,3 +353,66 @@ class Complaint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.region} {self.at:%Y-%m-%d} {self.complainant}"
+
+
+class EscalationRule(models.Model):
+    """升级规则: when a clock has used ``at_percent`` of its target, notify, reassign or raise the severity."""
+
+    class Action(models.TextChoices):
+        NOTIFY = "notify", "通知"
+        REASSIGN = "reassign", "转二线并改派"
+        RAISE = "raise", "提高严重程度"
+
+    name = models.CharField("名称", max_length=60)
+    clock = models.CharField("时限", max_length=20, choices=CLOCK_CHOICES, default="resolution")
+    at_percent = models.PositiveSmallIntegerField("触发比例(%)", default=80)
+    action = models.CharField("动作", max_length=10, choices=Action.choices, default=Action.NOTIFY)
+    target_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="通知/改派给",
+    )
+    severity = models.CharField("仅限严重程度", max_length=4, choices=SEVERITY_CHOICES, blank=True)
+    active = models.BooleanField("启用", default=True)
+
+    class Meta:
+        ordering = ["clock", "at_percent"]
+        verbose_name = verbose_name_plural = "升级规则"
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.get_clock_display()} {self.at_percent}%：{self.get_action_display()}）"
+
+
+class Escalation(models.Model):
+    """A rule that has fired for a ticket (once per rule and ticket)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="escalations")
+    rule = models.ForeignKey(EscalationRule, on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    detail = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["-at"]
+        constraints = [models.UniqueConstraint(fields=["ticket", "rule"], name="escalation_once")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.rule_id}"
+
+
+class Notification(models.Model):
+    """站内通知."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    ticket = models.ForeignKey(Ticket, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=300)
+    at = models.DateTimeField(default=timezone.now)
+    read = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return self.text

@@ -42,16 +42,15 @@ def queue(request):
     page = Paginator(
         qs.order_by("due_first_response", "-opened_at") if status == "open" else qs, 50
     ).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "desk/queue.html",
-        {
-            "page": page,
-            "now": timezone.now(),
-            "status": status,
-            "statuses": flow.STATUS_LABELS,
-        },
-    )
+    notices = request.user.notifications.filter(read=False).select_related("ticket")[:10]
+    context = {
+        "page": page,
+        "now": timezone.now(),
+        "status": status,
+        "statuses": flow.STATUS_LABELS,
+        "notices": notices,
+    }
+    return render(request, "desk/queue.html", context)
 
 
 @require(Capability.DESK_CREATE)

@@ -19,8 +19,17 @@ class Command(BaseCommand):
         d.add_argument("--type", required=True, choices=TYPES)
         d.add_argument("--opened", required=True, help="受理时间，ISO 8601，如 2026-09-30T17:30+08:00")
         d.add_argument("--json", action="store_true", help="以 JSON 输出")
+        sub.add_parser("sweep", help="按升级规则检查全部未办结工单（后台任务进程每分钟也会执行）")
 
-    def handle(self, *args, action, preset, severity, opened, **options):
+    def handle(self, *args, action, **options):
+        if action == "sweep":
+            from ...escalation import sweep
+
+            self.stdout.write(f"已触发 {sweep()} 次升级")
+            return
+        self.due(**options)
+
+    def due(self, preset, severity, opened, **options):
         try:
             result = due(preset, severity, options["type"], opened)
         except ValidationError as exc:
