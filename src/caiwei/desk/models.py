@@ -416,3 +416,55 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class VendorOrder(models.Model):
+    """厂商工单: a problem passed to the provincial development team, tracked by their reference until closed."""
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", "已提交"
+        ACCEPTED = "accepted", "厂商处理中"
+        ANSWERED = "answered", "厂商已答复"
+        CLOSED = "closed", "已关闭"
+
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="vendor_orders", verbose_name="工单"
+    )
+    vendor = models.CharField("厂商", max_length=80, default="省级开发团队")
+    reference = models.CharField("厂商单号", max_length=60)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.SUBMITTED)
+    due = models.DateField("要求答复日期")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = verbose_name_plural = "厂商工单"
+        constraints = [
+            models.UniqueConstraint(fields=["vendor", "reference"], name="vendororder_reference_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} {self.reference}"
+
+    @property
+    def overdue(self) -> bool:
+        return self.status != self.Status.CLOSED and timezone.localdate() > self.due
+
+
+class VendorFollowUp(models.Model):
+    """跟进记录 of a vendor order."""
+
+    order = models.ForeignKey(VendorOrder, on_delete=models.CASCADE, related_name="follow_ups")
+    at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.CharField("跟进情况", max_length=500)
+    status = models.CharField("状态", max_length=10, choices=VendorOrder.Status.choices)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.at:%Y-%m-%d}"

@@ -15,7 +15,18 @@ from caiwei.bizcalendar.services import parse_instant
 from caiwei.regions.scoping import visible_regions
 
 from . import flow
-from .models import Complaint, HotlineCall, SlaPolicy, SlaRule, Survey, Ticket, TicketChange, TicketComment
+from .models import (
+    Complaint,
+    HotlineCall,
+    SlaPolicy,
+    SlaRule,
+    Survey,
+    Ticket,
+    TicketChange,
+    TicketComment,
+    VendorFollowUp,
+    VendorOrder,
+)
 from .presets import PRESETS
 from .sla import Ticket as SlaTicket
 from .sla import evaluate
@@ -318,3 +329,36 @@ def complaints_per_region(complaints, year: int) -> list[dict]:
     for row in counts.values():
         row["breach"] = row["valid"] >= Complaint.BREACH_THRESHOLD
     return sorted(counts.values(), key=lambda r: r["code"])
+
+
+@transaction.atomic
+def to_vendor(
+    user, ticket: Ticket, *, reference: str, due, vendor: str = "省级开发团队", note: str = ""
+) -> VendorOrder:
+    """转厂商: open a vendor work order with the vendor's reference; the ticket moves to the vendor tier."""
+    ensure(user, Capability.DESK_WORK, "desk.to_vendor")
+    if not reference.strip():
+        raise ValidationError({"reference": "请填写厂商单号"})
+    if due is None or due < timezone.localdate():
+        raise ValidationError({"due": "要求答复日期不能早于今天"})
+    if VendorOrder.objects.filter(vendor=vendor, reference=reference.strip()).exists():
+        raise ValidationError({"reference": f"厂商单号“{reference}”已登记"})
+    order = VendorOrder.objects.create(
+        ticket=ticket, vendor=vendor, reference=reference.strip(), due=due, created_by=user
+    )
+    VendorFollowUp.objects.create(order=order, by=user, note=note or "已提交厂商", status=order.status)
+    ticket.tier = Ticket.Tier.VENDOR
+    ticket.save(update_fields=["tier"])
+    return order
+
+
+@transaction.atomic
+def follow_up(user, order: VendorOrder, note: str, status: str) -> VendorFollowUp:
+    ensure(user, Capability.DESK_WORK, "desk.follow_up")
+    if status not in VendorOrder.Status.values:
+        raise ValidationError({"status": f"未知的厂商工单状态“{status}”"})
+    if not note.strip():
+        raise ValidationError({"note": "请填写跟进情况"})
+    order.status = status
+    order.save(update_fields=["status"])
+    return VendorFollowUp.objects.create(order=order, by=user, note=note.strip()[:500], status=status)

@@ -1,3 +1,5 @@
+from datetime import date
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -12,7 +14,7 @@ from caiwei.accounts.roles import Capability
 
 from . import flow, services
 from .forms import CallForm, TicketForm
-from .models import HotlineCall, Ticket
+from .models import HotlineCall, Ticket, VendorOrder
 
 
 def visible_tickets(user):
@@ -162,6 +164,8 @@ def _detail_context(request, ticket):
         "is_requester": ticket.requester_id == request.user.pk,
         "survey": getattr(ticket, "survey", None),
         "statuses": flow.STATUS_LABELS,
+        "vendor_orders": ticket.vendor_orders.prefetch_related("follow_ups__by"),
+        "vendor_statuses": VendorOrder.Status.choices,
     }
 
 
@@ -184,6 +188,24 @@ def act(request, number: str):
         elif action == "comment":
             services.comment(
                 request.user, ticket, request.POST.get("body", ""), request.POST.get("internal") == "1"
+            )
+        elif action == "vendor":
+            try:
+                due = date.fromisoformat(request.POST.get("due", ""))
+            except ValueError as exc:
+                raise ValidationError("要求答复日期格式应为 YYYY-MM-DD") from exc
+            services.to_vendor(
+                request.user,
+                ticket,
+                reference=request.POST.get("reference", ""),
+                due=due,
+                vendor=request.POST.get("vendor") or "省级开发团队",
+                note=request.POST.get("note", ""),
+            )
+        elif action == "follow_up":
+            order = get_object_or_404(ticket.vendor_orders, pk=request.POST.get("order"))
+            services.follow_up(
+                request.user, order, request.POST.get("note", ""), request.POST.get("status", "")
             )
         elif action == "assign":
             assignee = User.objects.filter(pk=request.POST.get("assignee") or None).first()

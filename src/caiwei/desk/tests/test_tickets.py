@@ -181,3 +181,45 @@ def test_pause_extends_the_stored_due_time(users, regions):
     assert states["first_response"].met_at == datetime(2026, 11, 24, 9, 30, tzinfo=SH)
     with pytest.raises(ValidationError):
         services.comment(users["agent"], ticket, "   ")
+
+
+@pytest.mark.django_db
+def test_vendor_work_order_from_the_page(users, regions, client_for):
+    from django.utils import timezone
+
+    ticket = services.create_ticket(users["agent"], region=regions["152500000"], **FIELDS)
+    engineer = client_for(users["engineer"])
+    due = (timezone.localdate() + timedelta(days=5)).isoformat()
+    engineer.post(
+        f"/desk/{ticket.number}/act/",
+        {
+            "action": "vendor",
+            "reference": "SJ-2026-0815",
+            "due": due,
+            "vendor": "省级开发团队",
+            "note": "凭证签章服务异常",
+        },
+    )
+    ticket.refresh_from_db()
+    order = ticket.vendor_orders.get()
+    assert ticket.tier == "vendor" and order.reference == "SJ-2026-0815" and not order.overdue
+    engineer.post(
+        f"/desk/{ticket.number}/act/",
+        {"action": "follow_up", "order": order.pk, "note": "厂商已给出补丁", "status": "answered"},
+    )
+    order.refresh_from_db()
+    assert order.status == "answered" and order.follow_ups.count() == 2
+    page = engineer.get(f"/desk/{ticket.number}/").content.decode()
+    assert "SJ-2026-0815" in page and "厂商已给出补丁" in page
+    duplicate = engineer.post(
+        f"/desk/{ticket.number}/act/",
+        {"action": "vendor", "reference": "SJ-2026-0815", "due": due},
+        follow=True,
+    )
+    assert "已登记" in duplicate.content.decode()
+    past = engineer.post(
+        f"/desk/{ticket.number}/act/",
+        {"action": "vendor", "reference": "X-1", "due": "2020-01-01"},
+        follow=True,
+    )
+    assert "不能早于今天" in past.content.decode()
