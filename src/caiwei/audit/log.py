@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from .chain import GENESIS, row_hash
@@ -85,6 +86,8 @@ def snapshot(instance) -> dict:
     data = {}
     for field in instance._meta.concrete_fields:
         value = getattr(instance, field.attname)
+        if isinstance(value, FieldFile):
+            value = value.name  # a stored file is recorded by its name
         data[field.attname] = MASK if (field.attname in secret and value) else value
     return jsonable(data)
 

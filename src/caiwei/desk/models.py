@@ -468,3 +468,24 @@ class VendorFollowUp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.at:%Y-%m-%d}"
+
+
+def attachment_path(instance, filename: str) -> str:
+    return f"desk/{instance.ticket.number}/{filename}"
+
+
+class TicketAttachment(models.Model):
+    """附件, within the size and type limits (settings CAIWEI_ATTACHMENT_MAX_MB, CAIWEI_ATTACHMENT_TYPES)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to=attachment_path)
+    name = models.CharField("文件名", max_length=200)
+    size = models.PositiveIntegerField("大小")
+    content_type = models.CharField(max_length=100, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return self.name

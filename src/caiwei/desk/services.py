@@ -22,6 +22,7 @@ from .models import (
     SlaRule,
     Survey,
     Ticket,
+    TicketAttachment,
     TicketChange,
     TicketComment,
     VendorFollowUp,
@@ -362,3 +363,21 @@ def follow_up(user, order: VendorOrder, note: str, status: str) -> VendorFollowU
     order.status = status
     order.save(update_fields=["status"])
     return VendorFollowUp.objects.create(order=order, by=user, note=note.strip()[:500], status=status)
+
+
+def attach(user, ticket: Ticket, upload) -> TicketAttachment:
+    """上传附件 within the size and type limits; a refusal names the file and the reason."""
+    from .mail import check_attachment
+
+    ensure(user, Capability.DESK_CREATE, "desk.attach")
+    reason = check_attachment(upload.name, upload.size)
+    if reason:
+        raise ValidationError(reason)
+    item = TicketAttachment(
+        ticket=ticket,
+        name=upload.name[:200],
+        size=upload.size,
+        content_type=getattr(upload, "content_type", "") or "",
+    )
+    item.file.save(upload.name, upload, save=True)
+    return item

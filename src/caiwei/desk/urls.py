@@ -13,4 +13,5 @@ urlpatterns = [
     path("<str:number>/", views.detail, name="detail"),
     path("<str:number>/act/", views.act, name="act"),
     path("<str:number>/confirm/", views.confirm, name="confirm"),
+    path("<str:number>/files/<int:pk>/", views.attachment, name="attachment"),
 ]

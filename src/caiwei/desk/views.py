@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -166,6 +167,7 @@ def _detail_context(request, ticket):
         "statuses": flow.STATUS_LABELS,
         "vendor_orders": ticket.vendor_orders.prefetch_related("follow_ups__by"),
         "vendor_statuses": VendorOrder.Status.choices,
+        "attachments": ticket.attachments.all(),
     }
 
 
@@ -189,6 +191,8 @@ def act(request, number: str):
             services.comment(
                 request.user, ticket, request.POST.get("body", ""), request.POST.get("internal") == "1"
             )
+            for upload in request.FILES.getlist("files"):
+                services.attach(request.user, ticket, upload)
         elif action == "vendor":
             try:
                 due = date.fromisoformat(request.POST.get("due", ""))
@@ -268,3 +272,10 @@ def dashboard(request):
         ],
     }
     return render(request, "desk/dashboard.html", {"k": kpis, "chart": chart})
+
+
+@require(Capability.DESK_CREATE)
+def attachment(request, number: str, pk: int):
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    item = get_object_or_404(ticket.attachments, pk=pk)
+    return FileResponse(item.file.open("rb"), as_attachment=True, filename=item.name)

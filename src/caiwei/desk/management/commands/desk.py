@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -20,8 +22,19 @@ class Command(BaseCommand):
         d.add_argument("--opened", required=True, help="受理时间，ISO 8601，如 2026-09-30T17:30+08:00")
         d.add_argument("--json", action="store_true", help="以 JSON 输出")
         sub.add_parser("sweep", help="按升级规则检查全部未办结工单（后台任务进程每分钟也会执行）")
+        mail = sub.add_parser(
+            "fetch-mail", help="收取邮件为工单：--folder 读 .eml 目录，或 --imap-host 读 IMAP 邮箱"
+        )
+        mail.add_argument("--folder", type=Path)
+        mail.add_argument("--imap-host")
+        mail.add_argument("--imap-user")
+        mail.add_argument("--imap-port", type=int, default=993)
+        mail.add_argument("--region", required=True, help="新工单所属区划代码")
+        mail.add_argument("--agent", required=True, help="以哪个坐席账号登记（须有该区划授权）")
 
     def handle(self, *args, action, **options):
+        if action == "fetch-mail":
+            return self.fetch_mail(**options)
         if action == "sweep":
             from ...escalation import sweep
 
@@ -40,3 +53,29 @@ class Command(BaseCommand):
         labels = {"first_response": "首次响应", "update": "进展更新", "resolution": "解决"}
         for clock, value in result.items():
             self.stdout.write(f"{labels[clock]}：{value or '无要求'}")
+
+    def fetch_mail(self, folder, imap_host, imap_user, imap_port, region, agent, **_):
+        from caiwei.accounts.models import User
+        from caiwei.regions.models import Region
+
+        from ...mail import fetch_folder, fetch_imap
+
+        user = User.objects.filter(username=agent, is_active=True).first()
+        target = Region.objects.filter(code=region).first()
+        if user is None or target is None:
+            raise CommandError(f"坐席账号“{agent}”或区划“{region}”不存在")
+        if folder:
+            outcomes = fetch_folder(folder, region=target, agent=user)
+        elif imap_host:
+            password = os.environ.get("CAIWEI_IMAP_PASSWORD")
+            if not (imap_user and password):
+                raise CommandError("IMAP 需要 --imap-user 与环境变量 CAIWEI_IMAP_PASSWORD")
+            outcomes = fetch_imap(imap_host, imap_user, password, region=target, agent=user, port=imap_port)
+        else:
+            raise CommandError("请指定 --folder 或 --imap-host")
+        created = sum(o.created for o in outcomes)
+        refused = sum(len(o.refused) for o in outcomes)
+        self.stdout.write(
+            f"处理邮件 {len(outcomes)} 封：新建工单 {created} 张，追加回复 {len(outcomes) - created} 条，"
+            f"拒收附件 {refused} 个"
+        )
