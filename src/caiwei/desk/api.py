@@ -1,5 +1,6 @@
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema, Status
 
@@ -8,6 +9,7 @@ from caiwei.accounts.roles import Capability
 from caiwei.regions.models import Region
 
 from . import flow, services
+from .models import HotlineCall
 from .views import visible_tickets
 
 router = Router(tags=["服务台"])
@@ -110,3 +112,83 @@ def set_status(request, number: str, data: StatusIn):
     ensure(request.user, Capability.DESK_WORK, "api:desk.status")
     ticket = get_object_or_404(visible_tickets(request.user), number=number)
     return ticket_out(services.change_status(request.user, ticket, data.status, data.note))
+
+
+class CallIn(Schema):
+    region: str
+    answered: bool
+    caller_number: str
+    caller_name: str = ""
+    caller_org: str = ""
+    summary: str = ""
+    at: datetime | None = None
+
+
+class CallOut(Schema):
+    id: int
+    region: str
+    at: datetime
+    answered: bool
+    caller_number: str
+    callback_due: datetime | None
+    callback_at: datetime | None
+    ticket: str | None
+
+
+def call_out(c) -> dict:
+    return {
+        "id": c.pk,
+        "region": c.region.code,
+        "at": c.at,
+        "answered": c.answered,
+        "caller_number": c.caller_number,
+        "callback_due": c.callback_due,
+        "callback_at": c.callback_at,
+        "ticket": c.ticket.number if c.ticket else None,
+    }
+
+
+@router.post("/calls", response={201: CallOut}, summary="登记热线来电（未接来电给出当日回拨时限）")
+def log_call(request, data: CallIn):
+    fields = data.dict(exclude_none=True)
+    region = get_object_or_404(Region, code=fields.pop("region"))
+    return Status(201, call_out(services.log_call(request.user, region=region, **fields)))
+
+
+@router.get("/calls", response=list[CallOut], summary="热线来电（待回拨优先）")
+def list_calls(request, pending: bool = False, limit: int = 100):
+    ensure(request.user, Capability.DESK_WORK, "api:desk.calls")
+    qs = HotlineCall.objects.visible_to(request.user).select_related("region", "ticket")
+    if pending:
+        qs = qs.filter(answered=False, callback_at__isnull=True).order_by("callback_due")
+    return [call_out(c) for c in qs[: max(1, min(limit, 500))]]
+
+
+@router.post("/calls/{call_id}/callback", response=CallOut, summary="记录已回拨")
+def callback(request, call_id: int, note: str = ""):
+    ensure(request.user, Capability.DESK_WORK, "api:desk.callback")
+    call = get_object_or_404(HotlineCall.objects.visible_to(request.user), pk=call_id)
+    return call_out(services.call_back(request.user, call, note))
+
+
+class RateIn(Schema):
+    score: int
+    comment: str = ""
+
+
+@router.post("/tickets/{number}/rating", response={201: dict}, summary="提出人评价（1～5）")
+def rate(request, number: str, data: RateIn):
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    survey = services.rate(request.user, ticket, data.score, data.comment)
+    return Status(201, {"ticket": number, "score": survey.score})
+
+
+@router.get("/kpis", summary="月度考核指标（按授权区划）")
+def kpis(request, month: str | None = None):
+    from .kpi import monthly_kpis
+
+    ensure(request.user, Capability.DESK_VIEW, "api:desk.kpis")
+    try:
+        return monthly_kpis(request.user, month)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc

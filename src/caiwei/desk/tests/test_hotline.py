@@ -102,3 +102,38 @@ def test_pages_log_call_back_and_open_ticket(users, regions, client_for):
     call.refresh_from_db()
     assert call.ticket == Ticket.objects.get() and call.ticket.channel == "hotline"
     assert client_for(users["unit"]).get("/desk/calls/").status_code == 403
+
+
+def test_api_calls_callback_rating_and_kpis(users, regions, client_for):
+    import json
+
+    from caiwei.desk import flow
+
+    agent = client_for(users["agent"])
+    created = agent.post(
+        "/api/desk/calls",
+        json.dumps({"region": "152500000", "answered": False, "caller_number": "0479-4000000"}),
+        content_type="application/json",
+    )
+    assert created.status_code == 201 and created.json()["callback_due"] is not None
+    call_id = created.json()["id"]
+    assert [c["id"] for c in agent.get("/api/desk/calls?pending=true").json()] == [call_id]
+    assert agent.post(f"/api/desk/calls/{call_id}/callback").json()["callback_at"] is not None
+    assert agent.get("/api/desk/calls?pending=true").json() == []
+    ticket = services.create_ticket(
+        users["unit"],
+        region=regions["152502000"],
+        system="其他",
+        ticket_type="咨询",
+        title="t",
+        description="d",
+        requester_name="n",
+    )
+    services.change_status(users["agent"], ticket, flow.RESOLVED)
+    rated = client_for(users["unit"]).post(
+        f"/api/desk/tickets/{ticket.number}/rating", json.dumps({"score": 4}), content_type="application/json"
+    )
+    assert rated.status_code == 201 and rated.json()["score"] == 4
+    k = client_for(users["pm"]).get("/api/desk/kpis").json()
+    assert k["hotline"]["calls"] == 1 and k["satisfaction"] == 1.0
+    assert client_for(users["pm"]).get("/api/desk/kpis?month=bad").status_code == 400
