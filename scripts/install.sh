@@ -26,5 +26,16 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 npm ci --no-audit --no-fund --loglevel=error >/dev/null
 
+# Charts in Word reports need a CJK font (Debian's fonts-noto-cjk).
+if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh 2>/dev/null | head -1)" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== 安装中文字体 fonts-noto-cjk"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null) || \
+      echo "未能安装中文字体：报表中的图表文字可能无法显示" >&2
+  else
+    echo "缺少中文字体：请安装 fonts-noto-cjk，否则报表图表中的中文无法显示" >&2
+  fi
+fi
+
 mkdir -p var
 .venv/bin/caiwei collectstatic --noinput --verbosity 0

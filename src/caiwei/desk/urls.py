@@ -9,6 +9,7 @@ urlpatterns = [
     path("calls/", views.calls, name="calls"),
     path("mine/", views.mine, name="mine"),
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("report.docx", views.report, name="report"),
     path("calls/<int:pk>/callback/", views.call_back, name="call_back"),
     path("<str:number>/", views.detail, name="detail"),
     path("<str:number>/act/", views.act, name="act"),

@@ -22,6 +22,10 @@ class Command(BaseCommand):
         d.add_argument("--opened", required=True, help="受理时间，ISO 8601，如 2026-09-30T17:30+08:00")
         d.add_argument("--json", action="store_true", help="以 JSON 输出")
         sub.add_parser("sweep", help="按升级规则检查全部未办结工单（后台任务进程每分钟也会执行）")
+        rep = sub.add_parser("report", help="生成运维月报（Word），按操作人的授权区划")
+        rep.add_argument("--month", help="YYYY-MM，缺省为本月")
+        rep.add_argument("--actor", required=True, help="操作人账号；密码取自 CAIWEI_PASSWORD 或提示输入")
+        rep.add_argument("--output", "-o", type=Path, required=True)
         mail = sub.add_parser(
             "fetch-mail", help="收取邮件为工单：--folder 读 .eml 目录，或 --imap-host 读 IMAP 邮箱"
         )
@@ -33,6 +37,8 @@ class Command(BaseCommand):
         mail.add_argument("--agent", required=True, help="以哪个坐席账号登记（须有该区划授权）")
 
     def handle(self, *args, action, **options):
+        if action == "report":
+            return self.report(**options)
         if action == "fetch-mail":
             return self.fetch_mail(**options)
         if action == "sweep":
@@ -79,3 +85,19 @@ class Command(BaseCommand):
             f"处理邮件 {len(outcomes)} 封：新建工单 {created} 张，追加回复 {len(outcomes) - created} 条，"
             f"拒收附件 {refused} 个"
         )
+
+    def report(self, month, actor, output, **_):
+        from caiwei.accounts.cli import authenticate_actor
+        from caiwei.accounts.roles import Capability
+        from caiwei.audit.log import record_export
+
+        from ...report import monthly_report
+
+        with authenticate_actor(actor, Capability.DESK_VIEW) as user:
+            try:
+                name, data = monthly_report(user, month)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+            output.write_bytes(data)
+            record_export("desk.monthly_report", 1, {"month": month or ""})
+        self.stdout.write(f"已生成 {name} → {output}")
