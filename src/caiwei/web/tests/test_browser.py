@@ -135,21 +135,28 @@ def test_sandbox_page(live_server, users, page, settings, tmp_path):
     page.screenshot(path=str(SHOTS / "sandbox.png"), full_page=True)
 
 
-def test_agent_opens_ticket_and_engineer_resolves(live_server, users, regions, page, browser):
+def test_hotline_to_resolution_confirmed_and_rated(live_server, users, regions, page, browser):
+    """The issue's walk-through: a missed call, the callback, a ticket, 二线 resolves, the budget unit confirms and rates."""
     from caiwei.bizcalendar.defaults import ensure_defaults
     from caiwei.bizcalendar.models import BusinessCalendar, KeyPeriod
 
     ensure_defaults(BusinessCalendar, KeyPeriod)
     log_in(page, live_server, users["agent"].username)
     page.click(".navbar >> text=服务台 · 工单")
-    page.click("text=登记工单")
+    page.click("text=热线登记")
     page.select_option("#id_region", label="锡林浩特市（152502000）")
-    page.select_option("#id_channel", "hotline")
+    page.fill("#id_caller_number", "0479-5000000")
+    page.fill("#id_caller_name", "经办人（演示）")
+    page.fill("#id_summary", "支付凭证发送失败")
+    page.click("button:has-text('登记')")
+    page.wait_for_selector("text=回拨时限")
+    page.fill("[data-pending] input[name=summary]", "已回拨，需开工单")
+    page.click("[data-pending] button:has-text('已回拨')")
+    page.wait_for_selector("text=没有待回拨的来电")
+    page.click("a:has-text('开工单')")
     page.select_option("#id_system", "国库集中支付")
     page.select_option("#id_ticket_type", "故障")
-    page.fill("#id_title", "支付凭证发送失败")
     page.fill("#id_description", "凭证状态一直为“发送中”，请协助处理")
-    page.fill("#id_requester_name", "经办人（演示）")
     page.click("button:has-text('登记')")
     page.wait_for_selector("text=已登记工单")
     page.select_option("select[name=status]", "responded")
@@ -165,16 +172,31 @@ def test_agent_opens_ticket_and_engineer_resolves(live_server, users, regions, p
     assert page.locator(f"[data-ticket='{number}']").count() == 1
     page.screenshot(path=str(SHOTS / "desk-queue.png"), full_page=True)
 
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
-    engineer = context.new_page()
+    from caiwei.desk.models import Ticket
+
+    Ticket.objects.filter(number=number).update(requester=users["unit"])  # the caller's own portal account
+    engineer = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN").new_page()
     log_in(engineer, live_server, users["engineer"].username)
     engineer.goto(f"{live_server.url}/desk/{number}/")
-    engineer.select_option("select[name=status]", "resolved")
-    engineer.fill("input[name=note]", "已重发凭证，银行已回单")
+    engineer.select_option("select[name=status]", "confirming")
+    engineer.fill("input[name=note]", "已重发凭证，银行已回单，请确认")
     engineer.click("button:has-text('提交')")
-    engineer.wait_for_selector("[data-status=resolved]")
-    assert engineer.locator("text=已重发凭证，银行已回单").count() == 1
-    context.close()
+    engineer.wait_for_selector("[data-status=confirming]")
+
+    unit = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN").new_page()
+    log_in(unit, live_server, users["unit"].username)
+    unit.click(".cw-tile >> text=我的工单")
+    unit.wait_for_selector("text=等待您确认或评价")
+    unit.screenshot(path=str(SHOTS / "desk-portal.png"), full_page=True)
+    unit.click(f"[data-ticket='{number}'] a")
+    unit.click("button:has-text('认可')")
+    unit.wait_for_selector("[data-status=resolved]")
+    unit.select_option("select[name=score]", "5")
+    unit.fill("input[name=comment]", "处理及时")
+    unit.click("button:has-text('提交评价')")
+    unit.wait_for_selector("[data-survey='5']")
+    assert unit.locator("text=内部备注").count() == 0
+    unit.screenshot(path=str(SHOTS / "desk-portal-ticket.png"), full_page=True)
 
 
 def test_kpi_dashboard_draws_charts(live_server, users, regions, page):
