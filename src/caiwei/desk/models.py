@@ -178,7 +178,20 @@ class Ticket(models.Model):
     class Meta:
         ordering = ["-opened_at"]
         verbose_name = verbose_name_plural = "工单"
-        indexes = [models.Index(fields=["region", "status", "-opened_at"], name="ticket_queue")]
+        indexes = [
+            models.Index(fields=["region", "status", "-opened_at"], name="ticket_queue"),
+            # The open queue is a few percent of all tickets: partial indexes give it in order without a sort.
+            models.Index(
+                fields=["region", "-opened_at"],
+                condition=models.Q(status__in=sorted(flow.OPEN_STATUSES)),
+                name="ticket_open_recent",
+            ),
+            models.Index(
+                fields=["region", "due_first_response", "-opened_at"],
+                condition=models.Q(status__in=sorted(flow.OPEN_STATUSES)),
+                name="ticket_open_due",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
