@@ -9,7 +9,7 @@ from caiwei.accounts.models import User
 from caiwei.audit.context import acting_as
 
 from . import flow, services
-from .models import Escalation, EscalationRule, Notification, Ticket
+from .models import Escalation, EscalationRule, Ticket
 
 RAISE = {"一般": "紧急", "紧急": "重大", "重大": "重大"}
 
@@ -52,9 +52,7 @@ def apply(ticket: Ticket, rule: EscalationRule, states: dict) -> Escalation | No
                 ticket.severity = RAISE[ticket.severity]
                 ticket.save(update_fields=["severity"])
             for user in _recipients(ticket, rule):
-                Notification.objects.create(
-                    user=user, ticket=ticket, text=f"工单临近超时（{rule.name}）：{detail}"[:300]
-                )
+                services.notify(user, f"工单临近超时（{rule.name}）：{detail}", ticket)
     except IntegrityError:
         return None  # another worker fired it first
     return escalation

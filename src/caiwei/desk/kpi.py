@@ -73,6 +73,12 @@ def monthly_kpis(user, month: str | None = None) -> dict:
     satisfied = sum(r["satisfied"] for r in by_region)
     rated = sum(r["count"] for r in by_region)
     complaints = services.complaints_per_region(Complaint.objects.visible_to(user), start.year)
+    per_agent: dict[str, list[int]] = {}
+    for survey in surveys.select_related("ticket__assignee"):
+        name = str(survey.ticket.assignee) if survey.ticket.assignee else "未分派"
+        per_agent.setdefault(name, [0, 0])
+        per_agent[name][0] += 1
+        per_agent[name][1] += survey.satisfied
     return {
         "month": label,
         "tickets": len(tickets),
@@ -94,6 +100,10 @@ def monthly_kpis(user, month: str | None = None) -> dict:
         "satisfaction_target": SATISFACTION_TARGET,
         "satisfaction_by_region": by_region,
         "complaints": complaints,
+        "satisfaction_by_agent": [
+            {"agent": a, "count": c, "satisfied": ok, "rate": ok / c}
+            for a, (c, ok) in sorted(per_agent.items())
+        ],
         "top_systems": Counter(t.system for t in tickets).most_common(8),
         "top_types": Counter(t.ticket_type for t in tickets).most_common(10),
     }

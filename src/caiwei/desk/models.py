@@ -164,6 +164,7 @@ class Ticket(models.Model):
     closed_at = models.DateTimeField("关闭时间", null=True, blank=True)
     due_first_response = models.DateTimeField("响应时限", null=True, blank=True, db_index=True)
     due_resolution = models.DateTimeField("解决时限", null=True, blank=True, db_index=True)
+    survey_reminded_at = models.DateTimeField("评价提醒时间", null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -149,6 +149,15 @@ def monthly_report(user, month: str | None = None) -> tuple[str, bytes]:
         )
     else:
         doc.add_paragraph("本月无满意度评价。")
+    if k["satisfaction_by_agent"]:
+        _table(
+            doc,
+            ["处理人", "评价数", "满意数", "满意率"],
+            [
+                [a["agent"], a["count"], a["satisfied"], percent(a["rate"])]
+                for a in k["satisfaction_by_agent"]
+            ],
+        )
     doc.add_heading("五、投诉", level=1)
     if k["complaints"]:
         _table(

@@ -18,6 +18,7 @@ from . import flow
 from .models import (
     Complaint,
     HotlineCall,
+    Notification,
     SlaPolicy,
     SlaRule,
     Survey,
@@ -381,3 +382,34 @@ def attach(user, ticket: Ticket, upload) -> TicketAttachment:
     )
     item.file.save(upload.name, upload, save=True)
     return item
+
+
+def notify(user, text: str, ticket: Ticket | None = None) -> Notification:
+    """站内通知, and an e-mail too when CAIWEI_NOTIFY_EMAIL is on and the user has an address."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    note = Notification.objects.create(user=user, ticket=ticket, text=text[:300])
+    if getattr(settings, "CAIWEI_NOTIFY_EMAIL", False) and user.email:
+        send_mail(f"[财维] {text[:60]}", text, None, [user.email], fail_silently=True)
+    return note
+
+
+def remind_surveys(now: datetime | None = None) -> int:
+    """Remind requesters once to rate tickets resolved more than a business day ago."""
+    now = now or timezone.now()
+    workday = calendars()["workday"]
+    count = 0
+    pending = Ticket.objects.filter(
+        status__in=[flow.RESOLVED, flow.CLOSED],
+        survey__isnull=True,
+        survey_reminded_at__isnull=True,
+        requester__isnull=False,
+        resolved_at__isnull=False,
+    ).select_related("requester")
+    for ticket in pending:
+        if end_of_business_day(workday, ticket.resolved_at) < now:
+            notify(ticket.requester, f"请为工单 {ticket.number}（{ticket.title}）的处理情况评价", ticket)
+            Ticket.objects.filter(pk=ticket.pk).update(survey_reminded_at=now)
+            count += 1
+    return count

@@ -91,3 +91,35 @@ def test_pm_maintains_policies_in_admin(users, client_for):
     pm.post("/admin/desk/slapolicy/", {"action": "reset_to_preset", "_selected_action": [policy.pk]})
     assert SlaRule.objects.filter(policy=policy).count() > 0
     assert client_for(users["agent"]).get("/admin/desk/slapolicy/").status_code in (302, 403)
+
+
+def test_survey_reminder_once_and_email_when_configured(users, regions, settings):
+    from datetime import timedelta
+
+    from django.core import mail
+    from django.utils import timezone
+
+    from caiwei.desk.models import Notification
+
+    settings.CAIWEI_NOTIFY_EMAIL = True
+    users["unit"].email = "unit@example.invalid"
+    users["unit"].save()
+    ticket = services.create_ticket(users["unit"], region=regions["152502000"], **FIELDS)
+    services.change_status(users["agent"], ticket, flow.RESOLVED)
+    assert services.remind_surveys() == 0  # resolved today: not yet
+    later = timezone.now() + timedelta(days=10)
+    assert services.remind_surveys(now=later) == 1
+    assert services.remind_surveys(now=later) == 0  # once
+    note = Notification.objects.get(user=users["unit"])
+    assert ticket.number in note.text and mail.outbox[-1].to == ["unit@example.invalid"]
+
+
+def test_satisfaction_per_agent(users, regions):
+    from caiwei.desk.kpi import monthly_kpis
+
+    ticket = services.create_ticket(users["unit"], region=regions["152502000"], **FIELDS)
+    services.assign(users["agent"], ticket, users["engineer"])
+    services.change_status(users["agent"], ticket, flow.RESOLVED)
+    services.rate(users["unit"], ticket, 4)
+    (row,) = monthly_kpis(users["pm"])["satisfaction_by_agent"]
+    assert row["agent"] == str(users["engineer"]) and row["rate"] == 1.0
