@@ -107,6 +107,7 @@ def clock_states(ticket: Ticket, now: datetime | None = None, specs: dict | None
 
 
 def _refresh_due(ticket: Ticket) -> None:
+    """Recompute the stored due times (used to sort the queue) from the ticket's history."""
     states = clock_states(ticket)
     ticket.due_first_response = states["first_response"].due
     ticket.due_resolution = states["resolution"].due
@@ -413,3 +414,8 @@ def remind_surveys(now: datetime | None = None) -> int:
             Ticket.objects.filter(pk=ticket.pk).update(survey_reminded_at=now)
             count += 1
     return count
+
+
+def refresh_due(ticket: Ticket) -> None:
+    _refresh_due(ticket)
+    ticket.save(update_fields=["due_first_response", "due_resolution"])

@@ -22,6 +22,9 @@ class Command(BaseCommand):
         d.add_argument("--opened", required=True, help="受理时间，ISO 8601，如 2026-09-30T17:30+08:00")
         d.add_argument("--json", action="store_true", help="以 JSON 输出")
         sub.add_parser("sweep", help="按升级规则检查全部未办结工单（后台任务进程每分钟也会执行）")
+        imp = sub.add_parser("import", help="导入工单（CSV：UTF-8 或 GBK；或 Excel），全部校验通过才写入")
+        imp.add_argument("file", type=Path)
+        imp.add_argument("--actor", required=True, help="导入人账号；密码取自 CAIWEI_PASSWORD 或提示输入")
         rep = sub.add_parser("report", help="生成运维月报（Word），按操作人的授权区划")
         rep.add_argument("--month", help="YYYY-MM，缺省为本月")
         rep.add_argument("--actor", required=True, help="操作人账号；密码取自 CAIWEI_PASSWORD 或提示输入")
@@ -37,6 +40,8 @@ class Command(BaseCommand):
         mail.add_argument("--agent", required=True, help="以哪个坐席账号登记（须有该区划授权）")
 
     def handle(self, *args, action, **options):
+        if action == "import":
+            return self.import_file(**options)
         if action == "report":
             return self.report(**options)
         if action == "fetch-mail":
@@ -101,3 +106,18 @@ class Command(BaseCommand):
             output.write_bytes(data)
             record_export("desk.monthly_report", 1, {"month": month or ""})
         self.stdout.write(f"已生成 {name} → {output}")
+
+    def import_file(self, file, actor, **_):
+        from django.core.exceptions import ValidationError as Invalid
+
+        from caiwei.accounts.cli import authenticate_actor
+        from caiwei.accounts.roles import Capability
+
+        from ...importer import import_tickets
+
+        with authenticate_actor(actor, Capability.DESK_WORK) as user:
+            try:
+                count = import_tickets(user, file)
+            except Invalid as exc:
+                raise CommandError("导入失败，未写入任何工单：\n" + "\n".join(exc.messages)) from exc
+        self.stdout.write(f"已导入 {count} 张工单")
