@@ -24,6 +24,20 @@ def eml(subject: str, body: str, attachments=()) -> bytes:
     return msg.as_bytes()
 
 
+def fetch(inbox) -> None:
+    call_command(
+        "desk",
+        "fetch-mail",
+        "--folder",
+        str(inbox),
+        "--region",
+        "152500000",
+        "--agent",
+        "t_agent",
+        stdout=StringIO(),
+    )
+
+
 def test_folder_intake_threads_and_refuses(users, regions, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.CAIWEI_ATTACHMENT_MAX_MB = 1
@@ -40,17 +54,7 @@ def test_folder_intake_threads_and_refuses(users, regions, tmp_path, settings):
             ],
         )
     )
-    call_command(
-        "desk",
-        "fetch-mail",
-        "--folder",
-        str(inbox),
-        "--region",
-        "152500000",
-        "--agent",
-        "t_agent",
-        stdout=StringIO(),
-    )
+    fetch(inbox)
     ticket = Ticket.objects.get()
     assert (
         ticket.channel == "email"
@@ -62,17 +66,7 @@ def test_folder_intake_threads_and_refuses(users, regions, tmp_path, settings):
     assert ticket.number in reply.subject and "可执行" in reply.body and "超过上限 1 MB" in reply.body
     assert (inbox / "done" / "1.eml").exists()
     (inbox / "2.eml").write_bytes(eml(f"回复：[{ticket.number}] 用款计划无法提交", "补充：是 11 月的计划"))
-    call_command(
-        "desk",
-        "fetch-mail",
-        "--folder",
-        str(inbox),
-        "--region",
-        "152500000",
-        "--agent",
-        "t_agent",
-        stdout=StringIO(),
-    )
+    fetch(inbox)
     assert Ticket.objects.count() == 1
     assert ticket.comments.get().body.startswith("[邮件回复] 补充")
 

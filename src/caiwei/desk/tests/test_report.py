@@ -14,8 +14,9 @@ from caiwei.desk import flow, services
 pytestmark = pytest.mark.django_db
 
 
-def make_month(users, regions):
-    for i, code in enumerate(["152502000", "152501000"]):
+def rated_tickets(users, regions, ratings=(("152502000", 5), ("152501000", 2))):
+    """Resolved consultations, each rated by its requester (the county's unit user or the bank user)."""
+    for i, (code, score) in enumerate(ratings):
         requester = users["unit"] if code == "152502000" else users["bank"]
         ticket = services.create_ticket(
             requester,
@@ -27,11 +28,11 @@ def make_month(users, regions):
             requester_name="经办人（演示）",
         )
         ticket = services.change_status(users["agent"], ticket, flow.RESOLVED)
-        services.rate(requester, ticket, 5 - 3 * i)
+        services.rate(requester, ticket, score)
 
 
 def test_report_from_the_page(users, regions, client_for):
-    make_month(users, regions)
+    rated_tickets(users, regions)
     response = client_for(users["pm"]).get("/desk/report.docx")
     assert response.status_code == 200 and "attachment" in response["Content-Disposition"]
     doc = Document(io.BytesIO(response.content))
@@ -51,7 +52,7 @@ def test_report_from_the_page(users, regions, client_for):
 
 
 def test_report_from_the_cli(users, regions, tmp_path, monkeypatch):
-    make_month(users, regions)
+    rated_tickets(users, regions)
     monkeypatch.setenv("CAIWEI_PASSWORD", PASSWORD)
     out = tmp_path / "m.docx"
     call_command("desk", "report", "--actor", "t_pm", "-o", str(out), stdout=StringIO())

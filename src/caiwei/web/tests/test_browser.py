@@ -202,22 +202,10 @@ def test_hotline_to_resolution_confirmed_and_rated(live_server, users, regions, 
 def test_kpi_dashboard_draws_charts(live_server, users, regions, page):
     from caiwei.bizcalendar.defaults import ensure_defaults
     from caiwei.bizcalendar.models import BusinessCalendar, KeyPeriod
-    from caiwei.desk import flow, services
+    from caiwei.desk.tests.test_report import rated_tickets
 
     ensure_defaults(BusinessCalendar, KeyPeriod)
-    for i, code in enumerate(["152502000", "152501000", "152502000"]):
-        requester = users["unit"] if code == "152502000" else users["bank"]
-        ticket = services.create_ticket(
-            requester,
-            region=regions[code],
-            system="国库集中支付",
-            ticket_type="咨询",
-            title=f"问题{i}",
-            description="描述",
-            requester_name="经办人（演示）",
-        )
-        ticket = services.change_status(users["agent"], ticket, flow.RESOLVED)
-        services.rate(requester, ticket, 5 - i * 2)
+    rated_tickets(users, regions, (("152502000", 5), ("152501000", 3), ("152502000", 1)))
     log_in(page, live_server, users["pm"].username)
     page.goto(f"{live_server.url}/desk/dashboard/")
     page.wait_for_selector("#chart-satisfaction svg")
