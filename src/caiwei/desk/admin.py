@@ -24,6 +24,7 @@ class SlaPolicyAdmin(CapabilityAdmin):
 
     capability = Capability.DESK_DECIDE
     list_display = ["code", "name", "warn_ratio", "source"]
+    filter_horizontal = ["regions"]
     inlines = [SlaRuleInline]
     actions = ["reset_to_preset"]
 

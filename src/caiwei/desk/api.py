@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
@@ -122,6 +122,7 @@ class CallIn(Schema):
     caller_org: str = ""
     summary: str = ""
     at: datetime | None = None
+    ticket: str | None = None
 
 
 class CallOut(Schema):
@@ -152,6 +153,8 @@ def call_out(c) -> dict:
 def log_call(request, data: CallIn):
     fields = data.dict(exclude_none=True)
     region = get_object_or_404(Region, code=fields.pop("region"))
+    if "ticket" in fields:
+        fields["ticket"] = get_object_or_404(visible_tickets(request.user), number=fields["ticket"])
     return Status(201, call_out(services.log_call(request.user, region=region, **fields)))
 
 
@@ -192,3 +195,94 @@ def kpis(request, month: str | None = None):
         return monthly_kpis(request.user, month)
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
+
+
+class CommentIn(Schema):
+    body: str
+    internal: bool = False
+
+
+@router.post("/tickets/{number}/comments", response={201: dict}, summary="回复或内部备注")
+def add_comment(request, number: str, data: CommentIn):
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    comment = services.comment(request.user, ticket, data.body, data.internal)
+    return Status(201, {"ticket": number, "id": comment.pk, "internal": comment.internal})
+
+
+class AssignIn(Schema):
+    assignee: str | None = None
+    tier: str | None = None
+
+
+@router.post("/tickets/{number}/assign", response=TicketOut, summary="分派与升级（一线/二线/厂商）")
+def assign(request, number: str, data: AssignIn):
+    from caiwei.accounts.models import User
+
+    ensure(request.user, Capability.DESK_WORK, "api:desk.assign")
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    assignee = get_object_or_404(User, username=data.assignee) if data.assignee else None
+    return ticket_out(services.assign(request.user, ticket, assignee, data.tier))
+
+
+class VendorIn(Schema):
+    reference: str
+    due: date
+    vendor: str = "省级开发团队"
+    note: str = ""
+
+
+@router.post("/tickets/{number}/vendor-orders", response={201: dict}, summary="转厂商工单")
+def to_vendor(request, number: str, data: VendorIn):
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    order = services.to_vendor(request.user, ticket, **data.dict())
+    return Status(
+        201, {"id": order.pk, "reference": order.reference, "status": order.status, "due": order.due}
+    )
+
+
+class ComplaintIn(Schema):
+    region: str
+    complainant: str
+    description: str
+    ticket: str | None = None
+
+
+@router.post("/complaints", response={201: dict}, summary="登记投诉（由项目经理认定有效与否）")
+def add_complaint(request, data: ComplaintIn):
+    region = get_object_or_404(Region, code=data.region)
+    ticket = get_object_or_404(visible_tickets(request.user), number=data.ticket) if data.ticket else None
+    complaint = services.register_complaint(
+        request.user, region=region, complainant=data.complainant, description=data.description, ticket=ticket
+    )
+    return Status(201, {"id": complaint.pk})
+
+
+@router.post("/complaints/{complaint_id}/decision", response=dict, summary="认定投诉（项目经理）")
+def decide(request, complaint_id: int, valid: bool, note: str = ""):
+    from .models import Complaint
+
+    ensure(request.user, Capability.DESK_DECIDE, "api:desk.decide")
+    complaint = get_object_or_404(Complaint.objects.visible_to(request.user), pk=complaint_id)
+    services.decide_complaint(request.user, complaint, valid, note)
+    return {"id": complaint.pk, "valid": complaint.valid}
+
+
+@router.get("/report", summary="运维月报（Word）")
+def report(request, month: str | None = None):
+    from django.http import HttpResponse
+
+    from caiwei.audit.log import record_export
+
+    from .report import monthly_report
+
+    ensure(request.user, Capability.DESK_VIEW, "api:desk.report")
+    try:
+        name, data = monthly_report(request.user, month)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+    record_export("desk.monthly_report", 1, {"month": month or ""})
+    response = HttpResponse(
+        data, content_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    )
+    response["Content-Disposition"] = 'attachment; filename="monthly-report.docx"'
+    return response

@@ -43,6 +43,8 @@ class TicketForm(RegionScopedForm):
 
 
 class CallForm(RegionScopedForm):
+    ticket_number = forms.CharField(label="关联工单号", required=False, help_text="来电询问已有工单时填写")
+
     class Meta:
         model = HotlineCall
         fields = ["region", "at", "answered", "caller_number", "caller_name", "caller_org", "summary"]

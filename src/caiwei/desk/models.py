@@ -42,6 +42,13 @@ class SlaPolicy(models.Model):
     name = models.CharField("名称", max_length=60)
     source = models.CharField("合同依据", max_length=300, blank=True)
     warn_ratio = models.FloatField("预警比例", default=0.8, help_text="已用时间达到目标的该比例时预警")
+    regions = models.ManyToManyField(
+        "regions.Region",
+        blank=True,
+        related_name="sla_policies",
+        verbose_name="适用区划",
+        help_text="该区划及其下级的新工单采用本策略；未指定区划的工单采用默认策略",
+    )
 
     class Meta:
         ordering = ["code"]

@@ -76,6 +76,16 @@ def default_policy() -> SlaPolicy:
     return SlaPolicy.objects.filter(code=DEFAULT_PRESET).first() or apply_preset(DEFAULT_PRESET)
 
 
+def policy_for(region) -> SlaPolicy:
+    """The policy of the nearest region up the tree that has one (a county before its league), else the default."""
+    codes = [c for c in region.path.split("/") if c]
+    for code in reversed(codes):
+        policy = SlaPolicy.objects.filter(regions__code=code).order_by("pk").first()
+        if policy is not None:
+            return policy
+    return default_policy()
+
+
 def due(preset: str, severity: str, ticket_type: str, opened: str | datetime) -> dict[str, str | None]:
     """Due instants of a preset's clocks for a ticket opened at ``opened`` (the `caiwei desk due` command)."""
     policy = PRESETS.get(preset)
@@ -129,7 +139,7 @@ def create_ticket(user, *, region, **fields) -> Ticket:
     ensure(user, Capability.DESK_CREATE, "desk.create")
     if not visible_regions(user).filter(pk=region.pk).exists():
         raise PermissionDenied(f"无权在区划“{region.name}”登记工单")
-    fields.setdefault("policy", default_policy())
+    fields.setdefault("policy", policy_for(region))
     for _ in range(5):  # two agents saving at once may draw the same number: draw again
         try:
             with transaction.atomic():
@@ -419,3 +429,18 @@ def remind_surveys(now: datetime | None = None) -> int:
 def refresh_due(ticket: Ticket) -> None:
     _refresh_due(ticket)
     ticket.save(update_fields=["due_first_response", "due_resolution"])
+
+
+@transaction.atomic
+def register_complaint(
+    user, *, region, complainant: str, description: str, ticket: Ticket | None = None
+) -> Complaint:
+    """登记投诉 (any O&M staff); validity is the project manager's decision."""
+    ensure(user, Capability.DESK_WORK, "desk.register_complaint")
+    if not visible_regions(user).filter(pk=region.pk).exists():
+        raise PermissionDenied(f"无权在区划“{region.name}”登记投诉")
+    if not complainant.strip() or not description.strip():
+        raise ValidationError("投诉人与投诉内容不能为空")
+    return Complaint.objects.create(
+        region=region, complainant=complainant.strip(), description=description.strip(), ticket=ticket
+    )

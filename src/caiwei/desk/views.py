@@ -102,7 +102,12 @@ def calls(request):
     form = CallForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
+        number = data.pop("ticket_number", "").strip()
         try:
+            if number:
+                data["ticket"] = visible_tickets(request.user).filter(number=number).first()
+                if data["ticket"] is None:
+                    raise ValidationError(f"工单号“{number}”不存在或不在您的授权区划内")
             call = services.log_call(request.user, **data)
         except ValidationError as exc:
             form.add_error(None, exc)

@@ -137,3 +137,69 @@ def test_api_calls_callback_rating_and_kpis(users, regions, client_for):
     k = client_for(users["pm"]).get("/api/desk/kpis").json()
     assert k["hotline"]["calls"] == 1 and k["satisfaction"] == 1.0
     assert client_for(users["pm"]).get("/api/desk/kpis?month=bad").status_code == 400
+
+
+def test_call_attaches_to_an_existing_ticket_and_api_actions(users, regions, client_for):
+    import json
+
+    from caiwei.desk.models import Complaint
+
+    ticket = services.create_ticket(
+        users["agent"],
+        region=regions["152501000"],
+        system="其他",
+        ticket_type="咨询",
+        title="t",
+        description="d",
+        requester_name="n",
+    )
+    agent = client_for(users["agent"])
+    agent.post(
+        "/desk/calls/",
+        {
+            "region": regions["152501000"].pk,
+            "at": "2026-11-24T10:00",
+            "answered": "on",
+            "caller_number": "0479-6000000",
+            "ticket_number": ticket.number,
+        },
+    )
+    assert HotlineCall.objects.get().ticket == ticket
+    bad = agent.post(
+        "/desk/calls/",
+        {
+            "region": regions["152501000"].pk,
+            "at": "2026-11-24T10:00",
+            "answered": "on",
+            "caller_number": "1",
+            "ticket_number": "GD000000000000",
+        },
+    )
+    assert "不存在" in bad.content.decode() and HotlineCall.objects.count() == 1
+    api = agent.post(
+        "/api/desk/calls",
+        json.dumps({"region": "152501000", "answered": True, "caller_number": "2", "ticket": ticket.number}),
+        content_type="application/json",
+    )
+    assert api.json()["ticket"] == ticket.number
+    post = lambda path, body: agent.post(path, json.dumps(body), content_type="application/json")  # noqa: E731
+    assert post(f"/api/desk/tickets/{ticket.number}/comments", {"body": "已电话回复"}).status_code == 201
+    assigned = post(f"/api/desk/tickets/{ticket.number}/assign", {"assignee": "t_engineer", "tier": "second"})
+    assert assigned.json()["assignee"] == "t_engineer" and assigned.json()["tier"] == "second"
+    vendor = post(
+        f"/api/desk/tickets/{ticket.number}/vendor-orders", {"reference": "SJ-1", "due": "2099-01-01"}
+    )
+    assert vendor.status_code == 201
+    complaint = post(
+        "/api/desk/complaints", {"region": "152501000", "complainant": "来电人", "description": "回复慢"}
+    )
+    assert complaint.status_code == 201
+    cid = complaint.json()["id"]
+    assert agent.post(f"/api/desk/complaints/{cid}/decision?valid=true").status_code == 403
+    assert (
+        client_for(users["pm"]).post(f"/api/desk/complaints/{cid}/decision?valid=true").json()["valid"]
+        is True
+    )
+    assert Complaint.objects.get().decided_by == users["pm"]
+    report = client_for(users["pm"]).get("/api/desk/report")
+    assert report.status_code == 200 and report.content[:2] == b"PK"

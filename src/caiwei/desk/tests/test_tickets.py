@@ -223,3 +223,20 @@ def test_vendor_work_order_from_the_page(users, regions, client_for):
         follow=True,
     )
     assert "不能早于今天" in past.content.decode()
+
+
+@pytest.mark.django_db
+def test_policy_follows_the_region_tree(users, regions):
+    foshan = services.apply_preset("foshan")
+    nantong = services.apply_preset("nantong")
+    foshan.regions.add(regions["152500000"])
+    nantong.regions.add(regions["152501000"])
+    county = services.create_ticket(users["agent"], region=regions["152501000"], **FIELDS)
+    league_county = services.create_ticket(users["agent"], region=regions["152502000"], **FIELDS)
+    assert county.policy == nantong  # the county's own policy wins over the league's
+    assert league_county.policy == foshan  # inherited from the league
+    foshan.regions.clear()
+    assert (
+        services.create_ticket(users["agent"], region=regions["152502000"], **FIELDS).policy.code
+        == "xilingol"
+    )
