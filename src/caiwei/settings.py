@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "caiwei.jobs",
     "caiwei.sandbox",
     "caiwei.desk",
+    "caiwei.checks",
     "caiwei.web",
 ]
 

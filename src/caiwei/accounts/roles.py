@@ -38,6 +38,9 @@ class Capability(models.TextChoices):
     DESK_WORK = "desk.work", "处理工单"
     DESK_DECIDE = "desk.decide", "认定投诉、维护服务时限策略"
     MANAGE_SANDBOX = "sandbox.manage", "生成演练库"
+    CHECKS_VIEW = "checks.view", "查看数据检查"
+    CHECKS_RUN = "checks.run", "执行数据检查、由问题开工单"
+    MANAGE_TARGETS = "targets.manage", "登记运维对象与数据库连接"
 
 
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -55,6 +58,9 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     Capability.DESK_WORK: OPS_ROLES,
     Capability.DESK_DECIDE: frozenset({Role.PROJECT_MANAGER}),
     Capability.MANAGE_SANDBOX: frozenset({Role.PROJECT_MANAGER, Role.ENGINEER}),
+    Capability.CHECKS_VIEW: OPS_ROLES | FINANCE_ROLES,
+    Capability.CHECKS_RUN: OPS_ROLES | {Role.FINANCE_STAFF},
+    Capability.MANAGE_TARGETS: frozenset({Role.PROJECT_MANAGER, Role.ENGINEER}),
 }
 
 

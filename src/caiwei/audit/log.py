@@ -104,6 +104,7 @@ def audited_models_excluded() -> set[str]:
     return set(getattr(settings, "CAIWEI_AUDIT_EXCLUDE", ())) | {
         "audit.auditevent",
         "audit.audithead",
+        "checks.ruleresult",  # bulk results; the run and every ticket opened from a result are recorded
         "sessions.session",
         "admin.logentry",
         "contenttypes.contenttype",

@@ -1,35 +1,64 @@
-"""Data-check engine 数据检查 (groundwork for issue 5): rules as YAML files with SQL, written once in the PostgreSQL
-dialect, transpiled with sqlglot, and pushed down to the target database. Plain Python (no Django).
+"""Data-check rules 数据检查规则: one YAML file per rule with the SQL that returns the failing rows, written once in
+the PostgreSQL dialect over the logical tables of DOMAIN.md. Plain Python (no Django).
 
-A rule's SQL returns the failing rows; the engine counts them and fetches their keys in the database, never pulling
-a table into Python.
+A pack is a folder of rule files with a ``pack.yaml`` (Chinese title and description). Parameters are either
+fixed values or dates reckoned from the run's as-of date (``days_before_as_of``, ``month_end_before_as_of``), so
+one rule serves any year.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import sqlglot
 import yaml
+from sqlglot import exp
 
 SOURCE_DIALECT = "postgres"
-DIALECTS = {
-    "postgresql": "postgres",
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "oracle": "oracle",
-}
-PSYCOPG_PARAM = re.compile(r"%\((\w+)\)s")
+RULES_DIR = Path(__file__).resolve().parent / "rules"
+SEVERITIES = ("重大", "紧急", "一般")
 REQUIRED = ("id", "title", "severity", "module", "key", "sql")
+SCOPES = ("region", "year", "date")
 
 
 class RuleError(ValueError):
-    """A malformed rule file, named in the message (Chinese)."""
+    """A malformed rule file or an unusable parameter, named in the message (Chinese)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A rule parameter: a fixed default, or a date reckoned back from the run's as-of date."""
+
+    name: str
+    title: str = ""
+    default: Any = None
+    days_before_as_of: int | None = None
+    month_end_before_as_of: bool = False
+
+    @property
+    def is_date(self) -> bool:
+        return self.days_before_as_of is not None or self.month_end_before_as_of
+
+    def resolve(self, as_of: date, override: Any = None) -> Any:
+        if override is not None and not self.is_date:
+            return override
+        if self.days_before_as_of is not None:
+            days = int(override) if override is not None else self.days_before_as_of
+            return (as_of - timedelta(days=days)).isoformat()
+        if self.month_end_before_as_of:
+            return (as_of.replace(day=1) - timedelta(days=1)).isoformat()
+        return self.default
+
+    def describe(self) -> str:
+        if self.days_before_as_of is not None:
+            return f"检查日前 {self.days_before_as_of} 天"
+        if self.month_end_before_as_of:
+            return "检查日之前的最近月末"
+        return str(self.default)
 
 
 @dataclass(frozen=True)
@@ -43,72 +72,135 @@ class Rule:
     description: str = ""
     advice: str = ""
     pack: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
+    params: tuple[Param, ...] = ()
+    scope: dict[str, str] = field(default_factory=dict)
+    amount: str = ""  # output column whose sum is the money involved
+    labels: dict[str, str] = field(default_factory=dict)
+    path: str = ""
 
-    def render(self, dialect: str) -> str:
-        """The rule's SQL in ``dialect`` (an SQLAlchemy dialect name)."""
-        target = DIALECTS.get(dialect)
-        if target is None:
-            raise RuleError(f"规则 {self.id}：不支持的数据库方言 {dialect}")
-        sql = sqlglot.transpile(self.sql, read=SOURCE_DIALECT, write=target)[0]
-        # Parameters stay SQLAlchemy-style ":name" whatever the driver's own style (sqlglot writes psycopg's).
-        return PSYCOPG_PARAM.sub(r":\1", sql)
+    @functools.cached_property
+    def tree(self) -> exp.Expression:
+        return sqlglot.parse_one(self.sql, read=SOURCE_DIALECT)
+
+    def bind(self, as_of: date, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        overrides = overrides or {}
+        return {p.name: p.resolve(as_of, overrides.get(p.name)) for p in self.params}
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    title: str
+    description: str
+    rules: tuple[Rule, ...]
+
+
+def _params(data: Any, where: str) -> tuple[Param, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, dict):
+        raise RuleError(f"{where}：params 应为“参数名: 设置”的键值对")
+    params = []
+    for name, spec in data.items():
+        if isinstance(spec, dict):
+            unknown = set(spec) - {"title", "default", "days_before_as_of", "month_end_before_as_of"}
+            if unknown:
+                raise RuleError(f"{where}：参数 {name} 有未知设置 {'、'.join(sorted(unknown))}")
+            params.append(Param(name=str(name), **spec))
+        else:
+            params.append(Param(name=str(name), default=spec))
+    return tuple(params)
 
 
 def load_rule(path: Path, pack: str = "") -> Rule:
+    where = path.name
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise RuleError(f"{path.name}：YAML 格式错误：{exc}") from exc
+        raise RuleError(f"{where}：YAML 格式错误：{exc}") from exc
     if not isinstance(data, dict):
-        raise RuleError(f"{path.name}：内容应为键值对")
+        raise RuleError(f"{where}：内容应为键值对")
     missing = [k for k in REQUIRED if not data.get(k)]
     if missing:
-        raise RuleError(f"{path.name}：缺少字段 {'、'.join(missing)}")
+        raise RuleError(f"{where}：缺少字段 {'、'.join(missing)}")
+    if data["severity"] not in SEVERITIES:
+        raise RuleError(f"{where}：严重程度“{data['severity']}”应为 {'、'.join(SEVERITIES)}")
     try:
-        sqlglot.parse_one(data["sql"], read=SOURCE_DIALECT)
+        tree = sqlglot.parse_one(data["sql"], read=SOURCE_DIALECT)
     except sqlglot.errors.ParseError as exc:
-        raise RuleError(f"{path.name}：SQL 无法解析：{exc}") from exc
+        raise RuleError(f"{where}：SQL 无法解析：{exc}") from exc
+    if not isinstance(tree, exp.Select):
+        raise RuleError(f"{where}：SQL 应为一条 SELECT 语句")
     key = data["key"] if isinstance(data["key"], list) else [data["key"]]
+    outputs = set(tree.named_selects)
+    if "*" not in outputs:
+        absent = [k for k in [*key, data.get("amount")] if k and k not in outputs]
+        if absent:
+            raise RuleError(f"{where}：主键或金额列 {'、'.join(absent)} 不在查询结果的列中")
+    scope = dict(data.get("scope") or {})
+    if set(scope) - set(SCOPES):
+        raise RuleError(f"{where}：scope 只能包含 {'、'.join(SCOPES)}")
+    params = _params(data.get("params"), where)
+    placeholders = {p.name for p in tree.find_all(exp.Placeholder)}
+    undeclared = placeholders - {p.name for p in params}
+    if undeclared:
+        raise RuleError(f"{where}：SQL 中的参数 {'、'.join(sorted(undeclared))} 未在 params 中声明")
     return Rule(
         id=str(data["id"]),
         title=data["title"],
         severity=data["severity"],
         module=data["module"],
-        key=tuple(key),
+        key=tuple(str(k) for k in key),
         sql=data["sql"].strip().rstrip(";"),
         description=data.get("description", ""),
         advice=data.get("advice", ""),
         pack=pack,
-        params=dict(data.get("params") or {}),
+        params=params,
+        scope=scope,
+        amount=data.get("amount") or "",
+        labels=dict(data.get("labels") or {}),
+        path=str(path),
     )
 
 
-def load_pack(folder: Path) -> list[Rule]:
-    rules = [load_rule(p, folder.name) for p in sorted(folder.glob("*.yaml"))]
+def load_pack(folder: Path) -> Pack:
+    meta_path = folder / "pack.yaml"
+    meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    rules = tuple(load_rule(p, folder.name) for p in sorted(folder.glob("*.yaml")) if p.name != "pack.yaml")
     ids = [r.id for r in rules]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise RuleError(f"规则包 {folder.name}：规则编号重复 {'、'.join(duplicates)}")
-    return rules
+    return Pack(folder.name, meta.get("title", folder.name), meta.get("description", ""), rules)
 
 
-@dataclass
-class RuleResult:
-    rule: Rule
-    count: int
-    keys: list[tuple]
+@functools.cache
+def shipped_packs() -> dict[str, Pack]:
+    """The rule packs shipped with Caiwei, by folder name, in the order their folders sort."""
+    packs = {p.name: load_pack(p) for p in sorted(RULES_DIR.iterdir()) if p.is_dir()}
+    ids = [r.id for pack in packs.values() for r in pack.rules]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise RuleError(f"规则编号在多个规则包中重复：{'、'.join(duplicates)}")
+    return packs
 
 
-def run_rule(
-    engine: sa.Engine, rule: Rule, params: dict[str, Any] | None = None, key_limit: int | None = None
-) -> RuleResult:
-    """Count the failing rows and fetch their keys, both as queries in the target database."""
-    sql = rule.render(engine.dialect.name)
-    bind = {**rule.params, **(params or {})}
-    columns = ", ".join(f"f.{c}" for c in rule.key)
-    limit = f" LIMIT {int(key_limit)}" if key_limit else ""
-    with engine.connect() as conn:
-        count = conn.execute(sa.text(f"SELECT COUNT(*) FROM ({sql}) f"), bind).scalar_one()  # noqa: S608
-        keys = [tuple(r) for r in conn.execute(sa.text(f"SELECT {columns} FROM ({sql}) f{limit}"), bind)]  # noqa: S608
-    return RuleResult(rule, count, keys)
+def select_rules(names: str | list[str]) -> list[Rule]:
+    """Rules of the named packs ("all" or comma-separated pack names); unknown names raise RuleError."""
+    packs = shipped_packs()
+    wanted = names.split(",") if isinstance(names, str) else list(names)
+    wanted = [n.strip() for n in wanted if n.strip()]
+    if not wanted or "all" in wanted:
+        wanted = list(packs)
+    unknown = [n for n in wanted if n not in packs]
+    if unknown:
+        raise RuleError(f"未知的规则包 {'、'.join(unknown)}，可选：{'、'.join(packs)}")
+    return [rule for name in wanted for rule in packs[name].rules]
+
+
+def find_rule(rule_id: str) -> Rule:
+    for pack in shipped_packs().values():
+        for rule in pack.rules:
+            if rule.id == rule_id:
+                return rule
+    raise RuleError(f"没有编号为 {rule_id} 的规则")

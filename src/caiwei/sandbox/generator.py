@@ -25,10 +25,12 @@ from caiwei.bizcalendar.engine import china_calendar, is_business_day
 from . import codes
 from .schema import (
     AGENCY_ACCOUNT,
+    ASSET_CARD,
     BA_BGT_BALANCE,
     BA_BGT_CARRYOVERS,
     BA_BGT_INFO,
     ELE_AGENCY,
+    ELE_ASSET_CLASS,
     ELE_BANK,
     ELE_BGT_TYPE,
     ELE_DEP_BGT_ECO,
@@ -75,6 +77,13 @@ FAULT_TYPES = (
     "departed_staff_active",  # 离职人员账号仍启用
     "person_duplicate_id",  # 身份证号重复
     "person_malformed_id",  # 身份证号格式/校验位错误
+    "voucher_sign_failed",  # 凭证签章失败，超过 N 天仍未发出
+    "pay_item_implausible",  # 工资项目金额不合理（录入多了两位）
+    "asset_book_date_invalid",  # 资产记账日期早于取得日期
+    "asset_no_duplicate",  # 资产编号重复
+    "asset_vehicle_no_plate",  # 车辆无号牌
+    "asset_disposal_conflict",  # 在用资产却有处置日期
+    "asset_value_mismatch",  # 净值 ≠ 原值 − 累计折旧
 )
 ROLES = [
     ("R01", "单位录入", None),
@@ -424,6 +433,7 @@ class Generator:
             (ELE_FUND_TYPE, codes.FUND_TYPE),
             (ELE_PAY_TYPE, codes.PAY_TYPE),
             (ELE_BGT_TYPE, codes.BGT_TYPE),
+            (ELE_ASSET_CLASS, codes.ASSET_CLASS),
         ):
             for row in _code_rows(rows):
                 writer.add(table, row)
@@ -520,7 +530,11 @@ class Generator:
                 PERSON_INFO, (person_id, agency.code, region.code, self._name(rng), iden, status, leave)
             )
             for item_code, item_name, low, high in codes.PAY_ITEMS:
-                writer.add(PERSON_PAY_ITEM, (person_id, item_code, item_name, fen(rng.randrange(low, high))))
+                amount = rng.randrange(low, high)
+                if item_code == "01" and take(faults, "pay_item_implausible"):
+                    amount *= 100  # two zeros too many, the usual slip
+                    self.manifest.add("pay_item_implausible", person_pay_item=[person_id])
+                writer.add(PERSON_PAY_ITEM, (person_id, item_code, item_name, fen(amount)))
         clerk = f"U{agency.code}"
         roles = ["R01"] + (["R03", "R05"] if "admin_two_roles" in faults else [])
         dormant = "dormant_account" in faults
@@ -595,6 +609,7 @@ class Generator:
                 {"day": day, "amount": int(rng.lognormvariate(12.0, 1.2)) + 100, "payee": payee}
             )
 
+        self.write_assets(writer, agency, faults)
         self._apply_indicator_faults(rng, faults, indicators)
         run = AgencyRun(agency, rng, account_no, bank_code, users, clerk, clearing, faults)
         for ind in indicators:
@@ -602,6 +617,83 @@ class Generator:
         for pro_code, name, exp, tracking, total in projects:
             writer.add(
                 PM_PROJECT_INFO, (pro_code, name, region.code, year, agency.code, exp, tracking, fen(total))
+            )
+
+    def write_assets(self, writer: BulkWriter, agency: Agency, faults: list[str]) -> None:
+        """The agency's asset cards 资产卡片, from their own random stream (other tables do not shift)."""
+        spec, region = self.spec, agency.region
+        rng = _rng(spec.seed, "assets", region.code, agency.index)
+        leaves = _leaf_codes(codes.ASSET_CLASS)
+        cards = []
+        for n in range(rng.randrange(7, 13)):
+            klass = codes.ASSET_VEHICLE_CLASS if n == 2 else rng.choice(leaves)
+            acquired = spec.as_of - timedelta(days=rng.randrange(30, 3650))
+            booked = min(spec.as_of, acquired + timedelta(days=rng.randrange(0, 20)))
+            original = rng.randrange(300_000, 80_000_000)
+            years = (spec.as_of - acquired).days // 365
+            depr = 0 if klass == "101" else min(original, original * years // 10)
+            status, disposed = rng.choice(("在用", "在用", "在用", "在用", "出租", "闲置")), None
+            if n > 6 and rng.random() < 0.3:
+                status, disposed = (
+                    "已处置",
+                    min(spec.as_of, booked + timedelta(days=rng.randrange(200, 2000))),
+                )
+            plate = f"演{rng.choice('ABCDEFGHK')}{rng.randrange(10000, 99999)}" if klass == "304" else None
+            area = f"{rng.randrange(50, 5000)}.00" if klass in codes.ASSET_AREA_CLASSES else None
+            cards.append(
+                {
+                    "asset_id": f"ZC{agency.code}{n + 1:04d}",
+                    "asset_no": f"{agency.code}-{acquired:%Y}-{n + 1:05d}",
+                    "klass": klass,
+                    "acquired": acquired,
+                    "booked": booked,
+                    "original": original,
+                    "depr": depr,
+                    "net": original - depr,
+                    "status": status,
+                    "disposed": disposed,
+                    "plate": plate,
+                    "area": area,
+                }
+            )
+        if take(faults, "asset_book_date_invalid"):
+            cards[3]["booked"] = cards[3]["acquired"] - timedelta(days=rng.randrange(5, 60))
+            self.manifest.add("asset_book_date_invalid", asset_card=[cards[3]["asset_id"]])
+        if take(faults, "asset_no_duplicate"):
+            cards[1]["asset_no"] = cards[0]["asset_no"]
+            self.manifest.add("asset_no_duplicate", asset_card=[cards[0]["asset_id"], cards[1]["asset_id"]])
+        if take(faults, "asset_vehicle_no_plate"):
+            cards[2]["plate"] = None
+            self.manifest.add("asset_vehicle_no_plate", asset_card=[cards[2]["asset_id"]])
+        if take(faults, "asset_disposal_conflict"):
+            cards[4]["status"], cards[4]["disposed"] = (
+                "在用",
+                spec.as_of - timedelta(days=rng.randrange(10, 300)),
+            )
+            self.manifest.add("asset_disposal_conflict", asset_card=[cards[4]["asset_id"]])
+        if take(faults, "asset_value_mismatch"):
+            cards[5]["net"] += rng.randrange(100, 1_000_000)
+            self.manifest.add("asset_value_mismatch", asset_card=[cards[5]["asset_id"]])
+        for c in cards:
+            writer.add(
+                ASSET_CARD,
+                (
+                    c["asset_id"],
+                    region.code,
+                    agency.code,
+                    c["asset_no"],
+                    c["klass"],
+                    codes.ASSET_NAMES[c["klass"]],
+                    c["acquired"],
+                    c["booked"],
+                    fen(c["original"]),
+                    fen(c["depr"]),
+                    fen(c["net"]),
+                    c["status"],
+                    c["disposed"],
+                    c["plate"],
+                    c["area"],
+                ),
             )
 
     def _apply_indicator_faults(self, rng, faults: list[str], indicators: list[dict]) -> None:
@@ -783,7 +875,11 @@ class Generator:
         xpay_amt = amount
         # At the year's end some vouchers are still in transit: no receipt yet, which is normal within N days.
         has_receipt = xpay_date <= spec.as_of and not (day > self.overdue_cutoff and rng.random() < 0.5)
-        if day <= self.overdue_cutoff and take(faults, "voucher_no_receipt"):
+        signed = True
+        if day <= self.overdue_cutoff and take(faults, "voucher_sign_failed"):
+            signed = has_receipt = False  # never reached the bank
+            self.manifest.add("voucher_sign_failed", pay_voucher_bill=[pay_cert_no])
+        if signed and day <= self.overdue_cutoff and take(faults, "voucher_no_receipt"):
             has_receipt = False
             self.manifest.add("voucher_no_receipt", pay_voucher_bill=[pay_cert_no])
         if has_receipt and take(faults, "bank_amount_mismatch"):
@@ -826,6 +922,7 @@ class Generator:
                 lqd_date,
                 lqd_no,
                 approver,
+                "已签章" if signed else "签章失败",
             ),
         )
         if has_receipt:

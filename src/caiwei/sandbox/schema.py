@@ -43,6 +43,7 @@ ELE_DEP_BGT_ECO = code_set("ele_dep_bgt_eco", "部门预算支出经济分类")
 ELE_FUND_TYPE = code_set("ele_fund_type", "资金性质")
 ELE_PAY_TYPE = code_set("ele_pay_type", "支付方式")
 ELE_BGT_TYPE = code_set("ele_bgt_type", "指标类型")
+ELE_ASSET_CLASS = code_set("ele_asset_class", "资产分类（国标 GB/T 14885 大类，演练简化）")
 CODE_SETS = {
     "exp_func_code": ELE_EXP_FUNC,
     "gov_bgt_eco_code": ELE_GOV_BGT_ECO,
@@ -215,6 +216,7 @@ PAY_VOUCHER_BILL = Table(
     Column("act_lqd_date", Date),
     Column("lqd_cert_no", String(30)),
     Column("send_user_id", String(20), nullable=False),
+    Column("sign_status", String(8), nullable=False),  # 签章状态：已签章 / 签章失败
     comment="支付凭证",
 )
 
@@ -320,6 +322,27 @@ SYS_USER_ROLE = Table(
     Column("user_id", String(20), ForeignKey("sys_user.user_id"), primary_key=True),
     Column("role_id", String(20), ForeignKey("sys_role.role_id"), primary_key=True),
     comment="用户授权",
+)
+
+ASSET_CARD = Table(
+    "asset_card",
+    metadata,
+    Column("asset_id", String(32), primary_key=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("agency_code", String(20), nullable=False, index=True),
+    Column("asset_no", String(40), nullable=False),
+    Column("asset_class_code", String(20), nullable=False),
+    Column("asset_name", String(100), nullable=False),
+    Column("acquire_date", Date, nullable=False),
+    Column("book_date", Date, nullable=False),
+    Column("original_value", Money, nullable=False),
+    Column("accum_depr", Money, nullable=False),
+    Column("net_value", Money, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("disposal_date", Date),
+    Column("plate_no", String(12)),
+    Column("area", Numeric(14, 2)),
+    comment="资产卡片",
 )
 
 SANDBOX_INFO = Table(

@@ -1,58 +1,272 @@
-"""The check engine on the sandbox (groundwork for issue 5): rules written once, run on SQLite, PostgreSQL and
-MariaDB, and their failing keys equal the sandbox's ground truth."""
+"""The check engine against the sandbox's ground truth, on SQLite, PostgreSQL and MariaDB: for every data-matter
+fault type, precision and recall of the shipped packs are 1.0; a clean sandbox yields no finding."""
 
+import sqlite3
+from datetime import date
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from caiwei.checks.engine import RuleError, load_pack, load_rule, run_rule
-from caiwei.sandbox.generator import GenerateSpec, generate, parse_faults
+from caiwei.checks.engine import RuleError, find_rule, load_rule, select_rules, shipped_packs
+from caiwei.checks.runner import Options, connect, read_only, run_rules, run_url
+from caiwei.checks.sqlplan import Mapping, Scope, count_queries, plan
+from caiwei.sandbox.generator import FAULT_TYPES, GenerateSpec, generate, parse_faults, valid_id_number
 from caiwei.sandbox.tests.test_generator import db_url  # noqa: F401  (the three real databases)
 
-PACK = Path(__file__).resolve().parent.parent / "rules" / "sandbox"
-TRUTH = {
-    "QUOTA-001": ("indicator_overspent", "ba_bgt_info"),
-    "ELEM-001": ("element_mismatch", "pay_voucher"),
-    "BIZ-002": ("voucher_no_receipt", "pay_voucher_bill"),
+AS_OF = date(2026, 12, 31)
+# Which rules stand for which fault type, and the table whose keys they report.
+FAULT_RULES = {
+    "indicator_overspent": ["QUOTA-001"],
+    "plan_over_indicator": ["QUOTA-003"],
+    "carryover_mismatch": ["QUOTA-005"],
+    "element_mismatch": ["ELEM-001"],
+    "tracking_id_lost": ["ELEM-002"],
+    "code_not_in_set": ["CODE-101", "CODE-201", "CODE-301", "CODE-401"],
+    "non_leaf_code": ["CODE-102", "CODE-202", "CODE-302", "CODE-402"],
+    "duplicate_payment": ["DUP-001"],
+    "voucher_no_receipt": ["BIZ-001"],
+    "paid_not_cleared": ["BIZ-002"],
+    "voucher_sign_failed": ["BIZ-003"],
+    "bank_amount_mismatch": ["BIZ-005"],
+    "same_person_enter_approve": ["BIZ-008"],
+    "person_duplicate_id": ["PERSON-001"],
+    "person_malformed_id": ["PERSON-002"],
+    "pay_item_implausible": ["PERSON-003"],
+    "asset_book_date_invalid": ["ASSET-001"],
+    "asset_no_duplicate": ["ASSET-002"],
+    "asset_vehicle_no_plate": ["ASSET-003"],
+    "asset_disposal_conflict": ["ASSET-004"],
+    "asset_value_mismatch": ["ASSET-005"],
+}
+# Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
+NOT_DATA = {
+    "voucher_missing_at_bank",
+    "bank_line_no_voucher",
+    "admin_two_roles",
+    "dormant_account",
+    "departed_staff_active",
 }
 
 
-def test_rules_find_exactly_the_injected_faults(db_url):  # noqa: F811
-    manifest = generate(
-        db_url,
-        GenerateSpec(
-            payments=3000,
-            seed=21,
-            faults=parse_faults("indicator_overspent=2,element_mismatch=2,voucher_no_receipt=2"),
-        ),
-    )
-    engine = sa.create_engine(db_url)
+def key_table(rule) -> str:
+    return rule.tree.args["from_"].this.name
+
+
+def findings(outcomes) -> dict[str, set[tuple[str, str]]]:
+    return {o.rule.id: {(key_table(o.rule), str(k[0])) for k in o.keys} for o in outcomes}
+
+
+def truth(manifest, fault: str | None = None) -> set[tuple[str, str]]:
+    return {
+        (table, key)
+        for f in manifest.faults
+        if fault is None or f["type"] == fault
+        for table, keys in f["rows"].items()
+        for key in keys
+    }
+
+
+def precision_recall(manifest, found) -> dict[str, tuple[float, float, int]]:
+    table = {}
+    for fault, rule_ids in FAULT_RULES.items():
+        detected = set().union(*(found[r] for r in rule_ids))
+        expected = truth(manifest, fault)
+        hits = len(detected & expected)
+        table[fault] = (
+            hits / len(detected) if detected else 0.0,
+            hits / len(expected) if expected else 0.0,
+            hits,
+        )
+    return table
+
+
+def test_every_data_fault_has_rules():
+    assert set(FAULT_RULES) == set(FAULT_TYPES) - NOT_DATA
+    ids = {r.id for r in select_rules("all")}
+    assert {r for rules in FAULT_RULES.values() for r in rules} <= ids
+    titles = {p.title for p in shipped_packs().values()}
+    assert titles == {
+        "额度检查",
+        "要素检查",
+        "业务检查",
+        "部标校验",
+        "重复支付",
+        "资产数据体检",
+        "人员信息检查",
+    }
+
+
+def test_precision_and_recall_are_one_at_default_scale(db_url):  # noqa: F811
+    manifest = generate(db_url, GenerateSpec(seed=21, faults=parse_faults("all=2")))  # default scale: 20 000
+    outcomes = run_url(db_url, select_rules("all"), Options(as_of=AS_OF))
+    assert [o.error for o in outcomes if o.error] == []
+    found = findings(outcomes)
+    table = precision_recall(manifest, found)
+    assert {f: pr[:2] for f, pr in table.items()} == {f: (1.0, 1.0) for f in FAULT_RULES}, table
+    # No rule flags a row that is not a fault's row (rules outside FAULT_RULES included).
+    everything = truth(manifest)
+    stray = {rule: rows - everything for rule, rows in found.items() if rows - everything}
+    assert stray == {}
+    for o in outcomes:
+        assert o.count == len(o.keys) and not o.keys_truncated, o.rule.id
+
+
+def test_clean_sandbox_yields_no_finding(db_url):  # noqa: F811
+    generate(db_url, GenerateSpec(payments=6000, seed=4))
+    outcomes = run_url(db_url, select_rules("all"), Options(as_of=AS_OF))
+    assert [(o.rule.id, o.count, o.error) for o in outcomes if o.count or o.error] == []
+
+
+def test_read_only_and_statement_timeout(db_url):  # noqa: F811
+    generate(db_url, GenerateSpec(payments=3000, seed=4))
+    engine = connect(db_url)
     try:
-        for rule in load_pack(PACK):
-            fault, table = TRUTH[rule.id]
-            result = run_rule(engine, rule)
-            assert {k[0] for k in result.keys} == set(manifest.keys(fault, table)), rule.id
-            assert result.count == len(result.keys) == 2
+        with read_only(engine, 5) as conn, pytest.raises(sa.exc.DBAPIError):
+            conn.execute(sa.text("DELETE FROM person_info"))
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM person_info")).scalar() > 0
+        slow = load_rule(SLOW_RULE)
+        [outcome] = run_rules(engine, [slow], Options(as_of=AS_OF, timeout_s=1))
+        assert outcome.error == "执行超时（超过 1 秒）" and outcome.count is None
     finally:
         engine.dispose()
 
 
-def test_transpiled_for_every_dialect():
-    rule = load_rule(PACK / "overdue_receipt.yaml")
-    assert "CAST(:cutoff AS DATE)" in rule.render("postgresql")
-    for dialect in ("sqlite", "mysql", "oracle"):
-        assert "pay_bank_receipt" in rule.render(dialect)
+SLOW_RULE = Path(__file__).with_name("slow_rule.yaml")
+
+
+@pytest.fixture(scope="module")
+def faulty_sqlite(tmp_path_factory):
+    path = tmp_path_factory.mktemp("checks") / "faulty.sqlite3"
+    manifest = generate(
+        f"sqlite:///{path}", GenerateSpec(payments=5000, seed=8, faults=parse_faults("all=1"))
+    )
+    return path, manifest
+
+
+def test_combined_scans_count_the_same_as_one_query_per_rule(faulty_sqlite):
+    path, _ = faulty_sqlite
+    rules = select_rules("all")
+    combined = run_url(f"sqlite:///{path}", rules, Options(as_of=AS_OF, sample=False))
+    alone = run_url(f"sqlite:///{path}", rules, Options(as_of=AS_OF, sample=False, combine=False))
+    assert [(o.rule.id, o.count, o.amount) for o in combined] == [
+        (o.rule.id, o.count, o.amount) for o in alone
+    ]
+    assert all(o.keys == [] for o in combined)  # the row query is switched off
+    planned = [plan(r, as_of=AS_OF) for r in rules]
+    queries = count_queries(planned, "sqlite")
+    assert len(queries) < len(rules) - 5  # rules over the same tables share a scan
+    assert any(len(q.rules) >= 3 for q in queries)
+
+
+def test_mapping_serves_a_schema_with_other_names(faulty_sqlite, tmp_path):
+    path, _ = faulty_sqlite
+    copy = tmp_path / "renamed.sqlite3"
+    copy.write_bytes(path.read_bytes())
+    with sqlite3.connect(copy) as conn:
+        conn.execute("ALTER TABLE pay_voucher RENAME TO zf_zfsq")
+        conn.execute("ALTER TABLE zf_zfsq RENAME COLUMN pay_amt TO zfje")
+        conn.execute("ALTER TABLE zf_zfsq RENAME COLUMN exp_func_code TO gnkm")
+        conn.execute("ALTER TABLE ba_bgt_info RENAME COLUMN exp_func_code TO gnkm_dm")
+    mapping = Mapping.from_dict(
+        {
+            "tables": {"pay_voucher": "zf_zfsq"},
+            "columns": {
+                "pay_voucher": {"pay_amt": "zfje", "exp_func_code": "gnkm"},
+                "ba_bgt_info": {"exp_func_code": "gnkm_dm"},
+            },
+        }
+    )
+    rules = select_rules("all")
+    original = run_url(f"sqlite:///{path}", rules, Options(as_of=AS_OF))
+    mapped = run_url(f"sqlite:///{copy}", rules, Options(as_of=AS_OF), mapping=mapping)
+    assert [o.error for o in mapped if o.error] == []
+    assert [(o.rule.id, o.count, o.amount, o.keys) for o in mapped] == [
+        (o.rule.id, o.count, o.amount, o.keys) for o in original
+    ]
+    elem = next(o for o in mapped if o.rule.id == "ELEM-001")
+    assert "zf_zfsq" in elem.sql and "gnkm" in elem.sql and "exp_func_code" in elem.sample[0]
+    unmapped = run_url(f"sqlite:///{copy}", [find_rule("ELEM-001")], Options(as_of=AS_OF))
+    assert unmapped[0].error.startswith("表或列不存在")
+    with pytest.raises(RuleError, match="不合法"):
+        Mapping.from_dict({"tables": {"pay_voucher": "x; DROP TABLE y"}})
+
+
+def test_scope_narrows_to_a_region_and_a_date_window(faulty_sqlite):
+    path, manifest = faulty_sqlite
+    url = f"sqlite:///{path}"
+    rule = find_rule("DUP-001")
+    everything = run_url(url, [rule], Options(as_of=AS_OF))[0]
+    regions = {k[0][:9] for k in everything.keys}
+    assert everything.count == 2 and len(regions) == 1
+    region = regions.pop()
+    inside = run_url(url, [rule], Options(as_of=AS_OF, scope=Scope(regions=(region,))))[0]
+    outside = run_url(url, [rule], Options(as_of=AS_OF, scope=Scope(regions=("159900000",))))[0]
+    assert inside.count == 2 and outside.count == 0
+    day = date.fromisoformat(everything.sample[0]["pay_app_date"])
+    window = Scope(date_from=day, date_to=day, year=2026)
+    assert run_url(url, [rule], Options(as_of=AS_OF, scope=window))[0].count == 2
+    assert "IN ('" + region in inside.sql
+    with pytest.raises(RuleError, match="区划代码格式"):
+        Scope(regions=("1' OR '1'='1",))
+
+
+def test_samples_are_masked(faulty_sqlite):
+    path, _ = faulty_sqlite
+    [dup, ident] = run_url(
+        f"sqlite:///{path}", [find_rule("DUP-001"), find_rule("PERSON-001")], Options(as_of=AS_OF)
+    )
+    for row in dup.sample:
+        assert "*" in row["payee_acct_no"] and len(row["payee_acct_no"]) == 16
+    for row in ident.sample:
+        assert row["iden_no"][6:16] == "*" * 10
+
+
+def test_dialects_render_without_limit_for_oracle():
+    rule = find_rule("BIZ-001")
+    p = plan(rule, as_of=AS_OF)
+    from caiwei.checks.sqlplan import rows_query
+
+    assert "FETCH FIRST 50 ROWS ONLY" in rows_query(p, "oracle", 50)
+    assert "LIMIT" not in rows_query(p, "dm", 50)
+    assert "LIMIT 50" in rows_query(p, "mysql", 50)
+    assert p.params == {"cutoff": "2026-12-28"}
+    assert "CAST('2026-12-28' AS DATE)" in p.listing("postgresql")
     with pytest.raises(RuleError, match="不支持"):
-        rule.render("db2")
+        rows_query(p, "db2", 5)
+    for dialect in ("postgresql", "sqlite", "mysql", "oracle", "dm"):
+        assert count_queries([plan(r, as_of=AS_OF) for r in select_rules("all")], dialect)
 
 
 def test_bad_rule_files_are_named(tmp_path):
     (tmp_path / "a.yaml").write_text("id: X\ntitle: t\n", encoding="utf-8")
     with pytest.raises(RuleError, match="a.yaml：缺少字段"):
         load_rule(tmp_path / "a.yaml")
-    (tmp_path / "b.yaml").write_text(
-        "id: X\ntitle: t\nseverity: 一般\nmodule: m\nkey: k\nsql: SELEKT 1\n", encoding="utf-8"
+    base = "id: X\ntitle: t\nseverity: 一般\nmodule: m\nkey: k\n"
+    cases = {
+        "b.yaml": (base + "sql: SELEKT 1\n", "SQL 无法解析"),
+        "c.yaml": (base + "sql: SELECT k FROM t WHERE b = :x\n", "参数 x 未在 params 中声明"),
+        "d.yaml": (base + "sql: SELECT a FROM t\n", "主键或金额列 k 不在查询结果的列中"),
+        "e.yaml": (base.replace("一般", "严重") + "sql: SELECT k FROM t\n", "严重程度"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        with pytest.raises(RuleError, match=message):
+            load_rule(tmp_path / name)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet="0123456789X", min_size=16, max_size=19))
+def test_id_check_in_sql_agrees_with_python(value):
+    """PERSON-002 computes the GB 11643 check digit in SQL; it must agree with the Python check everywhere."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute(
+        "CREATE TABLE person_info (person_id TEXT, agency_code TEXT, mof_div_code TEXT, person_name TEXT, iden_no TEXT)"
     )
-    with pytest.raises(RuleError, match="b.yaml：SQL 无法解析"):
-        load_rule(tmp_path / "b.yaml")
+    conn.execute("INSERT INTO person_info VALUES ('1', 'a', '152500000', 'n', ?)", (value,))
+    sql = plan(find_rule("PERSON-002"), as_of=AS_OF).listing("sqlite")
+    flagged = bool(conn.execute(sql).fetchall())
+    assert flagged == (not valid_id_number(value))

@@ -158,7 +158,7 @@ def rules() -> dict[str, list[tuple[str, str]]]:
                 "pay_voucher_bill",
                 f"""
             SELECT v.pay_cert_no FROM pay_voucher_bill v LEFT JOIN pay_bank_receipt r ON r.pay_cert_no = v.pay_cert_no
-            WHERE r.receipt_no IS NULL AND v.vou_date <= '{OVERDUE}'""",
+            WHERE r.receipt_no IS NULL AND v.vou_date <= '{OVERDUE}' AND v.sign_status = '已签章'""",
             )
         ],
         "receipt_matches_voucher": [
@@ -243,6 +243,52 @@ def rules() -> dict[str, list[tuple[str, str]]]:
                 """
             SELECT u.user_id FROM sys_user u JOIN person_info p ON p.person_id = u.person_id
             WHERE u.is_enabled = TRUE AND p.status = '离职'""",
+            )
+        ],
+        "voucher_sign_failed": [
+            (
+                "pay_voucher_bill",
+                f"""
+            SELECT pay_cert_no FROM pay_voucher_bill WHERE sign_status <> '已签章' AND vou_date <= '{OVERDUE}'""",
+            )
+        ],
+        "pay_item_implausible": [
+            (
+                "person_pay_item",
+                "SELECT DISTINCT person_id FROM person_pay_item WHERE amount <= 0 OR amount > 50000",
+            )
+        ],
+        "asset_book_date_invalid": [
+            (
+                "asset_card",
+                f"SELECT asset_id FROM asset_card WHERE book_date < acquire_date OR book_date > '{AS_OF}'",
+            )
+        ],
+        "asset_no_duplicate": [
+            (
+                "asset_card",
+                """
+            SELECT asset_id FROM asset_card WHERE asset_no IN (
+              SELECT asset_no FROM asset_card GROUP BY asset_no HAVING COUNT(*) > 1)""",
+            )
+        ],
+        "asset_vehicle_no_plate": [
+            (
+                "asset_card",
+                "SELECT asset_id FROM asset_card WHERE asset_class_code = '304' AND plate_no IS NULL",
+            )
+        ],
+        "asset_disposal_conflict": [
+            (
+                "asset_card",
+                """
+            SELECT asset_id FROM asset_card WHERE (status = '已处置') <> (disposal_date IS NOT NULL)""",
+            )
+        ],
+        "asset_value_mismatch": [
+            (
+                "asset_card",
+                "SELECT asset_id FROM asset_card WHERE ROUND(net_value, 2) <> ROUND(original_value - accum_depr, 2)",
             )
         ],
         "person_duplicate_id": [

@@ -1,0 +1,428 @@
+"""Data checks from Django: targets and their connections, runs (in the worker), the diff against the previous run,
+trends, tickets from findings, schedules. Every path (page, API, command, schedule) comes through here."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from croniter import croniter
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from caiwei.accounts.permissions import ensure
+from caiwei.accounts.roles import Capability
+from caiwei.audit.log import record
+from caiwei.desk.models import SYSTEMS, Ticket
+from caiwei.regions.models import Region
+
+from . import vault
+from .engine import RuleError, select_rules, shipped_packs
+from .models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
+from .runner import Options, connect, explain_error, logical_columns, read_only, run_rules
+from .sqlplan import Scope
+
+log = logging.getLogger(__name__)
+DIFF_KEEP = 200
+
+
+def visible_targets(user):
+    return Target.objects.visible_to(user).select_related("region")
+
+
+def visible_databases(user):
+    return TargetDatabase.objects.filter(target__in=visible_targets(user)).select_related(
+        "target", "target__region"
+    )
+
+
+def visible_runs(user):
+    return CheckRun.objects.filter(database__in=visible_databases(user)).select_related(
+        "database", "database__target", "created_by"
+    )
+
+
+def _own_database(user, database: TargetDatabase) -> None:
+    if user is not None and not visible_databases(user).filter(pk=database.pk).exists():
+        raise PermissionDenied("无权访问该运维对象")
+
+
+# --- targets ----------------------------------------------------------------------------------------------------
+
+
+def save_target(user, target: Target) -> Target:
+    ensure(user, Capability.MANAGE_TARGETS, "checks.target")
+    if target.region_id and not Region.objects.filter(pk=target.region_id).exists():
+        raise ValidationError({"region": "区划不存在"})
+    from caiwei.regions.scoping import visible_regions
+
+    if not visible_regions(user).filter(pk=target.region_id).exists():
+        raise PermissionDenied("无权在该区划登记运维对象")
+    if target.created_by_id is None:
+        target.created_by = user
+    target.full_clean()
+    target.save()
+    return target
+
+
+def save_database(user, database: TargetDatabase, password: str | None = None) -> TargetDatabase:
+    """Create or change a database; a new password replaces the sealed one (an empty one keeps it)."""
+    ensure(user, Capability.MANAGE_TARGETS, "checks.database")
+    _own_database(user, database) if database.pk else None
+    if not visible_targets(user).filter(pk=database.target_id).exists():
+        raise PermissionDenied("无权访问该运维对象")
+    if password:
+        database.set_password(password)
+    database.full_clean()
+    database.save()
+    return database
+
+
+def test_connection(user, database: TargetDatabase) -> tuple[bool, str]:
+    """Connect read-only, ask the server's version and which logical tables the mapping finds."""
+    if user is not None:
+        ensure(user, Capability.MANAGE_TARGETS, "checks.database.test")
+        _own_database(user, database)
+    try:
+        engine = connect(database.url())
+    except (vault.VaultError, sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+        ok, message = False, f"连接配置有误：{exc}"
+    else:
+        try:
+            with read_only(engine, min(database.timeout_s, 30)) as conn:
+                version = ".".join(str(v) for v in (engine.dialect.server_version_info or ())[:3])
+                names = {
+                    n.lower()
+                    for n in sa.inspect(conn).get_table_names(schema=database.get_mapping().schema or None)
+                }
+            mapping = database.get_mapping()
+            wanted = {mapping.tables.get(t, t).lower() for t in logical_columns()} - {"sandbox_info"}
+            found = len(wanted & names)
+            ok = True
+            message = f"连接成功（{database.get_dialect_display()} {version}，只读）；逻辑表 {len(wanted)} 张中找到 {found} 张"
+        except sa.exc.DBAPIError as exc:
+            ok, message = False, explain_error(exc, database.timeout_s)
+        finally:
+            engine.dispose()
+    TargetDatabase.objects.filter(pk=database.pk).update(
+        last_test_at=timezone.now(), last_test_ok=ok, last_test_message=message[:300]
+    )
+    database.refresh_from_db()
+    record("checks.test_connection", obj=database, detail={"ok": ok, "message": message[:300]})
+    return ok, message
+
+
+# --- runs -------------------------------------------------------------------------------------------------------
+
+
+def start_run(
+    user,
+    database: TargetDatabase,
+    packs: str = "all",
+    scope: dict | None = None,
+    sample: bool = True,
+    schedule: CheckSchedule | None = None,
+) -> CheckRun:
+    """Queue a run for the worker (runs at once where huey is immediate)."""
+    if user is not None:
+        ensure(user, Capability.CHECKS_RUN, "checks.run")
+        _own_database(user, database)
+    try:
+        rules = select_rules(packs)
+        scope_obj = Scope.from_dict(scope)
+    except (RuleError, ValueError) as exc:
+        raise ValidationError(str(exc)) from exc
+    from caiwei.jobs import runner
+
+    run = CheckRun.objects.create(
+        database=database,
+        packs=packs or "all",
+        scope=scope_obj.as_dict(),
+        as_of=database.as_of_date(),
+        sample=sample,
+        created_by=user,
+        schedule=schedule,
+        rules_total=len(rules),
+    )
+    job = runner.start("checks.run", user=user, title=f"数据检查：{database}", params={"run": run.pk})
+    CheckRun.objects.filter(pk=run.pk).update(job=job)
+    run.refresh_from_db()
+    return run
+
+
+def execute(run: CheckRun, progress=None) -> CheckRun:
+    """Run the rules of ``run`` against its database and store the results with their diff."""
+    database = run.database
+    CheckRun.objects.filter(pk=run.pk).update(status=CheckRun.Status.RUNNING, started_at=timezone.now())
+
+    def step(done: int, total: int, what: str) -> None:
+        CheckRun.objects.filter(pk=run.pk).update(done=done, total=total)
+        if progress:
+            progress(done, total)
+
+    options = Options(
+        as_of=run.as_of, scope=Scope.from_dict(run.scope), sample=run.sample, timeout_s=database.timeout_s
+    )
+    try:
+        rules = select_rules(run.packs)
+        engine = connect(database.url())
+        try:
+            outcomes = run_rules(engine, rules, options, database.get_mapping(), progress=step)
+        finally:
+            engine.dispose()
+    except (RuleError, vault.VaultError, sa.exc.SQLAlchemyError, ModuleNotFoundError) as exc:
+        message = explain_error(exc, database.timeout_s) if isinstance(exc, sa.exc.DBAPIError) else str(exc)
+        CheckRun.objects.filter(pk=run.pk).update(
+            status=CheckRun.Status.FAILED, message=message, finished_at=timezone.now()
+        )
+        run.refresh_from_db()
+        return run
+    previous = previous_results(run, [o.rule.id for o in outcomes]) if run.sample else {}
+    results = []
+    for o in outcomes:
+        result = RuleResult(
+            run=run,
+            rule_id=o.rule.id,
+            pack=o.rule.pack,
+            title=o.rule.title,
+            severity=o.rule.severity,
+            module=o.rule.module,
+            count=o.count,
+            amount=Decimal(o.amount) if o.amount is not None else None,
+            keys=o.keys,
+            keys_truncated=o.keys_truncated,
+            columns=o.columns,
+            sample=o.sample,
+            sql=o.sql,
+            params=o.params,
+            error=o.error,
+            seconds=o.seconds,
+        )
+        if run.sample and o.count is not None and not o.error:
+            _diff(result, previous.get(o.rule.id))
+        results.append(result)
+    with transaction.atomic():
+        RuleResult.objects.bulk_create(results)
+        CheckRun.objects.filter(pk=run.pk).update(
+            status=CheckRun.Status.DONE,
+            finished_at=timezone.now(),
+            rules_total=len(results),
+            rules_failing=sum(1 for r in results if r.count),
+            rules_error=sum(1 for r in results if r.error),
+            findings=sum(r.count or 0 for r in results),
+            message="",
+        )
+    run.refresh_from_db()
+    if run.schedule_id:
+        CheckSchedule.objects.filter(pk=run.schedule_id).update(last_run=run)
+    return run
+
+
+def previous_results(run: CheckRun, rule_ids: list[str]) -> dict[str, RuleResult]:
+    """Per rule, its latest earlier result on the same database and the same scope with keys fetched."""
+    found: dict[str, RuleResult] = {}
+    earlier = (
+        RuleResult.objects.filter(
+            run__database=run.database,
+            run__status=CheckRun.Status.DONE,
+            run__sample=True,
+            run__created_at__lte=run.created_at,
+            rule_id__in=rule_ids,
+            count__isnull=False,
+        )
+        .exclude(run=run)
+        .select_related("run")
+        .order_by("-run__created_at", "-run_id")
+    )
+    for result in earlier.iterator(chunk_size=100):
+        if result.rule_id not in found and result.run.scope == run.scope:
+            found[result.rule_id] = result
+            if len(found) == len(rule_ids):
+                break
+    return found
+
+
+def _key_set(keys: list) -> set[str]:
+    return {json.dumps(k, ensure_ascii=False) for k in keys}
+
+
+def _diff(result: RuleResult, previous: RuleResult | None) -> None:
+    if previous is None:
+        return
+    now, before = _key_set(result.keys), _key_set(previous.keys)
+    new, resolved = sorted(now - before), sorted(before - now)
+    result.previous = previous
+    result.new_count, result.still_count, result.resolved_count = len(new), len(now & before), len(resolved)
+    result.new_keys = [json.loads(k) for k in new[:DIFF_KEEP]]
+    result.resolved_keys = [json.loads(k) for k in resolved[:DIFF_KEEP]]
+
+
+def trend(result: RuleResult, limit: int = 30) -> list[dict]:
+    """The rule's count over the database's last runs (oldest first), for the result page's chart."""
+    rows = (
+        RuleResult.objects.filter(
+            run__database_id=result.run.database_id, rule_id=result.rule_id, count__isnull=False
+        )
+        .order_by("-run__created_at")
+        .values("run_id", "run__created_at", "count")[:limit]
+    )
+    return [
+        {
+            "run": r["run_id"],
+            "at": timezone.localtime(r["run__created_at"]).strftime("%m-%d %H:%M"),
+            "count": r["count"],
+        }
+        for r in reversed(rows)
+    ]
+
+
+# --- tickets ----------------------------------------------------------------------------------------------------
+
+
+def open_ticket(user, result: RuleResult) -> Ticket:
+    """由问题开工单: one ticket per result, carrying the rule's severity, advice and the listing SQL."""
+    ensure(user, Capability.CHECKS_RUN, "checks.ticket")
+    _own_database(user, result.run.database)
+    if result.ticket_id:
+        return result.ticket
+    if not result.count:
+        raise ValidationError("该规则没有发现问题，无需开工单")
+    from caiwei.desk.services import create_ticket
+
+    run, database = result.run, result.run.database
+    amount = f"，涉及金额 {result.amount:,.2f} 元" if result.amount is not None else ""
+    description = "\n".join(
+        [
+            f"数据检查发现问题：{result.rule_id} {result.title}",
+            f"运维对象：{database}；检查日 {run.as_of:%Y-%m-%d}；检查记录 #{run.pk}",
+            f"问题 {result.count} 条{amount}。",
+            "",
+            f"处理建议：{shipped_rule_advice(result.rule_id)}",
+            "",
+            "列出全部问题数据的 SQL：",
+            result.sql,
+            "",
+            f"结果页：{reverse('checks:result', args=[result.pk])}",
+        ]
+    )
+    with transaction.atomic():
+        ticket = create_ticket(
+            user,
+            region=database.target.region,
+            channel=Ticket.Channel.CHECK,
+            system=result.module if result.module in SYSTEMS else "其他",
+            module=result.pack,
+            ticket_type="数据变更",
+            severity=result.severity,
+            title=f"数据检查：{result.title}（{result.count} 条）"[:120],
+            description=description,
+            requester_name=user.get_full_name() or user.username,
+        )
+        RuleResult.objects.filter(pk=result.pk).update(ticket=ticket)
+        record("checks.open_ticket", obj=ticket, detail={"result": result.pk, "rule": result.rule_id})
+    result.refresh_from_db()
+    return ticket
+
+
+def shipped_rule_advice(rule_id: str) -> str:
+    for pack in shipped_packs().values():
+        for rule in pack.rules:
+            if rule.id == rule_id:
+                return rule.advice
+    return ""
+
+
+# --- schedules --------------------------------------------------------------------------------------------------
+
+
+def save_schedule(user, schedule: CheckSchedule) -> CheckSchedule:
+    ensure(user, Capability.MANAGE_TARGETS, "checks.schedule")
+    _own_database(user, schedule.database)
+    if not croniter.is_valid(schedule.cron):
+        raise ValidationError({"cron": f"cron 表达式“{schedule.cron}”不正确，应为 5 段，如 0 2 * * *"})
+    try:
+        select_rules(schedule.packs)
+    except RuleError as exc:
+        raise ValidationError({"packs": str(exc)}) from exc
+    schedule.next_run_at = next_fire(schedule.cron, timezone.now())
+    schedule.full_clean()
+    schedule.save()
+    return schedule
+
+
+def next_fire(cron: str, after: datetime) -> datetime:
+    return croniter(cron, timezone.localtime(after)).get_next(datetime)
+
+
+def fire_schedules(now: datetime | None = None) -> int:
+    """Start the runs whose time has come (the worker's tick calls this each minute)."""
+    now = now or timezone.now()
+    fired = 0
+    for schedule in CheckSchedule.objects.filter(enabled=True, next_run_at__lte=now).select_related(
+        "database"
+    ):
+        updated = CheckSchedule.objects.filter(pk=schedule.pk, next_run_at=schedule.next_run_at).update(
+            next_run_at=next_fire(schedule.cron, now)
+        )
+        if not updated:  # another worker took it
+            continue
+        start_run(None, schedule.database, schedule.packs, schedule.scope, schedule.sample, schedule=schedule)
+        fired += 1
+    return fired
+
+
+# --- the sandbox as a target --------------------------------------------------------------------------------------
+
+
+def register_sandbox(run_first: bool = True) -> TargetDatabase | None:
+    """The README's quickstart: the loaded sandbox becomes a target, with a first check run done."""
+    from caiwei.sandbox.service import default_url, summary
+
+    info = summary()
+    if not info.get("loaded"):
+        return None
+    url = default_url()
+    spec = (info.get("manifest") or {}).get("spec") or {}
+    city = str(spec.get("regions", "")).partition(":")[0]
+    region = Region.objects.filter(code=city).first() or Region.objects.order_by("path").first()
+    if region is None:
+        return None
+    target, _ = Target.objects.get_or_create(
+        name="演练库",
+        defaults={
+            "system": "国库集中支付",
+            "region": region,
+            "is_sandbox": True,
+            "vendor": "财维",
+            "description": "财维自带的预算执行演练库，含注入的故障",
+        },
+    )
+    as_of = _sandbox_as_of(info)
+    dialect = sa.engine.make_url(url).get_backend_name()
+    path = sa.engine.make_url(url).database if dialect == "sqlite" else ""
+    database, created = TargetDatabase.objects.get_or_create(
+        target=target,
+        name="业务库",
+        defaults={
+            "dialect": dialect if dialect in TargetDatabase.Dialect.values else "sqlite",
+            "database": path or url,
+            "as_of": as_of,
+        },
+    )
+    if not created and database.as_of != as_of:
+        TargetDatabase.objects.filter(pk=database.pk).update(as_of=as_of)
+        database.refresh_from_db()
+    if run_first and not database.runs.exists():
+        start_run(None, database)
+    return database
+
+
+def _sandbox_as_of(info: dict) -> date | None:
+    spec = (info.get("manifest") or {}).get("spec") or {}
+    value = spec.get("as_of")
+    return date.fromisoformat(value) if value else None

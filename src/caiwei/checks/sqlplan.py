@@ -1,0 +1,356 @@
+"""From a rule's logical SQL to what runs on one target: scope predicates, the target's table and column names,
+counting queries that share one scan, and rendering in the target's dialect. Works on sqlglot syntax trees.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from .engine import SOURCE_DIALECT, Rule, RuleError
+
+# SQLAlchemy dialect name → sqlglot dialect. 达梦 (dm) speaks Oracle's SQL: no LIMIT, FETCH FIRST instead.
+DIALECTS = {
+    "postgresql": "postgres",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "oracle": "oracle",
+    "dm": "oracle",
+}
+PSYCOPG_PARAM = re.compile(r"%\((\w+)\)s")
+CODE = re.compile(r"^[0-9A-Za-z_]{1,40}$")
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,127}$")
+FORBIDDEN = (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Alter, exp.Command, exp.Merge)
+
+
+def sqlglot_dialect(dialect: str) -> str:
+    try:
+        return DIALECTS[dialect]
+    except KeyError:
+        raise RuleError(f"不支持的数据库方言 {dialect}，可选：{'、'.join(DIALECTS)}") from None
+
+
+def render(tree: exp.Expression, dialect: str) -> str:
+    """SQL text for SQLAlchemy ``text()``: parameters stay ``:name`` whatever the driver's own style."""
+    return PSYCOPG_PARAM.sub(r":\1", tree.sql(dialect=sqlglot_dialect(dialect)))
+
+
+# --- scope ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """范围: regions (finance region codes), a fiscal year and a date window, for incremental runs."""
+
+    regions: tuple[str, ...] = ()
+    year: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def __post_init__(self):
+        bad = [c for c in self.regions if not CODE.match(c)]
+        if bad:
+            raise RuleError(f"区划代码格式不正确：{'、'.join(bad)}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "regions": list(self.regions),
+            "year": self.year,
+            "date_from": self.date_from.isoformat() if self.date_from else None,
+            "date_to": self.date_to.isoformat() if self.date_to else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Scope:
+        data = data or {}
+        return cls(
+            regions=tuple(data.get("regions") or ()),
+            year=int(data["year"]) if data.get("year") else None,
+            date_from=date.fromisoformat(data["date_from"]) if data.get("date_from") else None,
+            date_to=date.fromisoformat(data["date_to"]) if data.get("date_to") else None,
+        )
+
+    def describe(self) -> str:
+        parts = []
+        if self.regions:
+            parts.append("区划 " + "、".join(self.regions))
+        if self.year:
+            parts.append(f"{self.year} 年度")
+        if self.date_from or self.date_to:
+            parts.append(f"日期 {self.date_from or '…'} 至 {self.date_to or '…'}")
+        return "；".join(parts) or "全部数据"
+
+
+def _column(text: str) -> exp.Expression:
+    return sqlglot.parse_one(text, read=SOURCE_DIALECT)
+
+
+def with_scope(rule: Rule, tree: exp.Select, scope: Scope) -> exp.Select:
+    """Add the scope's predicates to the rule's outer WHERE, on the columns the rule names for them."""
+    conditions = []
+    if scope.regions and "region" in rule.scope:
+        codes = [exp.Literal.string(c) for c in scope.regions]
+        conditions.append(exp.In(this=_column(rule.scope["region"]), expressions=codes))
+    if scope.year and "year" in rule.scope:
+        conditions.append(exp.EQ(this=_column(rule.scope["year"]), expression=exp.Literal.number(scope.year)))
+    if "date" in rule.scope:
+        for bound, cls in ((scope.date_from, exp.GTE), (scope.date_to, exp.LTE)):
+            if bound:
+                value = exp.Cast(this=exp.Literal.string(bound.isoformat()), to=exp.DataType.build("DATE"))
+                conditions.append(cls(this=_column(rule.scope["date"]), expression=value))
+    tree = tree.copy()
+    for condition in conditions:
+        tree = tree.where(condition, append=True, copy=False)
+    return tree
+
+
+# --- mapping ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """映射: the target's real names for the logical tables and columns of DOMAIN.md (identity when empty)."""
+
+    tables: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    schema: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Mapping:
+        data = data or {}
+        if not isinstance(data, dict):
+            raise RuleError('映射应为 JSON 对象：{"tables": {…}, "columns": {…}}')
+        unknown = set(data) - {"tables", "columns", "schema"}
+        if unknown:
+            raise RuleError(f"映射中有未知的键 {'、'.join(sorted(unknown))}，只能是 tables、columns、schema")
+        tables = {str(k): str(v) for k, v in (data.get("tables") or {}).items()}
+        columns = {
+            str(t): {str(k): str(v) for k, v in cols.items()}
+            for t, cols in (data.get("columns") or {}).items()
+        }
+        schema = str(data.get("schema") or "")
+        names = [*tables.values(), *(c for cols in columns.values() for c in cols.values())] + (
+            [schema] if schema else []
+        )
+        bad = [n for n in names if not IDENT.match(n)]
+        if bad:
+            raise RuleError(f"映射中的表名或列名不合法：{'、'.join(bad)}")
+        return cls(tables, columns, schema)
+
+    def as_dict(self) -> dict:
+        return {"tables": self.tables, "columns": self.columns, "schema": self.schema}
+
+    def __bool__(self) -> bool:
+        return bool(self.tables or self.columns or self.schema)
+
+
+def _sources(select: exp.Select) -> dict[str, str | None]:
+    """Alias → logical table for the FROM and JOIN items of one SELECT (None for a derived table)."""
+    items = []
+    if select.args.get("from_"):
+        items.append(select.args["from_"].this)
+    items += [j.this for j in select.args.get("joins") or []]
+    found: dict[str, str | None] = {}
+    for item in items:
+        if isinstance(item, exp.Table):
+            found[item.alias_or_name] = item.name
+        elif item.alias:
+            found[item.alias] = None
+    return found
+
+
+def _owner(column: exp.Column, known: dict[str, set[str]]) -> str | None:
+    """The logical table a column belongs to, looking outwards through enclosing SELECTs (correlation)."""
+    select = column.find_ancestor(exp.Select)
+    while select is not None:
+        sources = _sources(select)
+        if column.table:
+            if column.table in sources:
+                return sources[column.table]
+        else:
+            tables = [t for t in sources.values() if t]
+            if len(sources) == 1 and tables:
+                return tables[0]
+            having = [t for t in tables if column.name in known.get(t, ())]
+            if having:
+                return having[0]
+        select = select.parent.find_ancestor(exp.Select) if select.parent else None
+    return None
+
+
+def apply_mapping(tree: exp.Expression, mapping: Mapping, known: dict[str, set[str]]) -> exp.Expression:
+    """Rename logical tables and columns to the target's; output columns keep their logical names."""
+    if not mapping:
+        return tree
+    tree = tree.copy()
+    renames: list[tuple[exp.Column, str]] = []
+    for column in tree.find_all(exp.Column):
+        owner = _owner(column, known)
+        physical = mapping.columns.get(owner or "", {}).get(column.name)
+        if physical and physical != column.name:
+            renames.append((column, physical))
+    for column, physical in renames:
+        logical = column.name
+        parent = column.parent
+        column.set("this", exp.to_identifier(physical))
+        if isinstance(parent, exp.Select) and column in parent.expressions:
+            column.replace(exp.alias_(column.copy(), logical))
+    for table in tree.find_all(exp.Table):
+        physical = mapping.tables.get(table.name)
+        if physical or mapping.schema:
+            if not table.alias:
+                table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+            table.set("this", exp.to_identifier(physical or table.name))
+            if mapping.schema:
+                table.set("db", exp.to_identifier(mapping.schema))
+    return tree
+
+
+# --- planning ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Planned:
+    """One rule made ready for a target: its tree (scoped and mapped) and its bound parameters."""
+
+    rule: Rule
+    tree: exp.Select
+    params: dict[str, Any]
+
+    def listing(self, dialect: str) -> str:
+        """The SQL that lists every failing row, parameters written in, to copy into a SQL client."""
+        tree = self.tree.copy()
+        for node in list(tree.find_all(exp.Placeholder)):
+            value = self.params.get(node.name)
+            literal = (
+                exp.Literal.number(value)
+                if isinstance(value, int | float)
+                else exp.Literal.string(str(value))
+            )
+            node.replace(literal)
+        return render(tree, dialect)
+
+
+def plan(
+    rule: Rule,
+    *,
+    as_of: date,
+    scope: Scope | None = None,
+    mapping: Mapping | None = None,
+    known: dict[str, set[str]] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Planned:
+    tree = rule.tree
+    if any(tree.find(kind) for kind in FORBIDDEN):
+        raise RuleError(f"规则 {rule.id}：只允许查询语句")
+    tree = with_scope(rule, tree, scope or Scope())
+    tree = apply_mapping(tree, mapping or Mapping(), known or {})
+    return Planned(rule, tree, rule.bind(as_of, overrides))
+
+
+def _frame(tree: exp.Select) -> exp.Select | None:
+    """The rule's FROM/JOIN frame when its failing rows are exactly the frame's rows passing its WHERE."""
+    if any(
+        tree.args.get(k)
+        for k in ("group", "having", "distinct", "limit", "offset", "order", "with", "qualify")
+    ):
+        return None
+    if not tree.args.get("where"):
+        return None
+    if any(node.find(exp.AggFunc, exp.Window) for node in tree.expressions):
+        return None
+    frame = tree.copy()
+    frame.set("where", None)
+    frame.set("expressions", [exp.Literal.number(1)])
+    return frame
+
+
+def _prefixed(node: exp.Expression, prefix: str) -> exp.Expression:
+    node = node.copy()
+    for placeholder in node.find_all(exp.Placeholder):
+        placeholder.set("this", f"{prefix}{placeholder.name}")
+    return node
+
+
+def _amount_expr(planned: Planned) -> exp.Expression | None:
+    if not planned.rule.amount:
+        return None
+    for projection in planned.tree.expressions:
+        if projection.alias_or_name == planned.rule.amount:
+            return projection.unalias() if isinstance(projection, exp.Alias) else projection
+    return None
+
+
+@dataclass
+class CountQuery:
+    """One counting query: for each of its rules, the number of failing rows and the money involved."""
+
+    rules: list[Planned]
+    sql: str
+    params: dict[str, Any]
+    columns: list[tuple[str, str | None]]  # (count column, amount column) per rule, in order
+
+
+def count_queries(planned: list[Planned], dialect: str, combine: bool = True) -> list[CountQuery]:
+    """Group rules over the same frame into one aggregate (one scan); the rest each get COUNT(*) over the rule."""
+    groups: dict[str, list[tuple[Planned, exp.Select]]] = {}
+    alone: list[Planned] = []
+    for p in planned:
+        frame = _frame(p.tree) if combine else None
+        if frame is None:
+            alone.append(p)
+        else:
+            groups.setdefault(render(frame, dialect), []).append((p, frame))
+    queries = []
+    for members in groups.values():
+        if len(members) == 1:
+            alone.append(members[0][0])
+            continue
+        frame = members[0][1].copy()
+        projections, params, columns = [], {}, []
+        for i, (p, _) in enumerate(members):
+            prefix = f"r{i}_"
+            condition = _prefixed(p.tree.args["where"].this, prefix)
+            projections.append(
+                exp.alias_(
+                    exp.func(
+                        "SUM", exp.If(this=condition, true=exp.Literal.number(1), false=exp.Literal.number(0))
+                    ),
+                    f"c{i}",
+                )
+            )
+            amount = _amount_expr(p)
+            if amount is not None:
+                amount = _prefixed(amount, prefix)
+                projections.append(
+                    exp.alias_(exp.func("SUM", exp.If(this=condition.copy(), true=amount)), f"a{i}")
+                )
+            columns.append((f"c{i}", f"a{i}" if amount is not None else None))
+            params.update({f"{prefix}{k}": v for k, v in p.params.items()})
+        frame.set("expressions", projections)
+        queries.append(CountQuery([p for p, _ in members], render(frame, dialect), params, columns))
+    for p in alone:
+        select = [exp.alias_(exp.Count(this=exp.Star()), "c0")]
+        if p.rule.amount:
+            select.append(exp.alias_(exp.func("SUM", exp.column(p.rule.amount, "f")), "a0"))
+        query = exp.select(*select).from_(p.tree.subquery("f"))
+        queries.append(
+            CountQuery([p], render(query, dialect), dict(p.params), [("c0", "a0" if p.rule.amount else None)])
+        )
+    return queries
+
+
+def rows_query(p: Planned, dialect: str, limit: int) -> str:
+    """The failing rows themselves, capped: keys for the diff and the first few as the sample."""
+    return render(exp.select("*").from_(p.tree.subquery("f")).limit(limit), dialect)
+
+
+def bare_count(p: Planned, dialect: str) -> str:
+    """COUNT(*) over the rule's own SQL, as a person would run it: the baseline of bench/checks.py."""
+    return render(exp.select(exp.Count(this=exp.Star())).from_(p.tree.subquery("f")), dialect)
