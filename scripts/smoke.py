@@ -105,6 +105,22 @@ def main():
         if job["status"] != "succeeded" or not job["result"]["intact"]:
             raise SystemExit(f"后台任务未由 worker 完成：{job}")
         print(f"smoke: 后台任务进程执行了审计链校验（{job['result']['rows']} 行，完整）")
+        req = urllib.request.Request(
+            f"{BASE}/api/auth/token",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({"username": "pm", "password": accounts["pm"], "name": "smoke"}).encode(),
+        )
+        pm = {"Authorization": f"Bearer {json.loads(urllib.request.urlopen(req).read())['token']}"}
+        runs = json.loads(
+            urllib.request.urlopen(urllib.request.Request(f"{BASE}/api/checks/runs", headers=pm)).read()
+        )
+        done = [r for r in runs if r["target"] == "演练库" and r["status"] == "done"]
+        if not done or not done[0]["findings"]:
+            raise SystemExit(f"演练库没有登记为运维对象或没有完成首次检查：{runs}")
+        print(
+            f"smoke: 演练库已登记为运维对象，首次检查 {done[0]['rules_total']} 条规则、问题 {done[0]['findings']} 条"
+        )
     except BaseException:
         sys.stdout.write((var / "up.log").read_text()[-4000:])
         raise

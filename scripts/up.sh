@@ -15,6 +15,7 @@ echo "== 初始化数据库"
 .venv/bin/caiwei accounts demo
 echo "== 载入演练库（盟本级与 3 个旗县，约 2 万笔支付，每类故障一处）"
 .venv/bin/caiwei sandbox demo --if-missing
+.venv/bin/caiwei checks sandbox
 echo
 echo "财维地址：http://${host}:${port}/"
 exec .venv/bin/caiwei serve --host "$host" --port "$port"

@@ -12,6 +12,7 @@ from caiwei.accounts.api import router as accounts_router
 from caiwei.accounts.models import ApiToken, hash_token
 from caiwei.audit.api import router as audit_router
 from caiwei.bizcalendar.api import router as calendar_router
+from caiwei.checks.api import router as checks_router
 from caiwei.desk.api import router as desk_router
 from caiwei.jobs.api import router as jobs_router
 from caiwei.regions.api import router as regions_router
@@ -95,3 +96,4 @@ api.add_router("/jobs", jobs_router)
 api.add_router("/calendar", calendar_router)
 api.add_router("/sandbox", sandbox_router)
 api.add_router("/desk", desk_router)
+api.add_router("/checks", checks_router)

@@ -17,6 +17,7 @@ urlpatterns = [
     path("jobs/", include("caiwei.jobs.urls")),
     path("sandbox/", include("caiwei.sandbox.urls")),
     path("desk/", include("caiwei.desk.urls")),
+    path("checks/", include("caiwei.checks.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

@@ -79,7 +79,7 @@ class TargetDatabase(models.Model):
     as_of = models.DateField("固定检查日", null=True, blank=True, help_text="演练库用其截止日；留空为当天")
     mapping = models.JSONField("表名与列名映射", default=dict, blank=True)
     last_test_at = models.DateTimeField("最近连接测试", null=True, blank=True)
-    last_test_ok = models.BooleanField("测试通过", null=True)
+    last_test_ok = models.BooleanField("测试通过", null=True, blank=True)
     last_test_message = models.CharField("测试结果", max_length=300, blank=True)
 
     class Meta:

@@ -18,6 +18,7 @@ from django.utils import timezone
 from caiwei.accounts.permissions import ensure
 from caiwei.accounts.roles import Capability
 from caiwei.audit.log import record
+from caiwei.audit.models import AuditAction
 from caiwei.desk.models import SYSTEMS, Ticket
 from caiwei.regions.models import Region
 
@@ -113,7 +114,7 @@ def test_connection(user, database: TargetDatabase) -> tuple[bool, str]:
         last_test_at=timezone.now(), last_test_ok=ok, last_test_message=message[:300]
     )
     database.refresh_from_db()
-    record("checks.test_connection", obj=database, detail={"ok": ok, "message": message[:300]})
+    record(AuditAction.ADMIN, obj=database, detail={"action": "测试连接", "ok": ok, "message": message[:300]})
     return ok, message
 
 
@@ -127,8 +128,9 @@ def start_run(
     scope: dict | None = None,
     sample: bool = True,
     schedule: CheckSchedule | None = None,
+    inline: bool = False,
 ) -> CheckRun:
-    """Queue a run for the worker (runs at once where huey is immediate)."""
+    """Queue a run for the worker (runs at once where huey is immediate), or run it here with ``inline``."""
     if user is not None:
         ensure(user, Capability.CHECKS_RUN, "checks.run")
         _own_database(user, database)
@@ -149,6 +151,8 @@ def start_run(
         schedule=schedule,
         rules_total=len(rules),
     )
+    if inline:
+        return execute(run)
     job = runner.start("checks.run", user=user, title=f"数据检查：{database}", params={"run": run.pk})
     CheckRun.objects.filter(pk=run.pk).update(job=job)
     run.refresh_from_db()
@@ -324,7 +328,13 @@ def open_ticket(user, result: RuleResult) -> Ticket:
             requester_name=user.get_full_name() or user.username,
         )
         RuleResult.objects.filter(pk=result.pk).update(ticket=ticket)
-        record("checks.open_ticket", obj=ticket, detail={"result": result.pk, "rule": result.rule_id})
+        record(
+            AuditAction.UPDATE,
+            object_type="checks.ruleresult",
+            object_id=str(result.pk),
+            object_repr=f"{result.rule_id} {result.title}",
+            after={"ticket": ticket.number},
+        )
     result.refresh_from_db()
     return ticket
 
@@ -417,8 +427,8 @@ def register_sandbox(run_first: bool = True) -> TargetDatabase | None:
     if not created and database.as_of != as_of:
         TargetDatabase.objects.filter(pk=database.pk).update(as_of=as_of)
         database.refresh_from_db()
-    if run_first and not database.runs.exists():
-        start_run(None, database)
+    if run_first and not database.runs.filter(status=CheckRun.Status.DONE).exists():
+        start_run(None, database, inline=True)
     return database
 
 

@@ -23,6 +23,7 @@ SUMMARY_TABLES = [
     ("gl_voucher", "总账凭证"),
     ("ba_bgt_carryovers", "结转"),
     ("person_info", "人员"),
+    ("asset_card", "资产卡片"),
     ("sys_user", "系统用户"),
 ]
 

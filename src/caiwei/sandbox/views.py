@@ -33,6 +33,13 @@ FAULT_LABELS = {
     "departed_staff_active": "离职人员账号仍启用",
     "person_duplicate_id": "身份证号重复",
     "person_malformed_id": "身份证号校验位错误",
+    "voucher_sign_failed": "凭证签章失败",
+    "pay_item_implausible": "工资项目金额不合理",
+    "asset_book_date_invalid": "资产记账日期不合理",
+    "asset_no_duplicate": "资产编号重复",
+    "asset_vehicle_no_plate": "车辆缺少号牌",
+    "asset_disposal_conflict": "资产状态与处置矛盾",
+    "asset_value_mismatch": "资产净值与原值折旧不符",
 }
 
 

@@ -44,8 +44,9 @@ TILES = [
     Tile(
         "checks",
         "数据检查",
-        "额度、要素、业务、部标、重复支付等规则下推到财政库执行",
-        OPS_ROLES | FINANCE_ROLES,
+        "额度、要素、业务、部标、重复支付、资产、人员规则下推到财政库执行，问题比对与开工单",
+        CAPABILITIES[Capability.CHECKS_VIEW],
+        "checks:index",
     ),
     Tile(
         "recon",

@@ -16,3 +16,9 @@ def percent(value) -> str:
     if value is None:
         return "-"
     return f"{value * 100:.1f}%".replace(".0%", "%")
+
+
+@register.filter
+def get_item(mapping, key):
+    """``mapping|get_item:key`` — a dictionary lookup with a variable key."""
+    return mapping.get(key) if hasattr(mapping, "get") else None

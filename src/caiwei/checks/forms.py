@@ -1,0 +1,145 @@
+import json
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from caiwei.regions.scoping import visible_regions
+
+from .engine import shipped_packs
+from .models import CheckSchedule, Target, TargetDatabase
+
+
+class Styled:
+    """Bootstrap classes on every widget, so the template can render fields as they are."""
+
+    def style(self):
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, forms.CheckboxInput | forms.CheckboxSelectMultiple | forms.SelectMultiple):
+                continue
+            css = (
+                "form-select form-select-sm"
+                if isinstance(widget, forms.Select)
+                else "form-control form-control-sm"
+            )
+            widget.attrs.setdefault("class", css)
+
+
+def pack_choices():
+    return [(name, f"{pack.title}（{len(pack.rules)} 条）") for name, pack in shipped_packs().items()]
+
+
+class RunForm(forms.Form):
+    database = forms.ModelChoiceField(label="数据库", queryset=TargetDatabase.objects.none())
+    packs = forms.MultipleChoiceField(
+        label="规则包", choices=pack_choices, required=False, help_text="不选为全部"
+    )
+    regions = forms.CharField(label="区划代码", required=False, help_text="空格或逗号分隔；留空为全部")
+    year = forms.IntegerField(label="年度", required=False, min_value=2000, max_value=2100)
+    date_from = forms.DateField(label="日期起", required=False)
+    date_to = forms.DateField(label="日期止", required=False)
+    sample = forms.BooleanField(label="抽取问题数据与样本（用于比对与导出）", required=False, initial=True)
+
+    def __init__(self, *args, databases=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if databases is not None:
+            self.fields["database"].queryset = databases
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise ValidationError("日期起不能晚于日期止")
+        return data
+
+    def scope(self) -> dict:
+        d = self.cleaned_data
+        codes = [c for c in (d.get("regions") or "").replace("，", ",").replace(",", " ").split() if c]
+        return {
+            "regions": codes,
+            "year": d.get("year"),
+            "date_from": d["date_from"].isoformat() if d.get("date_from") else None,
+            "date_to": d["date_to"].isoformat() if d.get("date_to") else None,
+        }
+
+    def pack_names(self) -> str:
+        return ",".join(self.cleaned_data.get("packs") or []) or "all"
+
+
+class TargetForm(Styled, forms.ModelForm):
+    class Meta:
+        model = Target
+        fields = ["name", "system", "region", "vendor", "description"]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user is not None:
+            self.fields["region"].queryset = visible_regions(user)
+        self.style()
+
+
+class DatabaseForm(Styled, forms.ModelForm):
+    password = forms.CharField(
+        label="密码",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="以国密 SM4 加密保存，保存后不再显示；修改时留空则保持原密码",
+    )
+    mapping_text = forms.CharField(
+        label="表名与列名映射（JSON）",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text='目标库表名、列名与标准不同时填写，如 {"tables": {"pay_voucher": "zf_zfsq"}, '
+        '"columns": {"pay_voucher": {"pay_amt": "zfje"}}}',
+    )
+
+    class Meta:
+        model = TargetDatabase
+        fields = [
+            "name",
+            "dialect",
+            "host",
+            "port",
+            "database",
+            "username",
+            "read_only",
+            "timeout_s",
+            "as_of",
+        ]
+        widgets = {"as_of": forms.DateInput(attrs={"type": "date"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.mapping:
+            self.fields["mapping_text"].initial = json.dumps(self.instance.mapping, ensure_ascii=False)
+        self.style()
+
+    def clean_mapping_text(self):
+        text = self.cleaned_data.get("mapping_text", "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise ValidationError(f"不是合法的 JSON：{exc}") from exc
+        return value
+
+    def _post_clean(self):
+        self.instance.mapping = self.cleaned_data.get("mapping_text") or {}
+        super()._post_clean()
+
+
+class ScheduleForm(Styled, forms.ModelForm):
+    packs = forms.MultipleChoiceField(
+        label="规则包", choices=pack_choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.style()
+
+    class Meta:
+        model = CheckSchedule
+        fields = ["cron", "sample", "enabled"]
+
+    def pack_names(self) -> str:
+        return ",".join(self.cleaned_data.get("packs") or []) or "all"

@@ -1,0 +1,151 @@
+"""Chinese column headings for the sample rows, and the run's Excel export."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+COLUMN_LABELS = {
+    "agency_code": "预算单位",
+    "mof_div_code": "区划",
+    "pro_code": "项目",
+    "bgt_id": "指标",
+    "plan_id": "用款计划",
+    "plan_month": "计划月份",
+    "pay_app_id": "支付申请",
+    "pay_app_no": "支付申请号",
+    "pay_cert_no": "支付凭证号",
+    "gl_vou_id": "总账凭证",
+    "lqd_cert_no": "清算凭证号",
+    "carry_id": "结转单",
+    "ori_bgt_id": "原指标",
+    "asset_id": "资产卡片",
+    "asset_no": "资产编号",
+    "asset_name": "资产名称",
+    "person_id": "人员",
+    "person_name": "姓名",
+    "iden_no": "身份证号",
+    "item_code": "工资项目",
+    "item_name": "项目名称",
+    "bank_code": "代理银行",
+    "amount": "金额",
+    "pay_amt": "支付金额",
+    "xpay_amt": "银行实付金额",
+    "pay_app_amt": "已支付金额",
+    "cur_amt": "指标余额",
+    "plan_amt": "计划金额",
+    "planned": "计划合计",
+    "paid": "支付合计",
+    "paid_detail": "支付明细合计",
+    "over_amt": "超出金额",
+    "diff_amt": "差额",
+    "carry_amt": "结转金额",
+    "bal_amt": "年末余额",
+    "original_value": "原值",
+    "accum_depr": "累计折旧",
+    "net_value": "净值",
+    "total_amt": "项目总额",
+    "vou_date": "凭证日期",
+    "xpay_date": "实付日期",
+    "pay_app_date": "申请日期",
+    "acquire_date": "取得日期",
+    "book_date": "记账日期",
+    "disposal_date": "处置日期",
+    "receipt_date": "回单日期",
+    "receipt_amt": "回单金额",
+    "lqd_date": "清算日期",
+    "vou_count": "笔数",
+    "detail_count": "明细笔数",
+    "detail_amt": "明细金额",
+    "status": "状态",
+    "sign_status": "签章状态",
+    "plate_no": "号牌",
+    "area": "面积",
+    "exp_func_code": "功能科目",
+    "bgt_exp_func_code": "指标功能科目",
+    "pay_exp_func_code": "支付功能科目",
+    "pro_exp_func_code": "项目功能科目",
+    "gov_bgt_eco_code": "政府经济分类",
+    "dep_bgt_eco_code": "部门经济分类",
+    "fund_type_code": "资金性质",
+    "pay_type_code": "支付方式",
+    "bgt_type_code": "指标类型",
+    "asset_class_code": "资产分类",
+    "tracking_id": "追溯码",
+    "bgt_tracking_id": "指标追溯码",
+    "payee_acct_name": "收款人",
+    "payee_acct_no": "收款账号",
+    "use_des": "用途",
+    "input_user_id": "录入人",
+    "audit_user_id": "审核人",
+    "vouchers": "凭证数",
+}
+
+
+def heading(column: str) -> str:
+    label = COLUMN_LABELS.get(column)
+    return f"{label}（{column}）" if label else column
+
+
+def run_workbook(run, results) -> bytes:
+    """检查结果导出: a summary sheet, the (masked) sample rows of every failing rule, and every failing key."""
+    book = Workbook()
+    bold = Font(bold=True)
+    summary = book.active
+    summary.title = "检查汇总"
+    summary.append([f"检查记录 #{run.pk}", str(run.database), f"检查日 {run.as_of:%Y-%m-%d}"])
+    summary.append(
+        [
+            "规则编号",
+            "规则",
+            "规则包",
+            "严重程度",
+            "问题条数",
+            "涉及金额（元）",
+            "新增",
+            "仍存在",
+            "已解决",
+            "错误",
+        ]
+    )
+    for cell in summary[2]:
+        cell.font = bold
+    for r in results:
+        summary.append(
+            [
+                r.rule_id,
+                r.title,
+                r.pack,
+                r.severity,
+                r.count,
+                float(r.amount) if r.amount is not None else None,
+                r.new_count,
+                r.still_count,
+                r.resolved_count,
+                r.error,
+            ]
+        )
+    detail = book.create_sheet("问题样本（已脱敏）")
+    keys = book.create_sheet("问题数据主键")
+    keys.append(["规则编号", "规则", "主键"])
+    for cell in keys[1]:
+        cell.font = bold
+    for r in results:
+        if not r.count:
+            continue
+        detail.append([f"{r.rule_id} {r.title}（共 {r.count} 条，以下为样本）"])
+        detail.cell(row=detail.max_row, column=1).font = bold
+        detail.append([heading(c) for c in r.columns])
+        for row in r.sample:
+            detail.append([row.get(c) for c in r.columns])
+        detail.append([])
+        for key in r.keys:
+            keys.append([r.rule_id, r.title, " / ".join(str(k) for k in key)])
+    for sheet in (summary, detail, keys):
+        sheet.column_dimensions["A"].width = 22
+        sheet.column_dimensions["B"].width = 28
+    out = BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import views
+
+app_name = "checks"
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("run/", views.start, name="start"),
+    path("rules/", views.rules, name="rules"),
+    path("runs/<int:pk>/", views.run_detail, name="run"),
+    path("runs/<int:pk>/export.xlsx", views.run_export, name="run_export"),
+    path("results/<int:pk>/", views.result_detail, name="result"),
+    path("results/<int:pk>/ticket/", views.result_ticket, name="result_ticket"),
+    path("targets/new/", views.target_new, name="target_new"),
+    path("targets/<int:target_pk>/databases/new/", views.database_new, name="database_new"),
+    path("databases/<int:pk>/", views.database_edit, name="database_edit"),
+    path("databases/<int:pk>/test/", views.database_test, name="database_test"),
+    path("databases/<int:pk>/schedules/", views.schedule_new, name="schedule_new"),
+]

@@ -1,0 +1,228 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from caiwei.accounts.permissions import require
+from caiwei.accounts.roles import Capability
+from caiwei.audit.log import record_export
+
+from . import services
+from .engine import shipped_packs
+from .forms import DatabaseForm, RunForm, ScheduleForm, TargetForm
+from .models import CheckRun, RuleResult
+from .present import heading, run_workbook
+
+
+def _errors(exc: ValidationError) -> str:
+    return "；".join(exc.messages)
+
+
+@require(Capability.CHECKS_VIEW)
+def index(request):
+    user = request.user
+    databases = services.visible_databases(user).prefetch_related("schedules")
+    latest = {}
+    for run in services.visible_runs(user).filter(status=CheckRun.Status.DONE).order_by("-created_at")[:200]:
+        latest.setdefault(run.database_id, run)
+    rows = [{"db": db, "latest": latest.get(db.pk)} for db in databases]
+    return render(
+        request,
+        "checks/index.html",
+        {
+            "rows": rows,
+            "runs": services.visible_runs(user)[:20],
+            "form": RunForm(databases=databases, initial={"sample": True}),
+            "can_run": user.can(Capability.CHECKS_RUN),
+            "can_manage": user.can(Capability.MANAGE_TARGETS),
+            "target_form": TargetForm(user=user),
+            "packs": shipped_packs(),
+        },
+    )
+
+
+@require(Capability.CHECKS_RUN)
+@require_POST
+def start(request):
+    form = RunForm(request.POST, databases=services.visible_databases(request.user))
+    if not form.is_valid():
+        messages.error(
+            request,
+            "；".join(
+                f"{form.fields[f].label if f in form.fields else ''}{'：' if f in form.fields else ''}{'，'.join(e)}"
+                for f, e in form.errors.items()
+            ),
+        )
+        return redirect("checks:index")
+    try:
+        run = services.start_run(
+            request.user,
+            form.cleaned_data["database"],
+            form.pack_names(),
+            form.scope(),
+            form.cleaned_data["sample"],
+        )
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return redirect("checks:index")
+    return redirect("checks:run", run.pk)
+
+
+@require(Capability.CHECKS_VIEW)
+def rules(request):
+    packs = shipped_packs()
+    chosen = request.GET.get("pack")
+    shown = {chosen: packs[chosen]} if chosen in packs else packs
+    return render(request, "checks/rules.html", {"packs": packs, "shown": shown, "chosen": chosen})
+
+
+@require(Capability.CHECKS_VIEW)
+def run_detail(request, pk):
+    run = get_object_or_404(services.visible_runs(request.user), pk=pk)
+    results = list(
+        run.results.defer("keys", "sample", "new_keys", "resolved_keys").order_by("-count", "rule_id")
+    )
+    context = {"run": run, "results": results, "packs": shipped_packs()}
+    if request.headers.get("HX-Request"):
+        return render(request, "checks/_run.html", context)
+    return render(request, "checks/run.html", context)
+
+
+@require(Capability.CHECKS_VIEW)
+def run_export(request, pk):
+    run = get_object_or_404(services.visible_runs(request.user), pk=pk)
+    results = list(run.results.order_by("-count", "rule_id"))
+    record_export("checks.run", sum(len(r.keys) for r in results), {"run": run.pk})
+    response = HttpResponse(
+        run_workbook(run, results),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    response["Content-Disposition"] = f'attachment; filename="check-run-{run.pk}.xlsx"'
+    return response
+
+
+@require(Capability.CHECKS_VIEW)
+def result_detail(request, pk):
+    result = get_object_or_404(
+        RuleResult.objects.select_related("run", "run__database", "run__database__target", "ticket"),
+        pk=pk,
+        run__in=services.visible_runs(request.user),
+    )
+    packs = shipped_packs()
+    rule = (
+        next((r for r in packs[result.pack].rules if r.id == result.rule_id), None)
+        if result.pack in packs
+        else None
+    )
+    return render(
+        request,
+        "checks/result.html",
+        {
+            "result": result,
+            "rule": rule,
+            "pack": packs.get(result.pack),
+            "headings": [heading(c) for c in result.columns],
+            "sample_rows": [[row.get(c) for c in result.columns] for row in result.sample],
+            "trend": services.trend(result),
+            "can_run": request.user.can(Capability.CHECKS_RUN),
+        },
+    )
+
+
+@require(Capability.CHECKS_RUN)
+@require_POST
+def result_ticket(request, pk):
+    result = get_object_or_404(RuleResult, pk=pk, run__in=services.visible_runs(request.user))
+    try:
+        ticket = services.open_ticket(request.user, result)
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return redirect("checks:result", pk)
+    messages.success(request, f"已开工单 {ticket.number}")
+    return redirect("desk:detail", ticket.number)
+
+
+@require(Capability.MANAGE_TARGETS)
+@require_POST
+def target_new(request):
+    form = TargetForm(request.POST, user=request.user)
+    if form.is_valid():
+        try:
+            target = services.save_target(request.user, form.save(commit=False))
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+        else:
+            messages.success(request, f"已登记运维对象“{target}”，请添加数据库")
+            return redirect("checks:database_new", target.pk)
+    else:
+        messages.error(
+            request,
+            "；".join(
+                f"{form.fields[f].label}：{'，'.join(e)}" for f, e in form.errors.items() if f in form.fields
+            ),
+        )
+    return redirect("checks:index")
+
+
+@require(Capability.MANAGE_TARGETS)
+def database_new(request, target_pk):
+    target = get_object_or_404(services.visible_targets(request.user), pk=target_pk)
+    return _database_form(request, target, None)
+
+
+@require(Capability.MANAGE_TARGETS)
+def database_edit(request, pk):
+    database = get_object_or_404(services.visible_databases(request.user), pk=pk)
+    return _database_form(request, database.target, database)
+
+
+def _database_form(request, target, database):
+    form = DatabaseForm(request.POST or None, instance=database)
+    if database is None:
+        form.instance.target = target
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = services.save_database(
+                request.user, form.save(commit=False), form.cleaned_data.get("password")
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            ok, message = services.test_connection(request.user, saved)
+            (messages.success if ok else messages.warning)(request, f"已保存。{message}")
+            return redirect("checks:index")
+    schedule_form = ScheduleForm(initial={"cron": "0 2 * * *", "sample": True, "enabled": True})
+    return render(
+        request,
+        "checks/database_form.html",
+        {"form": form, "target": target, "database": database, "schedule_form": schedule_form},
+    )
+
+
+@require(Capability.MANAGE_TARGETS)
+@require_POST
+def database_test(request, pk):
+    database = get_object_or_404(services.visible_databases(request.user), pk=pk)
+    ok, message = services.test_connection(request.user, database)
+    (messages.success if ok else messages.error)(request, message)
+    return redirect("checks:index")
+
+
+@require(Capability.MANAGE_TARGETS)
+@require_POST
+def schedule_new(request, pk):
+    database = get_object_or_404(services.visible_databases(request.user), pk=pk)
+    form = ScheduleForm(request.POST)
+    if form.is_valid():
+        schedule = form.save(commit=False)
+        schedule.database, schedule.packs = database, form.pack_names()
+        try:
+            services.save_schedule(request.user, schedule)
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+        else:
+            messages.success(request, f"已添加定时检查，下次执行 {schedule.next_run_at:%Y-%m-%d %H:%M}")
+    else:
+        messages.error(request, "；".join("，".join(e) for e in form.errors.values()))
+    return redirect("checks:index")
