@@ -125,6 +125,7 @@ def _result_out(r: RuleResult, full: bool = False) -> dict[str, Any]:
             keys=r.keys,
             keys_truncated=r.keys_truncated,
             sample=r.sample,
+            units=r.units,
             sql=r.sql,
             params=r.params,
             new_keys=r.new_keys,

@@ -14,7 +14,7 @@ from typing import Any
 ID_NUMBER = re.compile(r"^\d{17}[\dXx]$")
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 ID_COLUMNS = re.compile(r"(iden|id_?card|id_?no$|cert_?id)", re.I)
-ACCOUNT_COLUMNS = re.compile(r"(acct|account|card_?no)", re.I)
+ACCOUNT_COLUMNS = re.compile(r"(acct_?no|account_?no|card_?no|(acct|account)$)", re.I)
 PHONE_COLUMNS = re.compile(r"(phone|mobile|tel)", re.I)
 
 

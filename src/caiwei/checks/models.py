@@ -218,6 +218,7 @@ class RuleResult(models.Model):
     keys_truncated = models.BooleanField("主键已截断", default=False)
     columns = models.JSONField("样本列", default=list)
     sample = models.JSONField("样本（已脱敏）", default=list)
+    units = models.JSONField("按预算单位", default=list)
     sql = models.TextField("列出全部问题数据的 SQL", blank=True)
     params = models.JSONField("参数", default=dict)
     error = models.TextField("错误", blank=True)

@@ -140,6 +140,18 @@ def run_workbook(run, results) -> bytes:
         detail.append([heading(c) for c in r.columns])
         for row in r.sample:
             detail.append([row.get(c) for c in r.columns])
+        units = [u for u in r.units if "error" not in u]
+        if units:
+            detail.append(["按预算单位", "单位名称", "问题条数", "涉及金额（元）"])
+            for u in units:
+                detail.append(
+                    [
+                        u["agency_code"],
+                        u["agency_name"],
+                        u["count"],
+                        float(u["amount"]) if u["amount"] else None,
+                    ]
+                )
         detail.append([])
         for key in r.keys:
             keys.append([r.rule_id, r.title, " / ".join(str(k) for k in key)])

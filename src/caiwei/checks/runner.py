@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 from ..sandbox.generator import normalize_url
 from .engine import Rule, RuleError
 from .mask import mask_row, plain
-from .sqlplan import Mapping, Planned, Scope, count_queries, plan, rows_query
+from .sqlplan import Mapping, Planned, Scope, count_queries, plan, rows_query, units_query
 
 Progress = Callable[[int, int, str], None]
 
@@ -56,6 +56,7 @@ class Outcome:
     keys: list[list] = field(default_factory=list)
     sample: list[dict] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
+    units: list[dict] = field(default_factory=list)  # failing rows per budget unit, most first
     keys_truncated: bool = False
     sql: str = ""
     params: dict[str, Any] = field(default_factory=dict)
@@ -73,6 +74,7 @@ class Outcome:
             "keys": self.keys,
             "keys_truncated": self.keys_truncated,
             "sample": self.sample,
+            "units": self.units,
             "sql": self.sql,
             "params": self.params,
             "error": self.error,
@@ -200,6 +202,7 @@ def run_rules(
                 outcome = outcomes[p.rule.id]
                 if outcome.count:
                     _fetch_rows(conn, p, outcome, options, dialect)
+                    _fetch_units(conn, p, outcome, options, dialect, mapping)
                 done += 1
                 if progress:
                     progress(done, steps, p.rule.id)
@@ -234,6 +237,29 @@ def _fetch_rows(conn, p: Planned, outcome: Outcome, options: Options, dialect: s
     except sa.exc.DBAPIError as exc:
         conn.rollback()
         outcome.error = explain_error(exc, options.timeout_s)
+    outcome.seconds += time.monotonic() - started
+
+
+def _fetch_units(conn, p: Planned, outcome: Outcome, options: Options, dialect: str, mapping) -> None:
+    sql = units_query(p, dialect, mapping)
+    if sql is None or outcome.error:
+        return
+    started = time.monotonic()
+    try:
+        rows = _execute(conn, sql, p.params, options.timeout_s).mappings().all()
+    except sa.exc.DBAPIError as exc:  # a target without ele_agency still gets its counts and rows
+        conn.rollback()
+        outcome.units = [{"error": explain_error(exc, options.timeout_s)}]
+    else:
+        outcome.units = [
+            {
+                "agency_code": plain(r["agency_code"]),
+                "agency_name": r["agency_name"] or "",
+                "count": int(r["n"]),
+                "amount": _money(r["amount"]),
+            }
+            for r in rows
+        ]
     outcome.seconds += time.monotonic() - started
 
 

@@ -36,9 +36,9 @@ def sqlglot_dialect(dialect: str) -> str:
         raise RuleError(f"不支持的数据库方言 {dialect}，可选：{'、'.join(DIALECTS)}") from None
 
 
-def render(tree: exp.Expression, dialect: str) -> str:
+def render(tree: exp.Expression, dialect: str, pretty: bool = False) -> str:
     """SQL text for SQLAlchemy ``text()``: parameters stay ``:name`` whatever the driver's own style."""
-    return PSYCOPG_PARAM.sub(r":\1", tree.sql(dialect=sqlglot_dialect(dialect)))
+    return PSYCOPG_PARAM.sub(r":\1", tree.sql(dialect=sqlglot_dialect(dialect), pretty=pretty))
 
 
 # --- scope ------------------------------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ class Planned:
                 else exp.Literal.string(str(value))
             )
             node.replace(literal)
-        return render(tree, dialect)
+        return render(tree, dialect, pretty=True)
 
 
 def plan(
@@ -344,6 +344,32 @@ def count_queries(planned: list[Planned], dialect: str, combine: bool = True) ->
             CountQuery([p], render(query, dialect), dict(p.params), [("c0", "a0" if p.rule.amount else None)])
         )
     return queries
+
+
+def units_query(p: Planned, dialect: str, mapping: Mapping | None = None, limit: int = 20) -> str | None:
+    """Failing rows per budget unit 按预算单位, with the unit's name, for rules that report ``agency_code``."""
+    if "agency_code" not in p.tree.named_selects:
+        return None
+    mapping = mapping or Mapping()
+    columns = mapping.columns.get("ele_agency", {})
+    agency = exp.table_(mapping.tables.get("ele_agency", "ele_agency"), db=mapping.schema or None, alias="a")
+    amount = exp.func("SUM", exp.column(p.rule.amount, "f")) if p.rule.amount else exp.null()
+    query = (
+        exp.select(
+            exp.alias_(exp.column("agency_code", "f"), "agency_code"),
+            exp.alias_(
+                exp.func("MAX", exp.column(columns.get("agency_name", "agency_name"), "a")), "agency_name"
+            ),
+            exp.alias_(exp.Count(this=exp.Star()), "n"),
+            exp.alias_(amount, "amount"),
+        )
+        .from_(p.tree.subquery("f"))
+        .join(agency, on=f"a.{columns.get('agency_code', 'agency_code')} = f.agency_code", join_type="left")
+        .group_by(exp.column("agency_code", "f"))
+        .order_by(exp.Ordered(this=exp.Count(this=exp.Star()), desc=True))
+        .limit(limit)
+    )
+    return render(query, dialect)
 
 
 def rows_query(p: Planned, dialect: str, limit: int) -> str:

@@ -22,3 +22,13 @@ def percent(value) -> str:
 def get_item(mapping, key):
     """``mapping|get_item:key`` — a dictionary lookup with a variable key."""
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def money(value) -> str:
+    """12345.6 → “12,345.60”; None → “”."""
+    if value is None or value == "":
+        return ""
+    from decimal import Decimal
+
+    return f"{Decimal(str(value)):,.2f}"

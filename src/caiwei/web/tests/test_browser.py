@@ -212,3 +212,46 @@ def test_kpi_dashboard_draws_charts(live_server, users, regions, page):
     assert page.locator("#chart-systems svg").count() == 1
     assert page.locator("[data-kpi=tickets]").inner_text() == "3"
     page.screenshot(path=str(SHOTS / "desk-dashboard.png"), full_page=True)
+
+
+def test_data_checks_from_run_to_ticket(live_server, users, regions, page, tmp_path):
+    """An engineer runs the packs on the sandbox, reads a result a finance user understands, opens a ticket."""
+    from caiwei.bizcalendar.defaults import ensure_defaults
+    from caiwei.bizcalendar.models import BusinessCalendar, KeyPeriod
+    from caiwei.checks.models import Target, TargetDatabase
+    from caiwei.sandbox.generator import GenerateSpec, generate, parse_faults
+
+    ensure_defaults(BusinessCalendar, KeyPeriod)  # a transactional test starts from an empty database
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "finance.sqlite3"
+    generate(f"sqlite:///{path}", GenerateSpec(payments=3000, seed=5, faults=parse_faults("all=1")))
+    target = Target.objects.create(
+        name="演练财政库", system="国库集中支付", region=regions["152500000"], is_sandbox=True
+    )
+    TargetDatabase.objects.create(
+        target=target, name="业务库", dialect="sqlite", database=str(path), as_of="2026-12-31"
+    )
+    log_in(page, live_server, users["engineer"].username)
+    page.click('.cw-tile:has-text("数据检查")')
+    page.wait_for_url(f"{live_server.url}/checks/")
+    assert page.locator("#targets").inner_text().count("演练财政库") == 1
+    page.click('#run-form button:has-text("开始检查")')
+    page.wait_for_selector('[data-status="done"]')
+    assert int(page.locator("[data-findings]").inner_text()) > 0
+    page.screenshot(path=str(SHOTS / "checks-run.png"), full_page=True)
+    page.click('tr[data-rule="DUP-001"] a')
+    page.wait_for_selector("#sample")
+    assert "收款账号（payee_acct_no）" in page.locator("#sample").inner_text()
+    assert "1525" in page.locator("#units").inner_text()  # failing units with their names
+    assert "逐笔核对原始单据" in page.content() and "pay_voucher" in page.locator("#listing-sql").inner_text()
+    page.wait_for_selector("#chart-trend svg")
+    page.screenshot(path=str(SHOTS / "checks-result.png"), full_page=True)
+    page.click('button:has-text("开工单")')
+    page.wait_for_load_state()
+    page.screenshot(path=str(SHOTS / "checks-ticket.png"), full_page=True)
+    page.wait_for_selector("[data-check-result]")
+    assert "DUP-001 疑似重复支付" in page.locator("[data-check-result]").inner_text()
+    page.goto(f"{live_server.url}/checks/rules/?pack=personnel")
+    page.click("#rule-PERSON-002 summary")
+    assert "10X98765432" in page.locator("#rule-PERSON-002 pre").inner_text()
+    page.screenshot(path=str(SHOTS / "checks-rules.png"), full_page=True)
