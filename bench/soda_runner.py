@@ -64,8 +64,9 @@ def _plain(value):
     return value
 
 
-def run_scan(dsn: str, checks_yaml: str, checks_name: str = "checks.yaml",
-             keep_failed_rows_query: bool = False) -> dict:
+def run_scan(
+    dsn: str, checks_yaml: str, checks_name: str = "checks.yaml", keep_failed_rows_query: bool = False
+) -> dict:
     """Run one scan; return {"soda_version", "seconds", "checks", "exit_code", "errors"}."""
     _quiet_telemetry()
     from soda.__version__ import SODA_CORE_VERSION
@@ -93,11 +94,13 @@ def run_scan(dsn: str, checks_yaml: str, checks_name: str = "checks.yaml",
             checks.append({"name": check.name, "outcome": None, "value": None})
             continue
         d = check.get_dict()
-        checks.append({
-            "name": d.get("name"),
-            "outcome": d.get("outcome"),  # "pass" / "fail" / "warn"
-            "value": _plain((d.get("diagnostics") or {}).get("value")),
-        })
+        checks.append(
+            {
+                "name": d.get("name"),
+                "outcome": d.get("outcome"),  # "pass" / "fail" / "warn"
+                "value": _plain((d.get("diagnostics") or {}).get("value")),
+            }
+        )
     return {
         "soda_version": SODA_CORE_VERSION,
         "seconds": seconds,
@@ -112,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", required=True, help="postgresql://user[:pw]@host:port/db[?schema=..]")
     parser.add_argument("--checks", required=True, help="SodaCL checks YAML file")
     parser.add_argument("--json", required=True, help="output JSON file")
-    parser.add_argument("--keep-failed-rows-query", action="store_true",
-                        help="let fail-condition checks run their follow-up failed-rows SELECT")
+    parser.add_argument(
+        "--keep-failed-rows-query",
+        action="store_true",
+        help="let fail-condition checks run their follow-up failed-rows SELECT",
+    )
     args = parser.parse_args(argv)
 
     with open(args.checks, encoding="utf-8") as f:

@@ -235,6 +235,7 @@ def test_data_checks_from_run_to_ticket(live_server, users, regions, page, tmp_p
     page.click('.cw-tile:has-text("数据检查")')
     page.wait_for_url(f"{live_server.url}/checks/")
     assert page.locator("#targets").inner_text().count("演练财政库") == 1
+    page.screenshot(path=str(SHOTS / "checks-index.png"), full_page=True)
     page.click('#run-form button:has-text("开始检查")')
     page.wait_for_selector('[data-status="done"]')
     assert int(page.locator("[data-findings]").inner_text()) > 0
