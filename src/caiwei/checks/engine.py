@@ -93,6 +93,7 @@ class Pack:
     title: str
     description: str
     rules: tuple[Rule, ...]
+    order: int = 100
 
 
 def _params(data: Any, where: str) -> tuple[Param, ...]:
@@ -171,13 +172,22 @@ def load_pack(folder: Path) -> Pack:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise RuleError(f"规则包 {folder.name}：规则编号重复 {'、'.join(duplicates)}")
-    return Pack(folder.name, meta.get("title", folder.name), meta.get("description", ""), rules)
+    return Pack(
+        folder.name,
+        meta.get("title", folder.name),
+        meta.get("description", ""),
+        rules,
+        int(meta.get("order", 100)),
+    )
 
 
 @functools.cache
 def shipped_packs() -> dict[str, Pack]:
-    """The rule packs shipped with Caiwei, by folder name, in the order their folders sort."""
-    packs = {p.name: load_pack(p) for p in sorted(RULES_DIR.iterdir()) if p.is_dir()}
+    """The rule packs shipped with Caiwei, by folder name, in the order their pack.yaml gives."""
+    loaded = sorted(
+        (load_pack(p) for p in RULES_DIR.iterdir() if p.is_dir()), key=lambda p: (p.order, p.name)
+    )
+    packs = {p.name: p for p in loaded}
     ids = [r.id for pack in packs.values() for r in pack.rules]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

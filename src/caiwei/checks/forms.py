@@ -69,6 +69,7 @@ class TargetForm(Styled, forms.ModelForm):
     class Meta:
         model = Target
         fields = ["name", "system", "region", "vendor", "description"]
+        widgets = {"description": forms.TextInput()}
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)

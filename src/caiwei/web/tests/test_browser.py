@@ -228,7 +228,7 @@ def test_data_checks_from_run_to_ticket(live_server, users, regions, page, tmp_p
     target = Target.objects.create(
         name="演练财政库", system="国库集中支付", region=regions["152500000"], is_sandbox=True
     )
-    TargetDatabase.objects.create(
+    database = TargetDatabase.objects.create(
         target=target, name="业务库", dialect="sqlite", database=str(path), as_of="2026-12-31"
     )
     log_in(page, live_server, users["engineer"].username)
@@ -256,3 +256,9 @@ def test_data_checks_from_run_to_ticket(live_server, users, regions, page, tmp_p
     page.click("#rule-PERSON-002 summary")
     assert "10X98765432" in page.locator("#rule-PERSON-002 pre").inner_text()
     page.screenshot(path=str(SHOTS / "checks-rules.png"), full_page=True)
+    page.goto(f"{live_server.url}/checks/databases/{database.pk}/")
+    page.fill("#id_timeout_s", "120")
+    page.click('button:has-text("保存并测试连接")')
+    page.wait_for_url(f"{live_server.url}/checks/")
+    assert "连接成功" in page.locator(".alert").first.inner_text()
+    page.screenshot(path=str(SHOTS / "checks-connection.png"), full_page=True)
