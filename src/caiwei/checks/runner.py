@@ -23,9 +23,22 @@ from sqlalchemy.pool import NullPool
 from ..sandbox.generator import normalize_url
 from .engine import Rule, RuleError
 from .mask import mask_row, plain
-from .sqlplan import Mapping, Planned, Scope, count_queries, plan, rows_query, units_query
+from .sqlplan import (
+    AMOUNT_COLUMN,
+    COUNT_COLUMN,
+    Mapping,
+    Planned,
+    Scope,
+    agency_names_query,
+    count_queries,
+    counted_rows_query,
+    plan,
+    rows_query,
+    units_query,
+)
 
 Progress = Callable[[int, int, str], None]
+UNITS_SHOWN = 20
 
 
 @functools.cache
@@ -171,80 +184,135 @@ def run_rules(
         planned.append(p)
         outcomes[rule.id] = Outcome(rule, sql=p.listing(dialect), params=p.params)
     queries = count_queries(planned, dialect, combine=options.combine)
-    failing = [p for q in queries for p in q.rules]  # in query order
-    steps = len(queries) + (len(planned) if options.sample else 0)
+    if options.sample:
+        # A rule counted alone is run once for both its count and its rows (a window count); rules sharing a
+        # scan are counted together, then only the failing ones are fetched.
+        shared = [q for q in queries if len(q.rules) > 1]
+        alone = [q.rules[0] for q in queries if len(q.rules) == 1]
+    else:
+        shared, alone = queries, []
+    steps = len(shared) + len(alone) + (sum(len(q.rules) for q in shared) if options.sample else 0)
     done = 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, steps, what)
+
     with read_only(engine, options.timeout_s) as conn:
-        for query in queries:
-            started = time.monotonic()
-            try:
-                row = _execute(conn, query.sql, query.params, options.timeout_s).mappings().one()
-            except sa.exc.DBAPIError as exc:
-                conn.rollback()
-                if len(query.rules) > 1:  # one bad rule must not hide the others: count them one by one
-                    for p in query.rules:
-                        single = count_queries([p], dialect, combine=False)[0]
-                        _count_alone(conn, single, outcomes[p.rule.id], options.timeout_s)
-                else:
-                    outcomes[query.rules[0].rule.id].error = explain_error(exc, options.timeout_s)
-            else:
-                share = (time.monotonic() - started) / len(query.rules)
-                for p, (count_col, amount_col) in zip(query.rules, query.columns, strict=True):
-                    outcome = outcomes[p.rule.id]
-                    outcome.count = int(row[count_col] or 0)
-                    outcome.amount = _money(row[amount_col]) if amount_col else None
-                    outcome.seconds += share
-            done += 1
-            if progress:
-                progress(done, steps, "、".join(p.rule.id for p in query.rules))
+        for query in shared:
+            _count(conn, query, outcomes, options.timeout_s, dialect)
+            step("、".join(p.rule.id for p in query.rules))
+        for p in alone:
+            _fetch_rows(conn, p, outcomes[p.rule.id], options, dialect, mapping, counted=True)
+            step(p.rule.id)
         if options.sample:
-            for p in failing:
-                outcome = outcomes[p.rule.id]
-                if outcome.count:
-                    _fetch_rows(conn, p, outcome, options, dialect)
-                    _fetch_units(conn, p, outcome, options, dialect, mapping)
-                done += 1
-                if progress:
-                    progress(done, steps, p.rule.id)
+            for query in shared:
+                for p in query.rules:
+                    if outcomes[p.rule.id].count:
+                        _fetch_rows(conn, p, outcomes[p.rule.id], options, dialect, mapping)
+                    step(p.rule.id)
     return [outcomes[r.id] for r in rules]
 
 
-def _count_alone(conn, query, outcome: Outcome, timeout_s: int) -> None:
+def _count(conn, query, outcomes: dict[str, Outcome], timeout_s: int, dialect: str) -> None:
     started = time.monotonic()
     try:
         row = _execute(conn, query.sql, query.params, timeout_s).mappings().one()
     except sa.exc.DBAPIError as exc:
         conn.rollback()
-        outcome.error = explain_error(exc, timeout_s)
-    else:
-        outcome.count = int(row["c0"] or 0)
-        outcome.amount = _money(row["a0"]) if query.columns[0][1] else None
-    outcome.seconds += time.monotonic() - started
+        if len(query.rules) > 1:  # one bad rule must not hide the others: count them one by one
+            for p in query.rules:
+                _count(conn, count_queries([p], dialect, combine=False)[0], outcomes, timeout_s, dialect)
+        else:
+            outcomes[query.rules[0].rule.id].error = explain_error(exc, timeout_s)
+        return
+    share = (time.monotonic() - started) / len(query.rules)
+    for p, (count_col, amount_col) in zip(query.rules, query.columns, strict=True):
+        outcome = outcomes[p.rule.id]
+        outcome.count = int(row[count_col] or 0)
+        outcome.amount = _money(row[amount_col]) if amount_col else None
+        outcome.seconds += share
 
 
-def _fetch_rows(conn, p: Planned, outcome: Outcome, options: Options, dialect: str) -> None:
+def _fetch_rows(
+    conn, p: Planned, outcome: Outcome, options: Options, dialect: str, mapping, counted=False
+) -> None:
+    """Keys of the failing rows (capped) and the first few as the masked sample; per budget unit when the rule
+    reports one. With ``counted`` the same query also yields the count and the money involved."""
     started = time.monotonic()
+    sql = (
+        counted_rows_query(p, dialect, options.key_cap)
+        if counted
+        else rows_query(p, dialect, options.key_cap)
+    )
+    units: dict[str, list] = {}
     try:
-        result = _execute(conn, rows_query(p, dialect, options.key_cap), p.params, options.timeout_s)
+        result = _execute(conn, sql, p.params, options.timeout_s)
         columns = [c.lower() for c in result.keys()]  # noqa: SIM118  (a result, not a dict)
+        shown = [i for i, c in enumerate(columns) if c not in (COUNT_COLUMN, AMOUNT_COLUMN)]
         key_index = [columns.index(k.lower()) for k in p.rule.key]
+        unit_index = columns.index("agency_code") if "agency_code" in columns else None
+        amount_index = columns.index(p.rule.amount.lower()) if p.rule.amount else None
+        first = None
         for row in result:
+            first = first or row
             outcome.keys.append([plain(row[i]) for i in key_index])
             if len(outcome.sample) < options.sample_size:
-                outcome.sample.append(mask_row(columns, tuple(row)))
-        outcome.columns = columns
+                outcome.sample.append(mask_row([columns[i] for i in shown], tuple(row[i] for i in shown)))
+            if unit_index is not None:
+                unit = units.setdefault(row[unit_index], [0, Decimal(0)])
+                unit[0] += 1
+                if amount_index is not None and row[amount_index] is not None:
+                    unit[1] += Decimal(str(row[amount_index]))
+        outcome.columns = [columns[i] for i in shown]
+        if counted:
+            outcome.count = int(first[columns.index(COUNT_COLUMN)]) if first else 0
+            if p.rule.amount:
+                outcome.amount = _money(first[columns.index(AMOUNT_COLUMN)]) if first else None
         outcome.keys_truncated = (outcome.count or 0) > len(outcome.keys)
     except sa.exc.DBAPIError as exc:
         conn.rollback()
         outcome.error = explain_error(exc, options.timeout_s)
+    else:
+        if units and not outcome.keys_truncated:
+            _name_units(conn, outcome, units, options, dialect, mapping)
+        elif units:
+            _fetch_units(conn, p, outcome, options, dialect, mapping)
     outcome.seconds += time.monotonic() - started
 
 
+def _name_units(conn, outcome: Outcome, units: dict, options: Options, dialect: str, mapping) -> None:
+    """Every failing row is at hand: the per-unit totals are exact; only the top units' names are looked up."""
+    top = sorted(units.items(), key=lambda item: (-item[1][0], str(item[0])))[:UNITS_SHOWN]
+    codes = [code for code, _ in top]
+    try:
+        rows = _execute(
+            conn,
+            agency_names_query(len(codes), dialect, mapping),
+            {f"u{i}": c for i, c in enumerate(codes)},
+            options.timeout_s,
+        ).all()
+        names = {r[0]: r[1] for r in rows}
+    except sa.exc.DBAPIError:  # a target without ele_agency still gets its units, by code
+        conn.rollback()
+        names = {}
+    outcome.units = [
+        {
+            "agency_code": plain(code),
+            "agency_name": names.get(code) or "",
+            "count": n,
+            "amount": _money(amount) if outcome.rule.amount else None,
+        }
+        for code, (n, amount) in top
+    ]
+
+
 def _fetch_units(conn, p: Planned, outcome: Outcome, options: Options, dialect: str, mapping) -> None:
-    sql = units_query(p, dialect, mapping)
-    if sql is None or outcome.error:
+    sql = units_query(p, dialect, mapping, UNITS_SHOWN)
+    if sql is None:
         return
-    started = time.monotonic()
     try:
         rows = _execute(conn, sql, p.params, options.timeout_s).mappings().all()
     except sa.exc.DBAPIError as exc:  # a target without ele_agency still gets its counts and rows
@@ -260,7 +328,6 @@ def _fetch_units(conn, p: Planned, outcome: Outcome, options: Options, dialect: 
             }
             for r in rows
         ]
-    outcome.seconds += time.monotonic() - started
 
 
 def run_url(url: str, rules: list[Rule], options: Options, mapping: Mapping | None = None, progress=None):

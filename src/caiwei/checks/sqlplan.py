@@ -372,6 +372,36 @@ def units_query(p: Planned, dialect: str, mapping: Mapping | None = None, limit:
     return render(query, dialect)
 
 
+COUNT_COLUMN, AMOUNT_COLUMN = "caiwei_n", "caiwei_amount"
+
+
+def counted_rows_query(p: Planned, dialect: str, limit: int) -> str:
+    """The failing rows, capped, each carrying the total count (and money) over all of them: one execution of an
+    expensive rule gives both the count and the rows."""
+    projections = ["f.*", f"COUNT(*) OVER () AS {COUNT_COLUMN}"]
+    if p.rule.amount:
+        projections.append(f"SUM(f.{p.rule.amount}) OVER () AS {AMOUNT_COLUMN}")
+    return render(exp.select(*projections).from_(p.tree.subquery("f")).limit(limit), dialect)
+
+
+def agency_names_query(count: int, dialect: str, mapping: Mapping | None = None) -> str:
+    """Names of ``count`` budget units given as parameters :u0, :u1, …"""
+    mapping = mapping or Mapping()
+    columns = mapping.columns.get("ele_agency", {})
+    code = exp.column(columns.get("agency_code", "agency_code"), "a")
+    query = (
+        exp.select(
+            exp.alias_(code, "agency_code"),
+            exp.alias_(exp.column(columns.get("agency_name", "agency_name"), "a"), "agency_name"),
+        )
+        .from_(
+            exp.table_(mapping.tables.get("ele_agency", "ele_agency"), db=mapping.schema or None, alias="a")
+        )
+        .where(exp.In(this=code.copy(), expressions=[exp.Placeholder(this=f"u{i}") for i in range(count)]))
+    )
+    return render(query, dialect)
+
+
 def rows_query(p: Planned, dialect: str, limit: int) -> str:
     """The failing rows themselves, capped: keys for the diff and the first few as the sample."""
     return render(exp.select("*").from_(p.tree.subquery("f")).limit(limit), dialect)
