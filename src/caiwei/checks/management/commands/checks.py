@@ -1,6 +1,7 @@
 import json
 import sys
 import time
+import unicodedata
 from datetime import date
 from pathlib import Path
 
@@ -183,7 +184,7 @@ class Command(BaseCommand):
     def _summary(self, rules, seconds):
         for r in rules:
             state = f"出错：{r['error']}" if r["error"] else f"{r['count']} 条"
-            self.stdout.write(f"{r['id']:<12}{r['title']:<24}{state}")
+            self.stdout.write(f"{r['id']:<12}{_pad(r['title'], 28)}{state}")
         failing = sum(1 for r in rules if r["count"])
         self.stdout.write(f"共 {len(rules)} 条规则，{failing} 条发现问题，用时 {seconds:.2f} 秒")
 
@@ -196,6 +197,12 @@ class Command(BaseCommand):
         else:
             out.write_text(text, encoding="utf-8")
             self.stdout.write(f"已写入 {out}")
+
+
+def _pad(text: str, width: int) -> str:
+    """Pad to a terminal width where a Chinese character takes two columns."""
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(1, width - used)
 
 
 def _load_json(path: Path) -> dict:
