@@ -332,7 +332,12 @@ def main() -> None:
         flush=True,
     )
 
-    tmp = Path(tempfile.mkdtemp(prefix="caiwei-bench-checks-"))
+    with tempfile.TemporaryDirectory(prefix="caiwei-bench-checks-") as tmp:
+        report(args, ids, groups, n_condition, n_query, Path(tmp))
+
+
+def report(args, ids: list[str], groups: list, n_condition: int, n_query: int, tmp: Path) -> None:
+    """Run the measurements (children write their results under ``tmp``) and print them."""
     measure("bare", args.db, tmp)  # warm-up: cache, hint bits; not timed
     bare1, bare1_rss = measure("bare", args.db, tmp)
     count, count_rss = measure("count", args.db, tmp)
