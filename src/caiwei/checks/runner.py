@@ -242,11 +242,10 @@ def _fetch_rows(
     """Keys of the failing rows (capped) and the first few as the masked sample; per budget unit when the rule
     reports one. With ``counted`` the same query also yields the count and the money involved."""
     started = time.monotonic()
-    sql = (
-        counted_rows_query(p, dialect, options.key_cap)
-        if counted
-        else rows_query(p, dialect, options.key_cap)
-    )
+    if counted:
+        sql = counted_rows_query(p, dialect, options.key_cap)
+    else:  # the count is known: the database may stop scanning once it has found the last failing row
+        sql = rows_query(p, dialect, min(options.key_cap, outcome.count or options.key_cap))
     units: dict[str, list] = {}
     try:
         result = _execute(conn, sql, p.params, options.timeout_s)
