@@ -32,6 +32,8 @@ from .sqlplan import (
     agency_names_query,
     count_queries,
     counted_rows_query,
+    group_rows_query,
+    groupable,
     plan,
     rows_query,
     units_query,
@@ -209,9 +211,18 @@ def run_rules(
             step(p.rule.id)
         if options.sample:
             for query in shared:
-                for p in query.rules:
-                    if outcomes[p.rule.id].count:
+                failing = [p for p in query.rules if outcomes[p.rule.id].count]
+                together = [
+                    p for p in failing if outcomes[p.rule.id].count <= options.key_cap and groupable(p)
+                ]
+                if len(together) < 2:
+                    together = []
+                if together:
+                    _fetch_group_rows(conn, together, outcomes, options, dialect, mapping)
+                for p in failing:
+                    if p not in together:
                         _fetch_rows(conn, p, outcomes[p.rule.id], options, dialect, mapping)
+                for p in query.rules:
                     step(p.rule.id)
     return [outcomes[r.id] for r in rules]
 
@@ -236,6 +247,37 @@ def _count(conn, query, outcomes: dict[str, Outcome], timeout_s: int, dialect: s
         outcome.seconds += share
 
 
+class _Collector:
+    """Takes one rule's failing rows as they stream in: keys, the masked sample, per-unit totals."""
+
+    def __init__(self, p: Planned, outcome: Outcome, options: Options, columns: list[str]):
+        self.p, self.outcome, self.options, self.columns = p, outcome, options, columns
+        self.key_index = [columns.index(k.lower()) for k in p.rule.key]
+        self.unit_index = columns.index("agency_code") if "agency_code" in columns else None
+        self.amount_index = columns.index(p.rule.amount.lower()) if p.rule.amount else None
+        self.units: dict = {}
+        outcome.columns = columns
+
+    def add(self, row: tuple) -> None:
+        outcome = self.outcome
+        outcome.keys.append([plain(row[i]) for i in self.key_index])
+        if len(outcome.sample) < self.options.sample_size:
+            outcome.sample.append(mask_row(self.columns, row))
+        if self.unit_index is not None:
+            unit = self.units.setdefault(row[self.unit_index], [0, Decimal(0)])
+            unit[0] += 1
+            if self.amount_index is not None and row[self.amount_index] is not None:
+                unit[1] += Decimal(str(row[self.amount_index]))
+
+    def finish(self, conn, dialect: str, mapping) -> None:
+        outcome = self.outcome
+        outcome.keys_truncated = (outcome.count or 0) > len(outcome.keys)
+        if self.units and not outcome.keys_truncated:
+            _name_units(conn, outcome, self.units, self.options, dialect, mapping)
+        elif self.units:
+            _fetch_units(conn, self.p, outcome, self.options, dialect, mapping)
+
+
 def _fetch_rows(
     conn, p: Planned, outcome: Outcome, options: Options, dialect: str, mapping, counted=False
 ) -> None:
@@ -246,40 +288,63 @@ def _fetch_rows(
         sql = counted_rows_query(p, dialect, options.key_cap)
     else:  # the count is known: the database may stop scanning once it has found the last failing row
         sql = rows_query(p, dialect, min(options.key_cap, outcome.count or options.key_cap))
-    units: dict[str, list] = {}
     try:
         result = _execute(conn, sql, p.params, options.timeout_s)
         columns = [c.lower() for c in result.keys()]  # noqa: SIM118  (a result, not a dict)
         shown = [i for i, c in enumerate(columns) if c not in (COUNT_COLUMN, AMOUNT_COLUMN)]
-        key_index = [columns.index(k.lower()) for k in p.rule.key]
-        unit_index = columns.index("agency_code") if "agency_code" in columns else None
-        amount_index = columns.index(p.rule.amount.lower()) if p.rule.amount else None
+        collector = _Collector(p, outcome, options, [columns[i] for i in shown])
         first = None
         for row in result:
             first = first or row
-            outcome.keys.append([plain(row[i]) for i in key_index])
-            if len(outcome.sample) < options.sample_size:
-                outcome.sample.append(mask_row([columns[i] for i in shown], tuple(row[i] for i in shown)))
-            if unit_index is not None:
-                unit = units.setdefault(row[unit_index], [0, Decimal(0)])
-                unit[0] += 1
-                if amount_index is not None and row[amount_index] is not None:
-                    unit[1] += Decimal(str(row[amount_index]))
-        outcome.columns = [columns[i] for i in shown]
+            collector.add(tuple(row[i] for i in shown))
         if counted:
             outcome.count = int(first[columns.index(COUNT_COLUMN)]) if first else 0
             if p.rule.amount:
                 outcome.amount = _money(first[columns.index(AMOUNT_COLUMN)]) if first else None
-        outcome.keys_truncated = (outcome.count or 0) > len(outcome.keys)
     except sa.exc.DBAPIError as exc:
         conn.rollback()
         outcome.error = explain_error(exc, options.timeout_s)
     else:
-        if units and not outcome.keys_truncated:
-            _name_units(conn, outcome, units, options, dialect, mapping)
-        elif units:
-            _fetch_units(conn, p, outcome, options, dialect, mapping)
+        collector.finish(conn, dialect, mapping)
     outcome.seconds += time.monotonic() - started
+
+
+def _fetch_group_rows(
+    conn, members: list[Planned], outcomes: dict[str, Outcome], options: Options, dialect: str, mapping
+) -> None:
+    """The failing rows of several rules over one frame in one scan; each row says which rules it fails."""
+    started = time.monotonic()
+    limit = sum(outcomes[p.rule.id].count for p in members)
+    group = group_rows_query(members, dialect, limit)
+    try:
+        result = _execute(conn, group.sql, group.params, options.timeout_s)
+        columns = [c.lower() for c in result.keys()]  # noqa: SIM118  (a result, not a dict)
+        layout = []
+        for p, flag, aliases in group.members:
+            names = [name.lower() for name, _ in aliases]
+            layout.append(
+                (
+                    columns.index(flag),
+                    [columns.index(a) for _, a in aliases],
+                    _Collector(p, outcomes[p.rule.id], options, names),
+                )
+            )
+        for row in result:
+            for flag_index, indexes, collector in layout:
+                if row[flag_index] == 1:
+                    collector.add(tuple(row[i] for i in indexes))
+    except sa.exc.DBAPIError:
+        conn.rollback()
+        for p in members:  # fall back to one query per rule, which names the failing rule in its error
+            outcomes[p.rule.id].keys.clear()
+            outcomes[p.rule.id].sample.clear()
+            _fetch_rows(conn, p, outcomes[p.rule.id], options, dialect, mapping)
+        return
+    for _, _, collector in layout:
+        collector.finish(conn, dialect, mapping)
+    share = (time.monotonic() - started) / len(members)
+    for p in members:
+        outcomes[p.rule.id].seconds += share
 
 
 def _name_units(conn, outcome: Outcome, units: dict, options: Options, dialect: str, mapping) -> None:

@@ -402,6 +402,46 @@ def agency_names_query(count: int, dialect: str, mapping: Mapping | None = None)
     return render(query, dialect)
 
 
+def groupable(p: Planned) -> bool:
+    """Whether a rule's rows can be fetched in a shared scan: it shares a frame and names all its columns."""
+    return _frame(p.tree) is not None and not any(
+        isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+        for e in p.tree.expressions
+    )
+
+
+@dataclass
+class GroupRows:
+    sql: str
+    params: dict[str, Any]
+    members: list[tuple[Planned, str, list[tuple[str, str]]]]  # rule, its flag column, (output name, alias)
+
+
+def group_rows_query(members: list[Planned], dialect: str, limit: int) -> GroupRows:
+    """One scan of the shared frame for the rows failing any of ``members``, with a flag column per rule."""
+    frame = _frame(members[0].tree)
+    projections, params, conditions, layout = [], {}, [], []
+    for i, p in enumerate(members):
+        prefix = f"r{i}_"
+        condition = _prefixed(p.tree.args["where"].this, prefix)
+        conditions.append(condition.copy())
+        flag = f"caiwei_f{i}"
+        projections.append(
+            exp.alias_(exp.If(this=condition, true=exp.Literal.number(1), false=exp.Literal.number(0)), flag)
+        )
+        aliases = []
+        for j, projection in enumerate(p.tree.expressions):
+            alias = f"caiwei_{i}_{j}"
+            value = projection.unalias() if isinstance(projection, exp.Alias) else projection
+            projections.append(exp.alias_(_prefixed(value, prefix), alias))
+            aliases.append((projection.alias_or_name, alias))
+        layout.append((p, flag, aliases))
+        params.update({f"{prefix}{k}": v for k, v in p.params.items()})
+    frame.set("expressions", projections)
+    frame.set("where", exp.Where(this=exp.or_(*conditions)))
+    return GroupRows(render(frame.limit(limit), dialect), params, layout)
+
+
 def rows_query(p: Planned, dialect: str, limit: int) -> str:
     """The failing rows themselves, capped: keys for the diff and the first few as the sample."""
     return render(exp.select("*").from_(p.tree.subquery("f")).limit(limit), dialect)

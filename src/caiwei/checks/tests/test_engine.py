@@ -156,6 +156,18 @@ def test_combined_scans_count_the_same_as_one_query_per_rule(faulty_sqlite):
         (o.rule.id, o.count, o.amount) for o in alone
     ]
     assert all(o.keys == [] for o in combined)  # the row query is switched off
+    # With rows: shared scans fetch the failing rows of several rules at once; the same rows as one query per rule.
+    grouped = run_url(f"sqlite:///{path}", rules, Options(as_of=AS_OF))
+    single = run_url(f"sqlite:///{path}", rules, Options(as_of=AS_OF, combine=False))
+
+    def rows(outcomes):
+        return [
+            (o.rule.id, o.count, sorted(map(tuple, o.keys)), o.columns if o.count else [], o.units)
+            for o in outcomes
+        ]
+
+    assert rows(grouped) == rows(single)
+    assert sum(len(o.keys) for o in grouped) == sum(o.count for o in grouped) > 50
     planned = [plan(r, as_of=AS_OF) for r in rules]
     queries = count_queries(planned, "sqlite")
     assert len(queries) < len(rules) - 5  # rules over the same tables share a scan
