@@ -282,3 +282,59 @@ def test_id_check_in_sql_agrees_with_python(value):
     sql = plan(find_rule("PERSON-002"), as_of=AS_OF).listing("sqlite")
     flagged = bool(conn.execute(sql).fetchall())
     assert flagged == (not valid_id_number(value))
+
+
+RENAMABLE = sorted(
+    (table, column)
+    for table, columns in {
+        "pay_voucher": ["pay_amt", "exp_func_code", "bgt_id", "payee_acct_no", "agency_code", "tracking_id"],
+        "ba_bgt_info": ["amount", "pay_app_amt", "exp_func_code", "bgt_id", "agency_code"],
+        "pay_voucher_bill": ["pay_cert_no", "xpay_amt", "vou_date", "sign_status", "lqd_cert_no"],
+        "pay_bank_receipt": ["pay_cert_no", "receipt_no", "amount"],
+        "asset_card": ["asset_no", "plate_no", "net_value"],
+        "person_info": ["iden_no", "person_id"],
+        "ele_exp_func": ["code", "is_leaf"],
+        "ele_agency": ["agency_name"],
+    }.items()
+    for column in columns
+)
+TABLES = sorted({t for t, _ in RENAMABLE})
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    columns=st.sets(st.sampled_from(RENAMABLE), min_size=1, max_size=8),
+    tables=st.sets(st.sampled_from(TABLES), max_size=3),
+)
+def test_any_renaming_with_its_mapping_gives_the_same_results(
+    faulty_sqlite, tmp_path_factory, columns, tables
+):
+    """Whatever the target calls its tables and columns, the mapping makes every rule find the same rows."""
+    path, _ = faulty_sqlite
+    copy = tmp_path_factory.mktemp("renamed") / "t.sqlite3"
+    copy.write_bytes(path.read_bytes())
+    mapping = {"tables": {}, "columns": {}}
+    with sqlite3.connect(copy) as conn:
+        for table, column in sorted(columns):
+            conn.execute(f"ALTER TABLE {table} RENAME COLUMN {column} TO x_{column}")
+            mapping["columns"].setdefault(table, {})[column] = f"x_{column}"
+        for table in sorted(tables):
+            conn.execute(f"ALTER TABLE {table} RENAME TO t_{table}")
+            mapping["tables"][table] = f"t_{table}"
+    rules = select_rules("all")
+    expected = _reference_results(path)
+    mapped = run_url(f"sqlite:///{copy}", rules, Options(as_of=AS_OF), mapping=Mapping.from_dict(mapping))
+    assert [o.error for o in mapped if o.error] == []
+    assert [(o.rule.id, o.count, o.amount, sorted(map(tuple, o.keys)), o.units) for o in mapped] == expected
+
+
+_REFERENCE: dict = {}
+
+
+def _reference_results(path):
+    if path not in _REFERENCE:
+        outcomes = run_url(f"sqlite:///{path}", select_rules("all"), Options(as_of=AS_OF))
+        _REFERENCE[path] = [
+            (o.rule.id, o.count, o.amount, sorted(map(tuple, o.keys)), o.units) for o in outcomes
+        ]
+    return _REFERENCE[path]
