@@ -367,6 +367,20 @@ def save_schedule(user, schedule: CheckSchedule) -> CheckSchedule:
     return schedule
 
 
+def change_schedule(
+    user, schedule: CheckSchedule, *, enabled: bool | None = None, delete: bool = False
+) -> None:
+    """停用、启用或删除定时检查 (re-enabling starts counting from now, not from the missed times)."""
+    ensure(user, Capability.MANAGE_TARGETS, "checks.schedule")
+    _own_database(user, schedule.database)
+    if delete:
+        schedule.delete()
+        return
+    schedule.enabled = bool(enabled)
+    schedule.next_run_at = next_fire(schedule.cron, timezone.now()) if schedule.enabled else None
+    schedule.save(update_fields=["enabled", "next_run_at"])
+
+
 def next_fire(cron: str, after: datetime) -> datetime:
     return croniter(cron, timezone.localtime(after)).get_next(datetime)
 

@@ -16,4 +16,5 @@ urlpatterns = [
     path("databases/<int:pk>/", views.database_edit, name="database_edit"),
     path("databases/<int:pk>/test/", views.database_test, name="database_test"),
     path("databases/<int:pk>/schedules/", views.schedule_new, name="schedule_new"),
+    path("schedules/<int:pk>/", views.schedule_change, name="schedule_change"),
 ]

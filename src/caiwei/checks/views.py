@@ -11,7 +11,7 @@ from caiwei.audit.log import record_export
 from . import services
 from .engine import shipped_packs
 from .forms import DatabaseForm, RunForm, ScheduleForm, TargetForm
-from .models import CheckRun, RuleResult
+from .models import CheckRun, CheckSchedule, RuleResult
 from .present import heading, run_workbook
 
 
@@ -226,3 +226,15 @@ def schedule_new(request, pk):
     else:
         messages.error(request, "；".join("，".join(e) for e in form.errors.values()))
     return redirect("checks:index")
+
+
+@require(Capability.MANAGE_TARGETS)
+@require_POST
+def schedule_change(request, pk):
+    schedule = get_object_or_404(CheckSchedule, pk=pk, database__in=services.visible_databases(request.user))
+    action = request.POST.get("action")
+    services.change_schedule(request.user, schedule, enabled=action == "enable", delete=action == "delete")
+    messages.success(
+        request, {"enable": "已启用定时检查", "disable": "已停用定时检查"}.get(action, "已删除定时检查")
+    )
+    return redirect("checks:database_edit", schedule.database_id)

@@ -240,6 +240,28 @@ def test_schedules_fire_once_when_due(target_db, users):
     assert services.fire_schedules(now=run.created_at + timedelta(seconds=30)) == 0
 
 
+def test_schedules_are_disabled_and_deleted_from_the_page(target_db, users, client_for):
+    schedule = services.save_schedule(users["pm"], CheckSchedule(database=target_db, cron="30 1 * * 1-5"))
+    client = client_for(users["pm"])
+    page = client.get(f"/checks/databases/{target_db.pk}/").content.decode()
+    assert "30 1 * * 1-5" in page and "停用" in page
+    client.post(f"/checks/schedules/{schedule.pk}/", {"action": "disable"})
+    schedule.refresh_from_db()
+    assert schedule.enabled is False and schedule.next_run_at is None
+    assert services.fire_schedules(now=timezone.now() + timedelta(days=3)) == 0
+    client.post(f"/checks/schedules/{schedule.pk}/", {"action": "enable"})
+    schedule.refresh_from_db()
+    assert schedule.enabled and schedule.next_run_at > timezone.now()
+    assert (
+        client_for(users["finance"])
+        .post(f"/checks/schedules/{schedule.pk}/", {"action": "delete"})
+        .status_code
+        == 403
+    )
+    client.post(f"/checks/schedules/{schedule.pk}/", {"action": "delete"})
+    assert not CheckSchedule.objects.exists()
+
+
 def test_command_runs_ad_hoc_against_a_url(sandbox, tmp_path, capsys):
     path, manifest = sandbox
     out = tmp_path / "result.json"
