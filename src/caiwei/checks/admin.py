@@ -1,46 +1,16 @@
-from django import forms
 from django.contrib import admin
 
 from caiwei.accounts.roles import Capability
 from caiwei.web.admin_site import CapabilityAdmin
 
+from .forms import DatabaseForm
 from .models import CheckSchedule, Target, TargetDatabase
-
-
-class DatabaseForm(forms.ModelForm):
-    password = forms.CharField(
-        label="密码",
-        required=False,
-        widget=forms.PasswordInput,
-        help_text="加密保存，不再显示；留空则保持原密码",
-    )
-
-    class Meta:
-        model = TargetDatabase
-        fields = [
-            "name",
-            "dialect",
-            "host",
-            "port",
-            "database",
-            "username",
-            "read_only",
-            "timeout_s",
-            "as_of",
-            "mapping",
-        ]
-
-    def save(self, commit=True):
-        if self.cleaned_data.get("password"):
-            self.instance.set_password(self.cleaned_data["password"])
-        return super().save(commit)
 
 
 class DatabaseInline(admin.StackedInline):
     model = TargetDatabase
-    form = DatabaseForm
+    form = DatabaseForm  # the page's form: the password is sealed on save and never shown
     extra = 0
-    exclude = ("last_test_at", "last_test_ok", "last_test_message")
 
     def has_view_permission(self, request, obj=None):
         return request.user.can(Capability.MANAGE_TARGETS)

@@ -5,8 +5,9 @@ from django.core.exceptions import ValidationError
 
 from caiwei.regions.scoping import visible_regions
 
-from .engine import shipped_packs
+from .engine import RuleError, shipped_packs
 from .models import CheckSchedule, Target, TargetDatabase
+from .sqlplan import Mapping
 
 
 class Styled:
@@ -122,11 +123,20 @@ class DatabaseForm(Styled, forms.ModelForm):
             value = json.loads(text)
         except ValueError as exc:
             raise ValidationError(f"不是合法的 JSON：{exc}") from exc
+        try:
+            Mapping.from_dict(value)
+        except RuleError as exc:
+            raise ValidationError(str(exc)) from exc
         return value
 
     def _post_clean(self):
         self.instance.mapping = self.cleaned_data.get("mapping_text") or {}
         super()._post_clean()
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("password"):  # sealed at once; the plain text goes no further
+            self.instance.set_password(self.cleaned_data["password"])
+        return super().save(commit)
 
 
 class ScheduleForm(Styled, forms.ModelForm):

@@ -183,9 +183,7 @@ def _database_form(request, target, database):
         form.instance.target = target
     if request.method == "POST" and form.is_valid():
         try:
-            saved = services.save_database(
-                request.user, form.save(commit=False), form.cleaned_data.get("password")
-            )
+            saved = services.save_database(request.user, form.save(commit=False))
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

@@ -306,3 +306,38 @@ def test_vault_seals_with_a_fresh_nonce_and_detects_tampering():
     with pytest.raises(vault.VaultError):
         vault.unseal(broken)
     assert vault.seal("") == "" and vault.unseal("") == ""
+
+
+def test_database_form_seals_the_password_and_keeps_it_when_left_blank(regions, users, client_for):
+    client = client_for(users["engineer"])
+    client.post(
+        "/checks/targets/new/",
+        {"name": "旗县预算一体化", "system": "预算编制", "region": regions["152501000"].pk},
+    )
+    target = Target.objects.get(name="旗县预算一体化")
+    fields = {
+        "name": "业务库",
+        "dialect": "postgresql",
+        "host": "127.0.0.1",
+        "port": "5432",
+        "database": "postgres",
+        "username": "postgres",
+        "read_only": "on",
+        "timeout_s": "60",
+        "mapping_text": "",
+    }
+    response = client.post(
+        f"/checks/targets/{target.pk}/databases/new/", {**fields, "password": "口令-Abc-123"}, follow=True
+    )
+    database = target.databases.get()
+    assert database.secret.startswith("sm4gcm:") and vault.unseal(database.secret) == "口令-Abc-123"
+    assert "口令-Abc-123" not in response.content.decode() and "连接成功" in response.content.decode()
+    edit = client.get(f"/checks/databases/{database.pk}/").content.decode()
+    assert "口令-Abc-123" not in edit and "已设置（加密保存，不显示）" in edit
+    client.post(f"/checks/databases/{database.pk}/", {**fields, "timeout_s": "90", "password": ""})
+    database.refresh_from_db()
+    assert database.timeout_s == 90 and vault.unseal(database.secret) == "口令-Abc-123"
+    bad = client.post(
+        f"/checks/databases/{database.pk}/", {**fields, "mapping_text": '{"tables": {"pay_voucher": "a b"}}'}
+    )
+    assert "映射中的表名或列名不合法" in bad.content.decode()
