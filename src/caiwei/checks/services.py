@@ -452,3 +452,30 @@ def _sandbox_as_of(info: dict) -> date | None:
     spec = (info.get("manifest") or {}).get("spec") or {}
     value = spec.get("as_of")
     return date.fromisoformat(value) if value else None
+
+
+def sandbox_comparison(run: CheckRun) -> dict | None:
+    """For a run on the loaded sandbox, its findings against the sandbox's manifest (None when not applicable:
+    another database, counts only, or the sandbox regenerated since the run)."""
+    from pathlib import Path
+
+    from caiwei.sandbox.service import default_url, manifest_path
+
+    from .truth import FAULT_RULES, compare, findings
+
+    database = run.database
+    if not (database.target.is_sandbox and run.sample and run.status == CheckRun.Status.DONE):
+        return None
+    default = sa.engine.make_url(default_url())
+    if database.dialect != default.get_backend_name() or Path(database.database) != Path(
+        default.database or ""
+    ):
+        return None
+    path = manifest_path()
+    if not path.exists() or run.started_at is None or path.stat().st_mtime > run.started_at.timestamp():
+        return None
+    results = list(run.results.values_list("rule_id", "keys"))
+    checked = {rule_id for rule_id, _ in results}
+    report = compare(json.loads(path.read_text()), findings(results))
+    report["faults"] = [r for r in report["faults"] if set(FAULT_RULES[r["fault"]]) <= checked]
+    return report

@@ -83,7 +83,12 @@ def run_detail(request, pk):
     results = list(
         run.results.defer("keys", "sample", "new_keys", "resolved_keys").order_by("-count", "rule_id")
     )
-    context = {"run": run, "results": results, "packs": shipped_packs()}
+    context = {
+        "run": run,
+        "results": results,
+        "packs": shipped_packs(),
+        "truth": services.sandbox_comparison(run),
+    }
     if request.headers.get("HX-Request"):
         return render(request, "checks/_run.html", context)
     return render(request, "checks/run.html", context)

@@ -11,36 +11,8 @@ from caiwei.audit.log import record_export
 from caiwei.jobs import runner
 
 from . import service
+from .codes import FAULT_LABELS
 from .forms import GenerateForm
-
-FAULT_LABELS = {
-    "indicator_overspent": "指标超支",
-    "plan_over_indicator": "用款计划超指标",
-    "element_mismatch": "支付与指标要素不一致",
-    "tracking_id_lost": "追溯码丢失",
-    "code_not_in_set": "代码不在标准值集",
-    "non_leaf_code": "使用非末级代码",
-    "duplicate_payment": "重复支付",
-    "voucher_no_receipt": "凭证超期无回单",
-    "paid_not_cleared": "已支付超期未清算",
-    "bank_amount_mismatch": "银行实付金额与凭证不符",
-    "voucher_missing_at_bank": "银行文件缺少凭证",
-    "bank_line_no_voucher": "银行文件有、财政无凭证",
-    "carryover_mismatch": "结转数与年末余额不符",
-    "same_person_enter_approve": "同一人录入并审核",
-    "admin_two_roles": "一人兼任两个三员角色",
-    "dormant_account": "长期未登录账号仍启用",
-    "departed_staff_active": "离职人员账号仍启用",
-    "person_duplicate_id": "身份证号重复",
-    "person_malformed_id": "身份证号校验位错误",
-    "voucher_sign_failed": "凭证签章失败",
-    "pay_item_implausible": "工资项目金额不合理",
-    "asset_book_date_invalid": "资产记账日期不合理",
-    "asset_no_duplicate": "资产编号重复",
-    "asset_vehicle_no_plate": "车辆缺少号牌",
-    "asset_disposal_conflict": "资产状态与处置矛盾",
-    "asset_value_mismatch": "资产净值与原值折旧不符",
-}
 
 
 @require(Capability.VIEW_SANDBOX)

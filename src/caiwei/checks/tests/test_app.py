@@ -341,3 +341,28 @@ def test_database_form_seals_the_password_and_keeps_it_when_left_blank(regions, 
         f"/checks/databases/{database.pk}/", {**fields, "mapping_text": '{"tables": {"pay_voucher": "a b"}}'}
     )
     assert "映射中的表名或列名不合法" in bad.content.decode()
+
+
+def test_the_loaded_sandbox_is_registered_and_its_run_compared_with_the_manifest(
+    regions, users, client_for, settings, tmp_path
+):
+    import os
+
+    from caiwei.sandbox.service import load_default, manifest_path
+
+    settings.VAR_DIR = tmp_path
+    settings.CAIWEI_SANDBOX_URL = f"sqlite:///{tmp_path / 'sandbox.sqlite3'}"
+    load_default(payments=4000, seed=2)
+    database = services.register_sandbox()
+    run = database.runs.get()
+    assert database.target.is_sandbox and database.target.region.code == "152500000"
+    assert database.as_of == date(2026, 12, 31) and run.status == "done" and run.findings > 0
+    assert services.register_sandbox().runs.count() == 1  # once only
+    page = client_for(users["finance"]).get(f"/checks/runs/{run.pk}/").content.decode()
+    assert "与演练库标准答案对照" in page and "没有规则找出清单之外的数据" in page
+    report = services.sandbox_comparison(run)
+    assert len(report["faults"]) == 21 and report["stray"] == {}
+    assert all(r["precision"] == r["recall"] == 1.0 for r in report["faults"] if r["expected"])
+    later = run.started_at.timestamp() + 60  # the sandbox regenerated after the run: no comparison
+    os.utime(manifest_path(), (later, later))
+    assert services.sandbox_comparison(run) is None

@@ -13,74 +13,15 @@ from hypothesis import strategies as st
 from caiwei.checks.engine import RuleError, find_rule, load_rule, select_rules, shipped_packs
 from caiwei.checks.runner import Options, connect, read_only, run_rules, run_url
 from caiwei.checks.sqlplan import Mapping, Scope, count_queries, plan
+from caiwei.checks.truth import FAULT_RULES, NOT_DATA, compare, findings
 from caiwei.sandbox.generator import FAULT_TYPES, GenerateSpec, generate, parse_faults, valid_id_number
 from caiwei.sandbox.tests.test_generator import db_url  # noqa: F401  (the three real databases)
 
 AS_OF = date(2026, 12, 31)
-# Which rules stand for which fault type, and the table whose keys they report.
-FAULT_RULES = {
-    "indicator_overspent": ["QUOTA-001"],
-    "plan_over_indicator": ["QUOTA-003"],
-    "carryover_mismatch": ["QUOTA-005"],
-    "element_mismatch": ["ELEM-001"],
-    "tracking_id_lost": ["ELEM-002"],
-    "code_not_in_set": ["CODE-101", "CODE-201", "CODE-301", "CODE-401"],
-    "non_leaf_code": ["CODE-102", "CODE-202", "CODE-302", "CODE-402"],
-    "duplicate_payment": ["DUP-001"],
-    "voucher_no_receipt": ["BIZ-001"],
-    "paid_not_cleared": ["BIZ-002"],
-    "voucher_sign_failed": ["BIZ-003"],
-    "bank_amount_mismatch": ["BIZ-005"],
-    "same_person_enter_approve": ["BIZ-008"],
-    "person_duplicate_id": ["PERSON-001"],
-    "person_malformed_id": ["PERSON-002"],
-    "pay_item_implausible": ["PERSON-003"],
-    "asset_book_date_invalid": ["ASSET-001"],
-    "asset_no_duplicate": ["ASSET-002"],
-    "asset_vehicle_no_plate": ["ASSET-003"],
-    "asset_disposal_conflict": ["ASSET-004"],
-    "asset_value_mismatch": ["ASSET-005"],
-}
-# Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
-NOT_DATA = {
-    "voucher_missing_at_bank",
-    "bank_line_no_voucher",
-    "admin_two_roles",
-    "dormant_account",
-    "departed_staff_active",
-}
 
 
-def key_table(rule) -> str:
-    return rule.tree.args["from_"].this.name
-
-
-def findings(outcomes) -> dict[str, set[tuple[str, str]]]:
-    return {o.rule.id: {(key_table(o.rule), str(k[0])) for k in o.keys} for o in outcomes}
-
-
-def truth(manifest, fault: str | None = None) -> set[tuple[str, str]]:
-    return {
-        (table, key)
-        for f in manifest.faults
-        if fault is None or f["type"] == fault
-        for table, keys in f["rows"].items()
-        for key in keys
-    }
-
-
-def precision_recall(manifest, found) -> dict[str, tuple[float, float, int]]:
-    table = {}
-    for fault, rule_ids in FAULT_RULES.items():
-        detected = set().union(*(found[r] for r in rule_ids))
-        expected = truth(manifest, fault)
-        hits = len(detected & expected)
-        table[fault] = (
-            hits / len(detected) if detected else 0.0,
-            hits / len(expected) if expected else 0.0,
-            hits,
-        )
-    return table
+def outcome_findings(outcomes):
+    return findings((o.rule.id, o.keys) for o in outcomes)
 
 
 def test_every_data_fault_has_rules():
@@ -103,13 +44,12 @@ def test_precision_and_recall_are_one_at_default_scale(db_url):  # noqa: F811
     manifest = generate(db_url, GenerateSpec(seed=21, faults=parse_faults("all=2")))  # default scale: 20 000
     outcomes = run_url(db_url, select_rules("all"), Options(as_of=AS_OF))
     assert [o.error for o in outcomes if o.error] == []
-    found = findings(outcomes)
-    table = precision_recall(manifest, found)
-    assert {f: pr[:2] for f, pr in table.items()} == {f: (1.0, 1.0) for f in FAULT_RULES}, table
-    # No rule flags a row that is not a fault's row (rules outside FAULT_RULES included).
-    everything = truth(manifest)
-    stray = {rule: rows - everything for rule, rows in found.items() if rows - everything}
-    assert stray == {}
+    report = compare(manifest.as_dict(), outcome_findings(outcomes))
+    table = {r["fault"]: (r["precision"], r["recall"]) for r in report["faults"]}
+    assert table == {f: (1.0, 1.0) for f in FAULT_RULES}, report
+    assert (
+        report["stray"] == {}
+    )  # no rule flags a row that is not a fault's row (rules outside FAULT_RULES too)
     for o in outcomes:
         assert o.count == len(o.keys) and not o.keys_truncated, o.rule.id
 

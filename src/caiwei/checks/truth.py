@@ -1,0 +1,87 @@
+"""对照标准答案: the sandbox's manifest names every injected fault's rows; which rules stand for which fault type,
+and how a run's findings compare (precision and recall per fault type). Used by the tests and the run page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from caiwei.sandbox.codes import FAULT_LABELS
+
+from .engine import Rule, find_rule
+
+FAULT_RULES = {
+    "indicator_overspent": ["QUOTA-001"],
+    "plan_over_indicator": ["QUOTA-003"],
+    "carryover_mismatch": ["QUOTA-005"],
+    "element_mismatch": ["ELEM-001"],
+    "tracking_id_lost": ["ELEM-002"],
+    "code_not_in_set": ["CODE-101", "CODE-201", "CODE-301", "CODE-401"],
+    "non_leaf_code": ["CODE-102", "CODE-202", "CODE-302", "CODE-402"],
+    "duplicate_payment": ["DUP-001"],
+    "voucher_no_receipt": ["BIZ-001"],
+    "paid_not_cleared": ["BIZ-002"],
+    "voucher_sign_failed": ["BIZ-003"],
+    "bank_amount_mismatch": ["BIZ-005"],
+    "same_person_enter_approve": ["BIZ-008"],
+    "person_duplicate_id": ["PERSON-001"],
+    "person_malformed_id": ["PERSON-002"],
+    "pay_item_implausible": ["PERSON-003"],
+    "asset_book_date_invalid": ["ASSET-001"],
+    "asset_no_duplicate": ["ASSET-002"],
+    "asset_vehicle_no_plate": ["ASSET-003"],
+    "asset_disposal_conflict": ["ASSET-004"],
+    "asset_value_mismatch": ["ASSET-005"],
+}
+# Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
+NOT_DATA = {
+    "voucher_missing_at_bank",
+    "bank_line_no_voucher",
+    "admin_two_roles",
+    "dormant_account",
+    "departed_staff_active",
+}
+
+
+def key_table(rule: Rule) -> str:
+    """The table a rule's keys belong to: its outer FROM."""
+    return rule.tree.args["from_"].this.name
+
+
+def findings(results: Iterable[tuple[str, list]]) -> dict[str, set[tuple[str, str]]]:
+    """(rule id, keys) pairs → rule id → {(table, first key)}."""
+    return {rule_id: {(key_table(find_rule(rule_id)), str(k[0])) for k in keys} for rule_id, keys in results}
+
+
+def truth(manifest: dict, fault: str | None = None) -> set[tuple[str, str]]:
+    return {
+        (table, key)
+        for f in manifest.get("faults", [])
+        if fault is None or f["type"] == fault
+        for table, keys in f["rows"].items()
+        for key in keys
+    }
+
+
+def compare(manifest: dict, found: dict[str, set[tuple[str, str]]]) -> dict:
+    """Per data-matter fault type: rows injected, rows found, hits, precision and recall; and the stray findings
+    (rows any rule flagged that no fault names)."""
+    rows = []
+    for fault, rule_ids in FAULT_RULES.items():
+        detected = set().union(*(found.get(r, set()) for r in rule_ids))
+        expected = truth(manifest, fault)
+        hits = len(detected & expected)
+        rows.append(
+            {
+                "fault": fault,
+                "label": FAULT_LABELS.get(fault, fault),
+                "rules": rule_ids,
+                "expected": len(expected),
+                "found": len(detected),
+                "hits": hits,
+                "precision": hits / len(detected) if detected else None,
+                "recall": hits / len(expected) if expected else None,
+            }
+        )
+    everything = truth(manifest)
+    stray = {rule: sorted(keys - everything) for rule, keys in found.items() if keys - everything}
+    return {"faults": rows, "stray": stray}
