@@ -43,6 +43,7 @@ class RunIn(Schema):
     packs: str = "all"
     scope: dict = {}
     sample: bool = True
+    params: list[str] = []  # e.g. ["BIZ-001.cutoff=5"]: a date parameter takes days before the as-of date
 
 
 class ScheduleIn(Schema):
@@ -89,6 +90,7 @@ def _run_out(run: CheckRun, with_results: bool = False) -> dict[str, Any]:
         "scope": run.scope,
         "as_of": run.as_of,
         "sample": run.sample,
+        "params": run.params,
         "status": run.status,
         "message": run.message,
         "done": run.done,
@@ -213,7 +215,7 @@ def create_schedule(request, database_id: int, data: ScheduleIn):
 def start_run(request, data: RunIn):
     ensure(request.user, Capability.CHECKS_RUN, "api:checks.run")
     database = get_object_or_404(services.visible_databases(request.user), pk=data.database)
-    run = services.start_run(request.user, database, data.packs, data.scope, data.sample)
+    run = services.start_run(request.user, database, data.packs, data.scope, data.sample, params=data.params)
     return _run_out(run, with_results=run.status == CheckRun.Status.DONE)
 
 

@@ -208,6 +208,43 @@ def select_rules(names: str | list[str]) -> list[Rule]:
     return [rule for name in wanted for rule in packs[name].rules]
 
 
+def parse_overrides(text: str | list[str], rules: list[Rule]) -> dict[str, dict[str, Any]]:
+    """“BIZ-001.cutoff=5, PERSON-003.max_item_amount=80000” → {rule id: {name: value}}, checked against ``rules``:
+    a date parameter takes a number of days before the as-of date, a number parameter a number."""
+    items = text if isinstance(text, list) else text.replace("，", ",").split(",")
+    by_id = {r.id: r for r in rules}
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        target, sep, raw = item.partition("=")
+        rule_id, dot, name = target.strip().rpartition(".")
+        if not sep or not dot:
+            raise RuleError(f"参数“{item}”格式应为 规则编号.参数名=值，如 BIZ-001.cutoff=5")
+        rule = by_id.get(rule_id)
+        if rule is None:
+            raise RuleError(f"参数“{item}”：本次检查没有规则 {rule_id}")
+        param = next((p for p in rule.params if p.name == name), None)
+        if param is None:
+            names = "、".join(p.name for p in rule.params) or "无"
+            raise RuleError(f"参数“{item}”：规则 {rule_id} 没有参数 {name}（可用：{names}）")
+        if param.month_end_before_as_of:
+            raise RuleError(f"参数“{item}”：{param.title or name} 由检查日推算，不能指定")
+        try:
+            value: Any = int(raw) if param.is_date else _number(raw)
+        except ValueError:
+            raise RuleError(f"参数“{item}”：{param.title or name} 应为数字") from None
+        if param.is_date and not 0 <= value <= 3660:
+            raise RuleError(f"参数“{item}”：天数应在 0～3660 之间")
+        overrides.setdefault(rule_id, {})[name] = value
+    return overrides
+
+
+def _number(raw: str) -> int | float:
+    value = float(raw)
+    return int(value) if value.is_integer() else value
+
+
 def find_rule(rule_id: str) -> Rule:
     for pack in shipped_packs().values():
         for rule in pack.rules:

@@ -40,6 +40,9 @@ class RunForm(forms.Form):
     date_from = forms.DateField(label="日期起", required=False)
     date_to = forms.DateField(label="日期止", required=False)
     sample = forms.BooleanField(label="抽取问题数据与样本（用于比对与导出）", required=False, initial=True)
+    params = forms.CharField(
+        label="规则参数", required=False, help_text="如 BIZ-001.cutoff=5（天），逗号分隔；留空用规则默认值"
+    )
 
     def __init__(self, *args, databases=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -167,6 +167,9 @@ class CheckRun(models.Model):
     scope = models.JSONField("范围", default=dict, blank=True)
     as_of = models.DateField("检查日")
     sample = models.BooleanField("抽取样本与明细", default=True)
+    params = models.JSONField(
+        "规则参数", default=dict, blank=True, help_text="按规则覆盖的参数，{规则编号: {参数名: 值}}"
+    )
     status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.QUEUED)
     message = models.TextField("说明", blank=True)
     done = models.PositiveIntegerField("已完成步数", default=0)

@@ -23,7 +23,7 @@ from caiwei.desk.models import SYSTEMS, Ticket
 from caiwei.regions.models import Region
 
 from . import vault
-from .engine import RuleError, select_rules, shipped_packs
+from .engine import RuleError, parse_overrides, select_rules, shipped_packs
 from .models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
 from .runner import Options, connect, explain_error, logical_columns, read_only, run_rules
 from .sqlplan import Scope
@@ -129,6 +129,7 @@ def start_run(
     sample: bool = True,
     schedule: CheckSchedule | None = None,
     inline: bool = False,
+    params: str | list[str] = "",
 ) -> CheckRun:
     """Queue a run for the worker (runs at once where huey is immediate), or run it here with ``inline``."""
     if user is not None:
@@ -137,6 +138,7 @@ def start_run(
     try:
         rules = select_rules(packs)
         scope_obj = Scope.from_dict(scope)
+        overrides = parse_overrides(params, rules)
     except (RuleError, ValueError) as exc:
         raise ValidationError(str(exc)) from exc
     from caiwei.jobs import runner
@@ -147,6 +149,7 @@ def start_run(
         scope=scope_obj.as_dict(),
         as_of=database.as_of_date(),
         sample=sample,
+        params=overrides,
         created_by=user,
         schedule=schedule,
         rules_total=len(rules),
@@ -170,7 +173,11 @@ def execute(run: CheckRun, progress=None) -> CheckRun:
             progress(done, total)
 
     options = Options(
-        as_of=run.as_of, scope=Scope.from_dict(run.scope), sample=run.sample, timeout_s=database.timeout_s
+        as_of=run.as_of,
+        scope=Scope.from_dict(run.scope),
+        sample=run.sample,
+        timeout_s=database.timeout_s,
+        params=run.params,
     )
     try:
         rules = select_rules(run.packs)

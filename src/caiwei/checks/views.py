@@ -62,6 +62,7 @@ def start(request):
             form.pack_names(),
             form.scope(),
             form.cleaned_data["sample"],
+            params=form.cleaned_data["params"],
         )
     except ValidationError as exc:
         messages.error(request, _errors(exc))

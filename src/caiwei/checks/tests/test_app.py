@@ -81,6 +81,19 @@ def test_run_from_the_page_then_diff_after_the_data_changes(target_db, sandbox, 
     ]
 
 
+def test_rule_parameters_from_the_page(target_db, users, client_for):
+    client = client_for(users["engineer"])
+    response = client.post(
+        "/checks/run/", {"database": target_db.pk, "packs": ["business"], "params": "BIZ-001.cutoff=400"}
+    )
+    run = CheckRun.objects.get()
+    assert run.params == {"BIZ-001": {"cutoff": 400}} and result(run, "BIZ-001").count == 0
+    assert result(run, "BIZ-003").count == 1  # the others keep their defaults
+    assert "BIZ-001.cutoff=400" in client.get(response["Location"]).content.decode()
+    bad = client.post("/checks/run/", {"database": target_db.pk, "params": "BIZ-001.days=3"}, follow=True)
+    assert "没有参数 days" in bad.content.decode() and CheckRun.objects.count() == 1
+
+
 def test_a_finding_opens_a_ticket_linked_both_ways(target_db, users, client_for):
     client = client_for(users["engineer"])
     client.post("/checks/run/", {"database": target_db.pk, "sample": "on", "packs": ["quota"]})
@@ -284,6 +297,21 @@ def test_command_runs_ad_hoc_against_a_url(sandbox, tmp_path, capsys):
         "voucher_sign_failed", "pay_voucher_bill"
     )
     assert "共 14 条规则" in capsys.readouterr().out
+    call_command(
+        "checks",
+        "run",
+        "--db",
+        f"sqlite:///{path}",
+        "--pack",
+        "business",
+        "--as-of",
+        "2026-12-31",
+        "--param",
+        "BIZ-003.cutoff=400",
+        "--json",
+        str(out),
+    )
+    assert {r["id"]: r["count"] for r in json.loads(out.read_text(encoding="utf-8"))["rules"]}["BIZ-003"] == 0
     with pytest.raises(CommandError, match="未知的规则包"):
         call_command("checks", "run", "--db", f"sqlite:///{path}", "--pack", "nope")
     with pytest.raises(CommandError, match="日期"):

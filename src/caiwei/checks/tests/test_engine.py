@@ -278,3 +278,36 @@ def _reference_results(path):
             (o.rule.id, o.count, o.amount, sorted(map(tuple, o.keys)), o.units) for o in outcomes
         ]
     return _REFERENCE[path]
+
+
+def test_parameters_are_overridden_per_rule(faulty_sqlite):
+    from caiwei.checks.engine import parse_overrides
+
+    path, manifest = faulty_sqlite
+    rules = [find_rule("BIZ-001"), find_rule("PERSON-003")]
+    assert parse_overrides("BIZ-001.cutoff=400， PERSON-003.max_item_amount=1e9", rules) == {
+        "BIZ-001": {"cutoff": 400},
+        "PERSON-003": {"max_item_amount": 1_000_000_000},
+    }
+    default = run_url(f"sqlite:///{path}", rules, Options(as_of=AS_OF))
+    assert [o.count for o in default] == [1, 1]
+    overridden = run_url(
+        f"sqlite:///{path}",
+        rules,
+        Options(
+            as_of=AS_OF, params=parse_overrides("BIZ-001.cutoff=400,PERSON-003.max_item_amount=1e9", rules)
+        ),
+    )
+    assert [o.count for o in overridden] == [0, 0]
+    assert overridden[0].params == {"cutoff": "2025-11-26"} and "2025-11-26" in overridden[0].sql
+    for text, message in {
+        "BIZ-001.cutoff": "格式应为",
+        "BIZ-009.cutoff=3": "没有规则 BIZ-009",
+        "BIZ-001.days=3": "没有参数 days（可用：cutoff）",
+        "BIZ-001.cutoff=三": "应为数字",
+        "BIZ-001.cutoff=99999": "0～3660",
+    }.items():
+        with pytest.raises(RuleError, match=message):
+            parse_overrides(text, rules)
+    with pytest.raises(RuleError, match="由检查日推算"):
+        parse_overrides("BIZ-004.month_end=3", [find_rule("BIZ-004")])

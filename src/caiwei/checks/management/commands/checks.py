@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from ...engine import RuleError, select_rules, shipped_packs
+from ...engine import RuleError, parse_overrides, select_rules, shipped_packs
 from ...runner import Options, run_url
 from ...sqlplan import Mapping, Scope
 
@@ -51,6 +51,12 @@ class Command(BaseCommand):
         run.add_argument("--no-sample", action="store_true", help="只计数，不取问题数据的主键与样本")
         run.add_argument("--timeout", type=int, default=300, help="单条语句超时秒数")
         run.add_argument("--mapping", type=Path, help="表名列名映射 JSON 文件")
+        run.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            help="覆盖规则参数，如 BIZ-001.cutoff=5（日期类参数为检查日前的天数），可多次",
+        )
         rules = sub.add_parser("rules", help="列出规则包与规则")
         rules.add_argument("--pack", default="all")
         rules.add_argument("--sql", action="store_true", help="同时打印规则 SQL")
@@ -95,6 +101,7 @@ class Command(BaseCommand):
         no_sample,
         timeout,
         mapping,
+        param,
         **_,
     ):
         scope = Scope(
@@ -106,14 +113,16 @@ class Command(BaseCommand):
         if bool(db) == bool(target):
             raise CommandError("请给出 --db（临时执行）或 --target（已登记的运维对象）之一")
         if target:
-            return self.run_target(target, database, actor, pack, scope, not no_sample, json)
+            return self.run_target(target, database, actor, pack, scope, not no_sample, json, param)
         rules = select_rules(pack)
         mapping_obj = Mapping.from_dict(_load_json(mapping)) if mapping else None
+        overrides = parse_overrides(param, rules)
         options = Options(
             as_of=_date(as_of) if as_of else date.today(),
             scope=scope,
             sample=not no_sample,
             timeout_s=timeout,
+            params=overrides,
         )
         started = time.monotonic()
         try:
@@ -136,7 +145,7 @@ class Command(BaseCommand):
         if any(o.error for o in outcomes):
             raise CommandError(f"{sum(1 for o in outcomes if o.error)} 条规则执行出错，见上表")
 
-    def run_target(self, name, database_name, actor, pack, scope, sample, out):
+    def run_target(self, name, database_name, actor, pack, scope, sample, out, params):
         from caiwei.accounts.cli import authenticate_actor
         from caiwei.accounts.roles import Capability
 
@@ -152,7 +161,7 @@ class Command(BaseCommand):
         if database is None:
             raise CommandError(f"没有名为“{name}”的运维对象或其数据库")
         with authenticate_actor(actor, Capability.CHECKS_RUN) as user:
-            run = start_run(user, database, pack, scope.as_dict(), sample)
+            run = start_run(user, database, pack, scope.as_dict(), sample, params=params)
         run.refresh_from_db()
         if run.status not in ("done", "failed"):
             self.stdout.write(f"检查 #{run.pk} 已排队，由后台任务进程执行（caiwei worker）")
