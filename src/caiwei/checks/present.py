@@ -84,9 +84,19 @@ COLUMN_LABELS = {
 }
 
 
-def heading(column: str) -> str:
-    label = COLUMN_LABELS.get(column)
+def heading(column: str, labels: dict[str, str] | None = None) -> str:
+    """“支付金额（pay_amt）”: the rule's own label for the column, else the common one, with the column name."""
+    label = (labels or {}).get(column) or COLUMN_LABELS.get(column)
     return f"{label}（{column}）" if label else column
+
+
+def rule_labels(rule_id: str) -> dict[str, str]:
+    from .engine import RuleError, find_rule
+
+    try:
+        return find_rule(rule_id).labels
+    except RuleError:  # a result of a rule no longer shipped
+        return {}
 
 
 def run_workbook(run, results) -> bytes:
@@ -137,7 +147,7 @@ def run_workbook(run, results) -> bytes:
             continue
         detail.append([f"{r.rule_id} {r.title}（共 {r.count} 条，以下为样本）"])
         detail.cell(row=detail.max_row, column=1).font = bold
-        detail.append([heading(c) for c in r.columns])
+        detail.append([heading(c, rule_labels(r.rule_id)) for c in r.columns])
         for row in r.sample:
             detail.append([row.get(c) for c in r.columns])
         units = [u for u in r.units if "error" not in u]

@@ -128,7 +128,7 @@ def result_detail(request, pk):
             "result": result,
             "rule": rule,
             "pack": packs.get(result.pack),
-            "headings": [heading(c) for c in result.columns],
+            "headings": [heading(c, rule.labels if rule else None) for c in result.columns],
             "sample_rows": [[row.get(c) for c in result.columns] for row in result.sample],
             "trend": services.trend(result),
             "can_run": request.user.can(Capability.CHECKS_RUN),
