@@ -96,6 +96,19 @@ class TargetDatabase(models.Model):
             raise ValidationError({"mapping": str(exc)}) from exc
         if self.dialect != self.Dialect.SQLITE and not self.host:
             raise ValidationError({"host": "请填写主机"})
+        if self.dialect == self.Dialect.SQLITE:
+            self._check_sqlite_path()
+
+    def _check_sqlite_path(self) -> None:
+        """A SQLite target is a file on this server: never the platform's own files (the sandbox excepted)."""
+        from pathlib import Path
+
+        from caiwei.sandbox.service import default_url
+
+        path = Path(self.database).expanduser().resolve()
+        sandbox = Path(default_url().removeprefix("sqlite:///")).resolve()
+        if path != sandbox and path.is_relative_to(Path(settings.VAR_DIR).resolve()):
+            raise ValidationError({"database": "不能把财维自己的数据文件登记为目标库"})
 
     def set_password(self, password: str) -> None:
         self.secret = vault.seal(password)

@@ -396,3 +396,18 @@ def test_the_loaded_sandbox_is_registered_and_its_run_compared_with_the_manifest
     later = run.started_at.timestamp() + 60  # the sandbox regenerated after the run: no comparison
     os.utime(manifest_path(), (later, later))
     assert services.sandbox_comparison(run) is None
+
+
+def test_the_platforms_own_files_cannot_be_a_target(regions, users, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    settings.CAIWEI_SANDBOX_URL = f"sqlite:///{tmp_path / 'sandbox.sqlite3'}"
+    target = Target.objects.create(name="越权", system="其他", region=regions["152500000"])
+    own = TargetDatabase(
+        target=target, name="平台库", dialect="sqlite", database=str(tmp_path / "caiwei.sqlite3")
+    )
+    with pytest.raises(ValidationError, match="不能把财维自己的数据文件"):
+        services.save_database(users["pm"], own)
+    sandbox = TargetDatabase(
+        target=target, name="演练库", dialect="sqlite", database=str(tmp_path / "sandbox.sqlite3")
+    )
+    assert services.save_database(users["pm"], sandbox).pk
