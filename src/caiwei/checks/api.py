@@ -1,5 +1,5 @@
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
@@ -66,7 +66,12 @@ def _database_out(db: TargetDatabase) -> dict[str, Any]:
         "mapping": db.mapping,
         "last_test_ok": db.last_test_ok,
         "last_test_message": db.last_test_message,
+        "schedules": [_schedule_out(s) for s in db.schedules.all()],
     }
+
+
+def _schedule_out(s: CheckSchedule) -> dict[str, Any]:
+    return {"id": s.pk, "cron": s.cron, "packs": s.packs, "enabled": s.enabled, "next_run_at": s.next_run_at}
 
 
 def _target_out(t: Target) -> dict[str, Any]:
@@ -203,12 +208,23 @@ def create_schedule(request, database_id: int, data: ScheduleIn):
     ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.schedule")
     database = get_object_or_404(services.visible_databases(request.user), pk=database_id)
     schedule = services.save_schedule(request.user, CheckSchedule(database=database, **data.dict()))
-    return {
-        "id": schedule.pk,
-        "cron": schedule.cron,
-        "packs": schedule.packs,
-        "next_run_at": schedule.next_run_at,
-    }
+    return _schedule_out(schedule)
+
+
+class ScheduleChangeIn(Schema):
+    action: Literal["enable", "disable", "delete"]
+
+
+@router.post("/schedules/{schedule_id}", summary="启用、停用或删除定时检查")
+def change_schedule(request, schedule_id: int, data: ScheduleChangeIn):
+    ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.schedule")
+    schedule = get_object_or_404(
+        CheckSchedule, pk=schedule_id, database__in=services.visible_databases(request.user)
+    )
+    services.change_schedule(
+        request.user, schedule, enabled=data.action == "enable", delete=data.action == "delete"
+    )
+    return {"id": schedule_id, "action": data.action}
 
 
 @router.post("/runs", summary="执行检查（后台任务）；scope 可含 regions、year、date_from、date_to")

@@ -245,9 +245,13 @@ def _number(raw: str) -> int | float:
     return int(value) if value.is_integer() else value
 
 
+def shipped_rule(rule_id: str) -> Rule | None:
+    """The shipped rule with this id, or None (a stored result may outlive its rule)."""
+    return next((r for pack in shipped_packs().values() for r in pack.rules if r.id == rule_id), None)
+
+
 def find_rule(rule_id: str) -> Rule:
-    for pack in shipped_packs().values():
-        for rule in pack.rules:
-            if rule.id == rule_id:
-                return rule
-    raise RuleError(f"没有编号为 {rule_id} 的规则")
+    rule = shipped_rule(rule_id)
+    if rule is None:
+        raise RuleError(f"没有编号为 {rule_id} 的规则")
+    return rule

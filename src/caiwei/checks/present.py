@@ -7,6 +7,8 @@ from io import BytesIO
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from .engine import shipped_rule
+
 COLUMN_LABELS = {
     "agency_code": "预算单位",
     "mof_div_code": "区划",
@@ -90,15 +92,6 @@ def heading(column: str, labels: dict[str, str] | None = None) -> str:
     return f"{label}（{column}）" if label else column
 
 
-def rule_labels(rule_id: str) -> dict[str, str]:
-    from .engine import RuleError, find_rule
-
-    try:
-        return find_rule(rule_id).labels
-    except RuleError:  # a result of a rule no longer shipped
-        return {}
-
-
 def run_workbook(run, results) -> bytes:
     """检查结果导出: a summary sheet, the (masked) sample rows of every failing rule, and every failing key."""
     book = Workbook()
@@ -147,7 +140,8 @@ def run_workbook(run, results) -> bytes:
             continue
         detail.append([f"{r.rule_id} {r.title}（共 {r.count} 条，以下为样本）"])
         detail.cell(row=detail.max_row, column=1).font = bold
-        detail.append([heading(c, rule_labels(r.rule_id)) for c in r.columns])
+        rule = shipped_rule(r.rule_id)
+        detail.append([heading(c, rule.labels if rule else None) for c in r.columns])
         for row in r.sample:
             detail.append([row.get(c) for c in r.columns])
         units = [u for u in r.units if "error" not in u]

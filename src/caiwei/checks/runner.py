@@ -347,6 +347,15 @@ def _fetch_group_rows(
         outcomes[p.rule.id].seconds += share
 
 
+def _unit(code, name, count, amount) -> dict:
+    return {
+        "agency_code": plain(code),
+        "agency_name": name or "",
+        "count": int(count),
+        "amount": _money(amount),
+    }
+
+
 def _name_units(conn, outcome: Outcome, units: dict, options: Options, dialect: str, mapping) -> None:
     """Every failing row is at hand: the per-unit totals are exact; only the top units' names are looked up."""
     top = sorted(units.items(), key=lambda item: (-item[1][0], str(item[0])))[:UNITS_SHOWN]
@@ -363,13 +372,7 @@ def _name_units(conn, outcome: Outcome, units: dict, options: Options, dialect: 
         conn.rollback()
         names = {}
     outcome.units = [
-        {
-            "agency_code": plain(code),
-            "agency_name": names.get(code) or "",
-            "count": n,
-            "amount": _money(amount) if outcome.rule.amount else None,
-        }
-        for code, (n, amount) in top
+        _unit(code, names.get(code), n, amount if outcome.rule.amount else None) for code, (n, amount) in top
     ]
 
 
@@ -383,15 +386,7 @@ def _fetch_units(conn, p: Planned, outcome: Outcome, options: Options, dialect: 
         conn.rollback()
         outcome.units = [{"error": explain_error(exc, options.timeout_s)}]
     else:
-        outcome.units = [
-            {
-                "agency_code": plain(r["agency_code"]),
-                "agency_name": r["agency_name"] or "",
-                "count": int(r["n"]),
-                "amount": _money(r["amount"]),
-            }
-            for r in rows
-        ]
+        outcome.units = [_unit(r["agency_code"], r["agency_name"], r["n"], r["amount"]) for r in rows]
 
 
 def run_url(url: str, rules: list[Rule], options: Options, mapping: Mapping | None = None, progress=None):

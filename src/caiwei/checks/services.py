@@ -21,11 +21,12 @@ from caiwei.audit.log import record
 from caiwei.audit.models import AuditAction
 from caiwei.desk.models import SYSTEMS, Ticket
 from caiwei.regions.models import Region
+from caiwei.regions.scoping import visible_regions
 
 from . import vault
-from .engine import RuleError, parse_overrides, select_rules, shipped_packs
+from .engine import RuleError, parse_overrides, select_rules, shipped_packs, shipped_rule
 from .models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
-from .runner import Options, connect, explain_error, logical_columns, read_only, run_rules
+from .runner import Options, connect, explain_error, logical_columns, read_only, run_url
 from .sqlplan import Scope
 
 log = logging.getLogger(__name__)
@@ -58,15 +59,11 @@ def _own_database(user, database: TargetDatabase) -> None:
 
 def save_target(user, target: Target) -> Target:
     ensure(user, Capability.MANAGE_TARGETS, "checks.target")
-    if target.region_id and not Region.objects.filter(pk=target.region_id).exists():
-        raise ValidationError({"region": "区划不存在"})
-    from caiwei.regions.scoping import visible_regions
-
-    if not visible_regions(user).filter(pk=target.region_id).exists():
-        raise PermissionDenied("无权在该区划登记运维对象")
     if target.created_by_id is None:
         target.created_by = user
     target.full_clean()
+    if not visible_regions(user).filter(pk=target.region_id).exists():
+        raise PermissionDenied("无权在该区划登记运维对象")
     target.save()
     return target
 
@@ -74,7 +71,6 @@ def save_target(user, target: Target) -> Target:
 def save_database(user, database: TargetDatabase, password: str | None = None) -> TargetDatabase:
     """Create or change a database; a new password replaces the sealed one (an empty one keeps it)."""
     ensure(user, Capability.MANAGE_TARGETS, "checks.database")
-    _own_database(user, database) if database.pk else None
     if not visible_targets(user).filter(pk=database.target_id).exists():
         raise PermissionDenied("无权访问该运维对象")
     if password:
@@ -180,12 +176,7 @@ def execute(run: CheckRun, progress=None) -> CheckRun:
         params=run.params,
     )
     try:
-        rules = select_rules(run.packs)
-        engine = connect(database.url())
-        try:
-            outcomes = run_rules(engine, rules, options, database.get_mapping(), progress=step)
-        finally:
-            engine.dispose()
+        outcomes = run_url(database.url(), select_rules(run.packs), options, database.get_mapping(), step)
     except (RuleError, vault.VaultError, sa.exc.SQLAlchemyError, ModuleNotFoundError) as exc:
         message = explain_error(exc, database.timeout_s) if isinstance(exc, sa.exc.DBAPIError) else str(exc)
         CheckRun.objects.filter(pk=run.pk).update(
@@ -237,25 +228,23 @@ def execute(run: CheckRun, progress=None) -> CheckRun:
 
 def previous_results(run: CheckRun, rule_ids: list[str]) -> dict[str, RuleResult]:
     """Per rule, its latest earlier result on the same database and the same scope with keys fetched."""
-    found: dict[str, RuleResult] = {}
-    earlier = (
-        RuleResult.objects.filter(
-            run__database=run.database,
-            run__status=CheckRun.Status.DONE,
-            run__sample=True,
-            run__created_at__lte=run.created_at,
-            rule_id__in=rule_ids,
-            count__isnull=False,
+    earlier_runs = (
+        CheckRun.objects.filter(
+            database=run.database, status=CheckRun.Status.DONE, sample=True, created_at__lte=run.created_at
         )
-        .exclude(run=run)
-        .select_related("run")
-        .order_by("-run__created_at", "-run_id")
+        .exclude(pk=run.pk)
+        .order_by("-created_at", "-pk")
+        .values_list("pk", "scope")[:100]
     )
-    for result in earlier.iterator(chunk_size=100):
-        if result.rule_id not in found and result.run.scope == run.scope:
-            found[result.rule_id] = result
-            if len(found) == len(rule_ids):
-                break
+    same_scope = [pk for pk, scope in earlier_runs if scope == run.scope]  # scopes compare as JSON values
+    found: dict[str, RuleResult] = {}
+    earlier = RuleResult.objects.filter(
+        run__in=same_scope, rule_id__in=rule_ids, count__isnull=False
+    ).order_by("-run__created_at", "-run_id")
+    for result in earlier.iterator(chunk_size=100):  # keys are loaded only for runs that can be compared
+        found.setdefault(result.rule_id, result)
+        if len(found) == len(rule_ids):
+            break
     return found
 
 
@@ -314,7 +303,7 @@ def open_ticket(user, result: RuleResult) -> Ticket:
             f"运维对象：{database}；检查日 {run.as_of:%Y-%m-%d}；检查记录 #{run.pk}",
             f"问题 {result.count} 条{amount}。",
             "",
-            f"处理建议：{shipped_rule_advice(result.rule_id)}",
+            f"处理建议：{rule.advice if (rule := shipped_rule(result.rule_id)) else ''}",
             "",
             "列出全部问题数据的 SQL：",
             result.sql,
@@ -346,14 +335,6 @@ def open_ticket(user, result: RuleResult) -> Ticket:
         )
     result.refresh_from_db()
     return ticket
-
-
-def shipped_rule_advice(rule_id: str) -> str:
-    for pack in shipped_packs().values():
-        for rule in pack.rules:
-            if rule.id == rule_id:
-                return rule.advice
-    return ""
 
 
 # --- schedules --------------------------------------------------------------------------------------------------

@@ -346,25 +346,29 @@ def count_queries(planned: list[Planned], dialect: str, combine: bool = True) ->
     return queries
 
 
+def _agency(mapping: Mapping | None) -> tuple[exp.Table, str, str]:
+    """The budget-unit code set ele_agency on the target, aliased ``a``: (table, code column, name column)."""
+    mapping = mapping or Mapping()
+    columns = mapping.columns.get("ele_agency", {})
+    table = exp.table_(mapping.tables.get("ele_agency", "ele_agency"), db=mapping.schema or None, alias="a")
+    return table, columns.get("agency_code", "agency_code"), columns.get("agency_name", "agency_name")
+
+
 def units_query(p: Planned, dialect: str, mapping: Mapping | None = None, limit: int = 20) -> str | None:
     """Failing rows per budget unit 按预算单位, with the unit's name, for rules that report ``agency_code``."""
     if "agency_code" not in p.tree.named_selects:
         return None
-    mapping = mapping or Mapping()
-    columns = mapping.columns.get("ele_agency", {})
-    agency = exp.table_(mapping.tables.get("ele_agency", "ele_agency"), db=mapping.schema or None, alias="a")
+    agency, code, name = _agency(mapping)
     amount = exp.func("SUM", exp.column(p.rule.amount, "f")) if p.rule.amount else exp.null()
     query = (
         exp.select(
             exp.alias_(exp.column("agency_code", "f"), "agency_code"),
-            exp.alias_(
-                exp.func("MAX", exp.column(columns.get("agency_name", "agency_name"), "a")), "agency_name"
-            ),
+            exp.alias_(exp.func("MAX", exp.column(name, "a")), "agency_name"),
             exp.alias_(exp.Count(this=exp.Star()), "n"),
             exp.alias_(amount, "amount"),
         )
         .from_(p.tree.subquery("f"))
-        .join(agency, on=f"a.{columns.get('agency_code', 'agency_code')} = f.agency_code", join_type="left")
+        .join(agency, on=f"a.{code} = f.agency_code", join_type="left")
         .group_by(exp.column("agency_code", "f"))
         .order_by(exp.Ordered(this=exp.Count(this=exp.Star()), desc=True))
         .limit(limit)
@@ -386,18 +390,17 @@ def counted_rows_query(p: Planned, dialect: str, limit: int) -> str:
 
 def agency_names_query(count: int, dialect: str, mapping: Mapping | None = None) -> str:
     """Names of ``count`` budget units given as parameters :u0, :u1, …"""
-    mapping = mapping or Mapping()
-    columns = mapping.columns.get("ele_agency", {})
-    code = exp.column(columns.get("agency_code", "agency_code"), "a")
+    agency, code, name = _agency(mapping)
     query = (
         exp.select(
-            exp.alias_(code, "agency_code"),
-            exp.alias_(exp.column(columns.get("agency_name", "agency_name"), "a"), "agency_name"),
+            exp.alias_(exp.column(code, "a"), "agency_code"), exp.alias_(exp.column(name, "a"), "agency_name")
         )
-        .from_(
-            exp.table_(mapping.tables.get("ele_agency", "ele_agency"), db=mapping.schema or None, alias="a")
+        .from_(agency)
+        .where(
+            exp.In(
+                this=exp.column(code, "a"), expressions=[exp.Placeholder(this=f"u{i}") for i in range(count)]
+            )
         )
-        .where(exp.In(this=code.copy(), expressions=[exp.Placeholder(this=f"u{i}") for i in range(count)]))
     )
     return render(query, dialect)
 

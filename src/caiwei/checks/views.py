@@ -9,7 +9,7 @@ from caiwei.accounts.roles import Capability
 from caiwei.audit.log import record_export
 
 from . import services
-from .engine import shipped_packs
+from .engine import shipped_packs, shipped_rule
 from .forms import DatabaseForm, RunForm, ScheduleForm, TargetForm
 from .models import CheckRun, CheckSchedule, RuleResult
 from .present import heading, run_workbook
@@ -116,11 +116,7 @@ def result_detail(request, pk):
         run__in=services.visible_runs(request.user),
     )
     packs = shipped_packs()
-    rule = (
-        next((r for r in packs[result.pack].rules if r.id == result.rule_id), None)
-        if result.pack in packs
-        else None
-    )
+    rule = shipped_rule(result.rule_id)
     return render(
         request,
         "checks/result.html",
@@ -236,9 +232,13 @@ def schedule_new(request, pk):
 @require_POST
 def schedule_change(request, pk):
     schedule = get_object_or_404(CheckSchedule, pk=pk, database__in=services.visible_databases(request.user))
+    done = {"enable": "已启用定时检查", "disable": "已停用定时检查", "delete": "已删除定时检查"}
     action = request.POST.get("action")
-    services.change_schedule(request.user, schedule, enabled=action == "enable", delete=action == "delete")
-    messages.success(
-        request, {"enable": "已启用定时检查", "disable": "已停用定时检查"}.get(action, "已删除定时检查")
-    )
+    if action not in done:
+        messages.error(request, "未知的操作")
+    else:
+        services.change_schedule(
+            request.user, schedule, enabled=action == "enable", delete=action == "delete"
+        )
+        messages.success(request, done[action])
     return redirect("checks:database_edit", schedule.database_id)

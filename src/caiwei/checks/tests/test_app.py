@@ -273,7 +273,31 @@ def test_schedules_are_disabled_and_deleted_from_the_page(target_db, users, clie
         .status_code
         == 403
     )
+    client.post(f"/checks/schedules/{schedule.pk}/", {"action": "bogus"})
+    assert CheckSchedule.objects.get().enabled  # an unknown action changes nothing
     client.post(f"/checks/schedules/{schedule.pk}/", {"action": "delete"})
+    assert not CheckSchedule.objects.exists()
+
+
+def test_schedules_through_the_api(target_db, users, client_for, token_for):
+    client, auth = client_for(users["pm"]), token_for(users["pm"])
+    created = client.post(
+        f"/api/checks/databases/{target_db.pk}/schedules",
+        {"cron": "0 3 * * *", "packs": "assets"},
+        content_type="application/json",
+        **auth,
+    ).json()
+    listed = client.get("/api/checks/targets", **auth).json()[0]["databases"][0]["schedules"]
+    [item] = listed
+    assert item["id"] == created["id"] and item["cron"] == "0 3 * * *" and item["enabled"] is True
+    from datetime import datetime
+
+    assert datetime.fromisoformat(item["next_run_at"]) == datetime.fromisoformat(created["next_run_at"])
+    url = f"/api/checks/schedules/{created['id']}"
+    client.post(url, {"action": "disable"}, content_type="application/json", **auth)
+    assert CheckSchedule.objects.get().enabled is False
+    assert client.post(url, {"action": "drop"}, content_type="application/json", **auth).status_code == 422
+    client.post(url, {"action": "delete"}, content_type="application/json", **auth)
     assert not CheckSchedule.objects.exists()
 
 

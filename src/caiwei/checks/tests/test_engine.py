@@ -166,6 +166,15 @@ def test_scope_narrows_to_a_region_and_a_date_window(faulty_sqlite):
         Scope(regions=("1' OR '1'='1",))
 
 
+def test_units_are_grouped_in_the_database_when_rows_are_capped(faulty_sqlite):
+    path, _ = faulty_sqlite
+    rule = find_rule("DUP-001")
+    full = run_url(f"sqlite:///{path}", [rule], Options(as_of=AS_OF))[0]
+    capped = run_url(f"sqlite:///{path}", [rule], Options(as_of=AS_OF, key_cap=1))[0]
+    assert full.count == capped.count == 2 and len(capped.keys) == 1 and capped.keys_truncated
+    assert capped.units == full.units and full.units[0]["count"] == 2 and full.units[0]["agency_name"]
+
+
 def test_samples_are_masked(faulty_sqlite):
     path, _ = faulty_sqlite
     [dup, ident] = run_url(
