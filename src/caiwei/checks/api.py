@@ -38,6 +38,21 @@ class DatabaseIn(Schema):
     mapping: dict = {}
 
 
+class DatabasePatch(Schema):
+    """Only the fields given change; an empty or absent password keeps the sealed one."""
+
+    name: str | None = None
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    username: str | None = None
+    password: str = ""
+    read_only: bool | None = None
+    timeout_s: int | None = None
+    as_of: date | None = None
+    mapping: dict | None = None
+
+
 class RunIn(Schema):
     database: int
     packs: str = "all"
@@ -193,6 +208,15 @@ def create_database(request, target_id: int, data: DatabaseIn):
     fields = data.dict(exclude={"password"})
     database = services.save_database(request.user, TargetDatabase(target=target, **fields), data.password)
     return _database_out(database)
+
+
+@router.patch("/databases/{database_id}", summary="修改数据库连接（给出的字段才改；password 留空保持原密码）")
+def change_database(request, database_id: int, data: DatabasePatch):
+    ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.database")
+    database = get_object_or_404(services.visible_databases(request.user), pk=database_id)
+    for field, value in data.dict(exclude={"password"}, exclude_unset=True).items():
+        setattr(database, field, value)
+    return _database_out(services.save_database(request.user, database, data.password))
 
 
 @router.post("/databases/{database_id}/test", summary="测试连接（只读）")

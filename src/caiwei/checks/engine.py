@@ -76,7 +76,6 @@ class Rule:
     scope: dict[str, str] = field(default_factory=dict)
     amount: str = ""  # output column whose sum is the money involved
     labels: dict[str, str] = field(default_factory=dict)
-    path: str = ""
 
     @functools.cached_property
     def tree(self) -> exp.Expression:
@@ -160,7 +159,6 @@ def load_rule(path: Path, pack: str = "") -> Rule:
         scope=scope,
         amount=data.get("amount") or "",
         labels=dict(data.get("labels") or {}),
-        path=str(path),
     )
 
 

@@ -188,6 +188,20 @@ def test_api_registers_a_postgresql_target_with_a_sealed_password(regions, users
     stored = TargetDatabase.objects.get(pk=db["id"])
     assert stored.secret.startswith("sm4gcm:") and "S3cret" not in stored.secret
     assert vault.unseal(stored.secret) == "S3cret-口令"
+    changed = client.patch(
+        f"/api/checks/databases/{db['id']}", {"timeout_s": 120}, content_type="application/json", **auth
+    ).json()
+    assert changed["timeout_s"] == 120 and changed["has_password"] is True
+    assert (
+        vault.unseal(TargetDatabase.objects.get(pk=db["id"]).secret) == "S3cret-口令"
+    )  # kept when not given
+    bad = client.patch(
+        f"/api/checks/databases/{db['id']}",
+        {"mapping": {"tables": {"x": "a b"}}},
+        content_type="application/json",
+        **auth,
+    )
+    assert bad.status_code == 400 and "不合法" in bad.json()["detail"]
     tested = client.post(f"/api/checks/databases/{db['id']}/test", **auth).json()
     assert tested["ok"] is True and "逻辑表" in tested["message"] and "PostgreSQL" in tested["message"]
     run = client.post(
