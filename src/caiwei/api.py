@@ -60,6 +60,23 @@ def on_permission_denied(request, exc):
     return api.create_response(request, {"detail": str(exc) or "无权限"}, status=403)
 
 
+def on_request_invalid(request, exc):
+    """Ninja's own validation (types, missing fields): Chinese, naming where and which field."""
+    from caiwei.apierrors import explain
+
+    detail, errors = explain(exc.errors)
+    return api.create_response(request, {"detail": detail, "errors": errors}, status=422)
+
+
+def _add_request_invalid_handler():
+    from ninja.errors import ValidationError as RequestInvalid
+
+    api.add_exception_handler(RequestInvalid, on_request_invalid)
+
+
+_add_request_invalid_handler()
+
+
 class TokenRequest(Schema):
     username: str
     password: str
