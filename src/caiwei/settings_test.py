@@ -1,6 +1,8 @@
 """Test settings: PostgreSQL unless DATABASE_URL says otherwise, huey in immediate mode, fast hashing."""
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/caiwei")
 
@@ -13,3 +15,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (whitenoise warns about a missing directory)
+# Seals of the audit chain (audit/seals.py) go to a scratch directory, never into var/ beside a real database's;
+# audit tests narrow this to one directory per test.
+CAIWEI_AUDIT_SEAL_DIR = Path(tempfile.mkdtemp(prefix="caiwei-test-seals-"))

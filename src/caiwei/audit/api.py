@@ -12,6 +12,7 @@ from caiwei.jobs.api import JobOut, job_out
 
 from .export import EXPORT_COLUMNS, export_rows, search_events
 from .log import record_export
+from .seals import export_name, export_seals, seal_quietly
 
 router = Router(tags=["审计日志"])
 
@@ -70,6 +71,7 @@ def export(request, filters: Query[EventFilter]):
         writer.writerow(row)
         count += 1
     record_export("audit.auditevent", count, {k: str(v) for k, v in params.items()})
+    seal_quietly()
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="audit.csv"'
     return response
@@ -79,3 +81,13 @@ def export(request, filters: Query[EventFilter]):
 def verify(request):
     ensure(request.user, Capability.READ_AUDIT, "api:audit.verify")
     return job_out(runner.start("audit.verify", user=request.user))
+
+
+@router.get("/seals", summary="导出审计链封存点 JSON Lines（安全审计员）")
+def seals(request):
+    ensure(request.user, Capability.READ_AUDIT, "api:audit.seals")
+    data, count = export_seals()
+    record_export("audit.seal", count)
+    response = HttpResponse(data, content_type="application/x-ndjson; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{export_name()}"'
+    return response

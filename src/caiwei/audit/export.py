@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from caiwei.web.exports import safe_cell
+
 from .models import AuditEvent
 
 EXPORT_COLUMNS = [
@@ -59,6 +61,7 @@ def search_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
 
 
 def export_rows(filters: dict[str, Any]):
+    """Rows of the CSV export; every cell passes ``safe_cell`` so no user text is read as a formula."""
     for event in search_events(filters).iterator(chunk_size=2000):
         values = []
         for name, _ in EXPORT_COLUMNS:
@@ -69,5 +72,5 @@ def export_rows(filters: dict[str, Any]):
                 value = event.get_action_display()
             elif name in ("before", "after", "detail"):
                 value = "" if value in (None, {}) else json.dumps(value, ensure_ascii=False)
-            values.append(value)
+            values.append(safe_cell(value))
         yield values

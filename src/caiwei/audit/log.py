@@ -11,8 +11,8 @@ from django.db import transaction
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
-from .chain import GENESIS, row_hash
-from .context import current_actor
+from .chain import GENESIS, head_mac, row_hash
+from .context import Actor, current_actor
 from .keys import audit_key
 from .models import AuditAction, AuditEvent, AuditHead
 
@@ -24,16 +24,44 @@ def jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False))
 
 
-def _locked_head() -> AuditHead:
+def _locked_head(key: bytes) -> tuple[AuditHead, str]:
+    """The head, locked; and, when it was missing or forged, why (the rows after it may have been cut off).
+
+    A missing head over an empty table is a fresh or flushed database and starts the chain. A missing head over
+    rows, or a head whose MAC does not check, is never re-signed silently: the chain continues after whichever
+    reaches further, the last row or the head's claim, and the caller appends a 审计链异常 row saying so, which
+    ``verify`` reports as a break. Re-signing quietly would let anyone holding the database rewind the head.
+    """
     head = AuditHead.objects.select_for_update().filter(pk=1).first()
+    if head is not None and head.mac == head_mac(key, head.seq, head.hash):
+        return head, ""
+    last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
     if head is None:
-        # A flushed database (tests, a fresh install before migrations' data) starts from its last row.
-        last = AuditEvent.objects.order_by("-seq").first()
-        head = AuditHead.objects.create(
-            pk=1, seq=last.seq if last else 0, hash=last.hash if last else GENESIS
-        )
+        seq, hash_ = (last["seq"], last["hash"]) if last else (0, GENESIS)
+        AuditHead.objects.create(pk=1, seq=seq, hash=hash_, mac=head_mac(key, seq, hash_))
         head = AuditHead.objects.select_for_update().get(pk=1)
-    return head
+        return head, f"链头缺失（库中有 {last['seq']} 行记录）" if last else ""
+    reason = f"链头（第 {head.seq} 行）的校验码不符"
+    if last and last["seq"] >= head.seq:
+        head.seq, head.hash = last["seq"], last["hash"]
+    return head, reason
+
+
+def _append(key: bytes, head: AuditHead, who: Actor, **fields) -> AuditEvent:
+    event = AuditEvent(
+        seq=head.seq + 1,
+        at=timezone.now(),
+        actor_id=who.user_id,
+        ip=who.ip,
+        request_id=who.request_id,
+        source=who.source,
+        prev_hash=head.hash,
+        **fields,
+    )
+    event.hash = row_hash(key, event.chain_row())
+    event.save()
+    head.seq, head.hash = event.seq, event.hash
+    return event
 
 
 def record(
@@ -54,29 +82,38 @@ def record(
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)[:200]
+    key = audit_key()
     with transaction.atomic():
-        head = _locked_head()
-        event = AuditEvent(
-            seq=head.seq + 1,
-            at=timezone.now(),
+        head, anomaly = _locked_head(key)
+        if anomaly:
+            _append(
+                key,
+                head,
+                actor,
+                action=AuditAction.CHAIN_BREAK,
+                actor="system:audit",
+                object_type="audit.audithead",
+                object_id="1",
+                object_repr="审计链头",
+                before=None,
+                after=None,
+                detail={"reason": anomaly, "continued_after": head.seq},
+            )
+        event = _append(
+            key,
+            head,
+            actor,
             action=action,
             actor=(actor_name or actor.username)[:150],
-            actor_id=actor.user_id,
-            ip=actor.ip,
-            request_id=actor.request_id,
-            source=actor.source,
             object_type=object_type,
             object_id=str(object_id)[:64],
             object_repr=object_repr[:200],
             before=jsonable(before),
             after=jsonable(after),
             detail=jsonable(detail or {}),
-            prev_hash=head.hash,
         )
-        event.hash = row_hash(audit_key(), event.chain_row())
-        event.save()
-        head.seq, head.hash = event.seq, event.hash
-        head.save(update_fields=["seq", "hash"])
+        head.mac = head_mac(key, head.seq, head.hash)
+        head.save(update_fields=["seq", "hash", "mac"])
     return event
 
 

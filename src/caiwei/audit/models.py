@@ -1,6 +1,6 @@
 from django.db import models
 
-from .chain import GENESIS
+from .chain import CHAIN_BREAK, GENESIS
 
 
 class AuditAction(models.TextChoices):
@@ -14,6 +14,7 @@ class AuditAction(models.TextChoices):
     EXPORT = "export", "导出"
     ADMIN = "admin", "管理操作"
     DENIED = "denied", "越权拒绝"
+    CHAIN_BREAK = CHAIN_BREAK, "审计链异常"
 
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -65,14 +66,31 @@ class AuditEvent(models.Model):
         return {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields}
 
 
+class HeadQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("审计链头只能随追加前进，不能直接修改")
+
+    def delete(self):
+        raise PermissionError("审计链头不能删除")
+
+
 class AuditHead(models.Model):
-    """链头: the last sequence number and hash, locked while a row is appended so the chain never forks."""
+    """链头: the last sequence number and hash, locked while a row is appended so the chain never forks.
+
+    ``mac`` is HMAC-SM3 over (seq, hash) with the audit key, so the head cannot be rewound to an arbitrary value
+    to hide rows deleted at the tail (``chain.head_mac``)."""
 
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default=GENESIS)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects = HeadQuerySet.as_manager()
 
     class Meta:
         verbose_name = verbose_name_plural = "审计链头"
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.hash[:12]}"
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("审计链头不能删除")
