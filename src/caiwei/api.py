@@ -80,6 +80,7 @@ _add_request_invalid_handler()
 class TokenRequest(Schema):
     username: str
     password: str
+    otp: str = ""  # 动态口令: required for an account with a bound authenticator
     name: str = "脚本"
     days: int = 90
 
@@ -94,12 +95,22 @@ class TokenOut(Schema):
     auth=None,
     response={200: TokenOut, 401: dict},
     tags=["认证"],
-    summary="用账号密码换取接口令牌",
+    summary="用账号密码（及动态口令）换取接口令牌",
 )
 def obtain_token(request, data: TokenRequest):
+    from caiwei.accounts import twofactor
+
     user = authenticate(request, username=data.username, password=data.password)
     if user is None:
         return Status(401, {"detail": getattr(request, "login_failure_reason", "用户名或密码错误")})
+    if twofactor.needs_enrolment(user):
+        return Status(401, {"detail": "三员账号须先在网页登录并绑定动态口令，之后换取令牌时提供 otp"})
+    if twofactor.has_device(user):
+        if not data.otp.strip():
+            return Status(401, {"detail": "该账号已开启动态口令：请在 otp 字段提供验证器 App 上的 6 位数字"})
+        error = twofactor.verify(user, data.otp)
+        if error is not None:
+            return Status(401, {"detail": error})
     request.user = user
     days = max(1, min(data.days, 365))
     token, key = ApiToken.issue(user, data.name, timezone.now() + timedelta(days=days))

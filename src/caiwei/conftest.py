@@ -48,11 +48,32 @@ def users(make_user):
 @pytest.fixture
 def client_for():
     def make(user: User) -> Client:
+        # A role or status change raises the account's session epoch: log in with the current one.
+        user.refresh_from_db(fields=["password", "auth_epoch"])
         client = Client()
         client.force_login(user)
         return client
 
     return make
+
+
+@pytest.fixture
+def otp_for(db):
+    """Bind an authenticator to a user (once) and return a code it accepts now; each call gives a usable one."""
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    def code(user: User) -> str:
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="测试", confirmed=True)
+        # A code is accepted once per 30-second step: forget the last one so a test may sign in again at once.
+        TOTPDevice.objects.filter(pk=device.pk).update(
+            last_t=-1, drift=0, throttling_failure_count=0, throttling_failure_timestamp=None
+        )
+        return f"{TOTP(device.bin_key, device.step, device.t0, device.digits).token():06d}"
+
+    return code
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ from ninja import Router, Schema, Status
 
 from caiwei.regions.scoping import visible_regions
 
-from . import services
-from .models import User
+from . import services, twofactor
+from .models import AccountChangeRequest, ChangeStatus, User
 from .permissions import ensure
 from .roles import Capability
 
@@ -17,20 +17,69 @@ class UserOut(Schema):
     organization: str
     is_active: bool
     locked: bool
+    otp: bool
     roles: list[str]
     regions: list[str]
 
 
 def user_out(user: User) -> dict:
+    user.forget_roles()
     return {
         "username": user.username,
         "full_name": user.full_name,
         "organization": user.organization,
         "is_active": user.is_active,
         "locked": user.is_locked,
+        "otp": twofactor.has_device(user),
         "roles": sorted(user.role_codes),
         "regions": sorted(r.code for r in user.regions.all()),
     }
+
+
+class RequestOut(Schema):
+    id: int
+    subject: str
+    kind: str
+    kind_label: str
+    description: str
+    payload: dict
+    reason: str
+    proposer: str
+    proposer_role: str
+    proposed_at: str
+    status: str
+    status_label: str
+    decided_by: str | None
+    decided_at: str | None
+    note: str
+
+
+def request_out(req: AccountChangeRequest) -> dict:
+    return {
+        "id": req.pk,
+        "subject": req.subject.username,
+        "kind": req.kind,
+        "kind_label": req.get_kind_display(),
+        "description": req.describe(),
+        "payload": req.payload,
+        "reason": req.reason,
+        "proposer": req.proposer.username,
+        "proposer_role": req.proposer_role,
+        "proposed_at": req.proposed_at.isoformat(),
+        "status": req.status,
+        "status_label": req.get_status_display(),
+        "decided_by": req.decided_by.username if req.decided_by else None,
+        "decided_at": req.decided_at.isoformat() if req.decided_at else None,
+        "note": req.note,
+    }
+
+
+def _answer(target: User, pending: AccountChangeRequest | None):
+    """200 with the account when the change was made, 202 with the request when it awaits a second person."""
+    if pending is not None:
+        return Status(202, request_out(pending))
+    target.refresh_from_db()
+    return Status(200, user_out(target))
 
 
 class MeOut(UserOut):
@@ -67,18 +116,22 @@ def create_user(request, data: UserIn):
 
 class RolesIn(Schema):
     roles: list[str]
+    reason: str = ""
 
 
 class RegionsIn(Schema):
     regions: list[str]
 
 
-@router.put("/users/{username}/roles", response=UserOut, summary="设置角色（安全保密管理员）")
+@router.put(
+    "/users/{username}/roles",
+    response={200: UserOut, 202: RequestOut},
+    summary="设置角色（安全保密管理员；涉及三员角色时返回 202 与待批准的申请）",
+)
 def put_roles(request, username: str, data: RolesIn):
     ensure(request.user, Capability.GRANT, "api:accounts.roles")
     target = get_object_or_404(User, username=username)
-    services.set_roles(request.user, target, data.roles)
-    return user_out(target)
+    return _answer(target, services.set_roles(request.user, target, data.roles, reason=data.reason))
 
 
 @router.put("/users/{username}/regions", response=UserOut, summary="设置授权区划（安全保密管理员）")
@@ -89,9 +142,69 @@ def put_regions(request, username: str, data: RegionsIn):
     return user_out(target)
 
 
-@router.post("/users/{username}/unlock", response=UserOut, summary="解除登录锁定（系统管理员）")
+@router.post(
+    "/users/{username}/unlock",
+    response={200: UserOut, 202: RequestOut},
+    summary="解除登录锁定（系统管理员；三员账号返回 202 与待批准的申请）",
+)
 def unlock(request, username: str):
     ensure(request.user, Capability.MANAGE_ACCOUNTS, "api:accounts.unlock")
     target = get_object_or_404(User, username=username)
-    services.unlock(request.user, target)
-    return user_out(target)
+    return _answer(target, services.unlock(request.user, target))
+
+
+class StatusIn(Schema):
+    action: str  # deactivate, activate, lock, unlock, reset_otp
+    reason: str = ""
+
+
+@router.post(
+    "/users/{username}/status",
+    response={200: UserOut, 202: RequestOut},
+    summary="停用、启用、锁定、解锁、重置动态口令（系统管理员；三员账号返回 202 与待批准的申请）",
+)
+def change_status(request, username: str, data: StatusIn):
+    ensure(request.user, Capability.MANAGE_ACCOUNTS, "api:accounts.status")
+    target = get_object_or_404(User, username=username)
+    return _answer(target, services.change_status(request.user, target, data.action, reason=data.reason))
+
+
+class PasswordIn(Schema):
+    password: str
+    reason: str = ""
+
+
+@router.post(
+    "/users/{username}/password",
+    response={200: UserOut, 202: RequestOut},
+    summary="重置密码（系统管理员；三员账号返回 202 与待批准的申请）",
+)
+def reset_password(request, username: str, data: PasswordIn):
+    ensure(request.user, Capability.MANAGE_ACCOUNTS, "api:accounts.password")
+    target = get_object_or_404(User, username=username)
+    return _answer(target, services.reset_password(request.user, target, data.password, reason=data.reason))
+
+
+@router.get("/requests", response=list[RequestOut], summary="涉及三员的账号变更申请（三员）")
+def list_requests(request, status: str = ""):
+    ensure(request.user, Capability.APPROVE_CHANGES, "api:accounts.requests")
+    requests = AccountChangeRequest.objects.select_related("subject", "proposer", "decided_by")
+    if status in ChangeStatus.values:
+        requests = requests.filter(status=status)
+    return [request_out(r) for r in requests[:500]]
+
+
+class DecisionIn(Schema):
+    decision: str  # approve, reject, withdraw
+    note: str = ""
+
+
+@router.post(
+    "/requests/{request_id}/decision",
+    response=RequestOut,
+    summary="批准、驳回（提出人与对象以外、另一职责的三员）或撤回（提出人）申请",
+)
+def decide(request, request_id: int, data: DecisionIn):
+    ensure(request.user, Capability.APPROVE_CHANGES, "api:accounts.decide")
+    req = get_object_or_404(AccountChangeRequest, pk=request_id)
+    return request_out(services.decide(request.user, req, data.decision, data.note))

@@ -41,6 +41,7 @@ class Capability(models.TextChoices):
     CHECKS_VIEW = "checks.view", "查看数据检查"
     CHECKS_RUN = "checks.run", "执行数据检查、由问题开工单"
     MANAGE_TARGETS = "targets.manage", "登记运维对象与数据库连接"
+    APPROVE_CHANGES = "accounts.approve", "查看与审批涉及三员的账号变更"
 
 
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -61,6 +62,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     Capability.CHECKS_VIEW: OPS_ROLES | FINANCE_ROLES,
     Capability.CHECKS_RUN: OPS_ROLES | {Role.FINANCE_STAFF},
     Capability.MANAGE_TARGETS: frozenset({Role.PROJECT_MANAGER, Role.ENGINEER}),
+    # Any of the three sees the requests; who may approve which one is decided in accounts.services.
+    Capability.APPROVE_CHANGES: TRI_ADMIN_ROLES,
 }
 
 

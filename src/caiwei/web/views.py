@@ -3,8 +3,9 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
+from caiwei.accounts import login_steps, twofactor
 from caiwei.jobs.runner import worker_alive
 from caiwei.regions.scoping import visible_regions
 
@@ -14,6 +15,15 @@ from .capabilities import tiles_for
 class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
     extra_context = {"session_minutes": settings.SESSION_COOKIE_AGE // 60}
+
+    def form_valid(self, form):
+        # A right password is only the first step for an account with (or obliged to have) a second factor.
+        user = form.get_user()
+        step = twofactor.pending_step(user)
+        if step is None:
+            return super().form_valid(form)
+        login_steps.start(self.request, user, self.get_success_url())
+        return redirect("accounts:login_code" if step == "code" else "accounts:login_enrol")
 
     def form_invalid(self, form):
         reason = getattr(self.request, "login_failure_reason", None)

@@ -32,8 +32,10 @@ def test_service_refuses_two_admin_roles(users):
     assert users["agent"].role_grants.count() == 1  # nothing half written
 
 
-def test_admin_role_swap_is_allowed(users):
-    services.set_roles(users["secadmin"], users["sysadmin"], [Role.AUDITOR])
+def test_admin_role_swap_is_allowed(users, make_user):
+    make_user("t_sysadmin2", Role.SYSTEM_ADMIN)  # the swap must not leave the system administrators empty
+    pending = services.set_roles(users["secadmin"], users["sysadmin"], [Role.AUDITOR])
+    services.approve(users["auditor"], pending)
     assert set(users["sysadmin"].role_grants.values_list("role", flat=True)) == {Role.AUDITOR}
 
 
@@ -73,8 +75,9 @@ def test_api_refuses_two_admin_roles(users, client_for):
     assert "三员分设" in response.json()["detail"]
 
 
-def test_cli_refuses_two_admin_roles(users, monkeypatch):
+def test_cli_refuses_two_admin_roles(users, monkeypatch, otp_for):
     monkeypatch.setenv("CAIWEI_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CAIWEI_OTP", otp_for(users["secadmin"]))
     with pytest.raises(CommandError, match="三员分设"):
         call_command("accounts", "roles", "t_agent", "sysadmin", "auditor", "--actor", "t_secadmin")
 
@@ -89,7 +92,7 @@ def test_no_superuser(db):
 # --- the system administrator: manages accounts; cannot grant roles, cannot read the audit log ----------
 
 
-def test_sysadmin_cannot_grant_on_any_path(users, client_for, token_for, monkeypatch):
+def test_sysadmin_cannot_grant_on_any_path(users, client_for, token_for, monkeypatch, otp_for):
     sysadmin, target = users["sysadmin"], users["agent"]
     client = client_for(sysadmin)
     assert client.get("/accounts/grants/").status_code == 403
@@ -114,15 +117,17 @@ def test_sysadmin_cannot_grant_on_any_path(users, client_for, token_for, monkeyp
     with pytest.raises(PermissionDenied):
         services.set_roles(sysadmin, target, [Role.PROJECT_MANAGER])
     monkeypatch.setenv("CAIWEI_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CAIWEI_OTP", otp_for(sysadmin))
     with pytest.raises(CommandError, match="无权限"):
         call_command("accounts", "roles", "t_agent", "pm", "--actor", "t_sysadmin")
+    monkeypatch.setenv("CAIWEI_OTP", otp_for(sysadmin))
     with pytest.raises(CommandError, match="无权限"):
         call_command("accounts", "regions", "t_agent", "150000000", "--actor", "t_sysadmin")
     assert set(target.role_grants.values_list("role", flat=True)) == {Role.AGENT}
     assert AuditEvent.objects.filter(action=AuditAction.DENIED, actor="t_sysadmin").count() >= 6
 
 
-def test_sysadmin_cannot_read_audit_on_any_path(users, client_for, token_for, monkeypatch):
+def test_sysadmin_cannot_read_audit_on_any_path(users, client_for, token_for, monkeypatch, otp_for):
     sysadmin = users["sysadmin"]
     client = client_for(sysadmin)
     assert client.get("/audit/").status_code == 403
@@ -131,22 +136,32 @@ def test_sysadmin_cannot_read_audit_on_any_path(users, client_for, token_for, mo
     assert client.get("/api/audit/events", **token_for(sysadmin)).status_code == 403
     assert client.get("/api/audit/export", **token_for(sysadmin)).status_code == 403
     monkeypatch.setenv("CAIWEI_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CAIWEI_OTP", otp_for(sysadmin))
     with pytest.raises(CommandError, match="无权限"):
         call_command("audit", "export", "--actor", "t_sysadmin", stdout=StringIO())
 
 
-def test_sysadmin_cannot_reset_auditor_password(users, client_for):
+def test_sysadmin_cannot_reset_auditor_password_alone(users, client_for):
+    """Reset alone, the system administrator could sign in as the auditor: it takes a second person."""
+    auditor = users["auditor"]
     client = client_for(users["sysadmin"])
-    response = client.get(f"/admin/accounts/user/{users['auditor'].pk}/password/")
-    assert response.status_code == 403
-    with pytest.raises(ValidationError):
-        services.reset_password(users["sysadmin"], users["auditor"], "An0ther-Passw0rd!")
+    response = client.post(
+        f"/admin/accounts/user/{auditor.pk}/password/",
+        {"password1": "An0ther-Passw0rd!", "password2": "An0ther-Passw0rd!", "usable_password": "true"},
+    )
+    assert response.status_code == 302
+    pending = services.reset_password(users["sysadmin"], users["engineer"], "An0ther-Passw0rd!")
+    assert pending is None  # an ordinary account: at once
+    with pytest.raises(ValidationError, match="待批准"):
+        services.reset_password(users["sysadmin"], auditor, "Yet-An0ther-Passw0rd!")  # one already waits
+    auditor.refresh_from_db()
+    assert auditor.check_password(PASSWORD)
 
 
 # --- the security administrator: grants roles and regions; nothing else --------------------------------
 
 
-def test_secadmin_cannot_manage_accounts_or_read_audit(users, client_for, token_for, monkeypatch):
+def test_secadmin_cannot_manage_accounts_or_read_audit(users, client_for, token_for, monkeypatch, otp_for):
     secadmin = users["secadmin"]
     client = client_for(secadmin)
     assert client.get("/admin/accounts/user/add/").status_code == 403
@@ -169,14 +184,16 @@ def test_secadmin_cannot_manage_accounts_or_read_audit(users, client_for, token_
         services.create_user(secadmin, username="x", password=PASSWORD)
     monkeypatch.setenv("CAIWEI_PASSWORD", PASSWORD)
     monkeypatch.setenv("CAIWEI_NEW_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CAIWEI_OTP", otp_for(secadmin))
     with pytest.raises(CommandError, match="无权限"):
         call_command("accounts", "create", "x", "--actor", "t_secadmin")
+    monkeypatch.setenv("CAIWEI_OTP", otp_for(secadmin))
     with pytest.raises(CommandError, match="无权限"):
         call_command("audit", "export", "--actor", "t_secadmin", stdout=StringIO())
     assert not User.objects.filter(username="x").exists()
 
 
-def test_secadmin_grants_on_every_path(users, client_for, token_for, monkeypatch):
+def test_secadmin_grants_on_every_path(users, client_for, token_for, monkeypatch, otp_for):
     secadmin, target = users["secadmin"], users["agent"]
     client = client_for(secadmin)
     response = client.post(
@@ -192,6 +209,7 @@ def test_secadmin_grants_on_every_path(users, client_for, token_for, monkeypatch
     )
     assert api.status_code == 200 and api.json()["roles"] == ["pm"]
     monkeypatch.setenv("CAIWEI_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CAIWEI_OTP", otp_for(secadmin))
     call_command("accounts", "regions", "t_agent", "152500000", "--actor", "t_secadmin", stdout=StringIO())
     assert list(target.regions.values_list("code", flat=True)) == ["152500000"]
     grant = AuditEvent.objects.filter(object_type="accounts.regiongrant", action=AuditAction.CREATE).first()
@@ -201,7 +219,7 @@ def test_secadmin_grants_on_every_path(users, client_for, token_for, monkeypatch
 # --- the auditor: reads and exports the audit log; nothing else ----------------------------------------
 
 
-def test_auditor_cannot_manage_or_grant(users, client_for, token_for, monkeypatch):
+def test_auditor_cannot_manage_or_grant(users, client_for, token_for, monkeypatch, otp_for):
     auditor = users["auditor"]
     client = client_for(auditor)
     assert client.get("/admin/accounts/user/").status_code == 403
@@ -226,13 +244,17 @@ def test_auditor_cannot_manage_or_grant(users, client_for, token_for, monkeypatc
     )
     assert client.post("/api/accounts/users/t_agent/unlock", **token_for(auditor)).status_code == 403
     monkeypatch.setenv("CAIWEI_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CAIWEI_OTP", otp_for(auditor))
     with pytest.raises(CommandError, match="无权限"):
         call_command("accounts", "roles", "t_agent", "pm", "--actor", "t_auditor")
+    monkeypatch.setenv("CAIWEI_OTP", otp_for(auditor))
     with pytest.raises(CommandError, match="无权限"):
         call_command("accounts", "unlock", "t_agent", "--actor", "t_auditor")
 
 
-def test_auditor_reads_and_exports_on_every_path(users, client_for, token_for, monkeypatch, tmp_path):
+def test_auditor_reads_and_exports_on_every_path(
+    users, client_for, token_for, monkeypatch, tmp_path, otp_for
+):
     auditor = users["auditor"]
     client = client_for(auditor)
     page = client.get("/audit/?action=create")
@@ -242,6 +264,7 @@ def test_auditor_reads_and_exports_on_every_path(users, client_for, token_for, m
     api = client.get("/api/audit/events?actor=t_secadmin", **token_for(auditor))
     assert api.status_code == 200
     monkeypatch.setenv("CAIWEI_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CAIWEI_OTP", otp_for(auditor))
     out = tmp_path / "audit.csv"
     call_command("audit", "export", "--actor", "t_auditor", "-o", str(out), stdout=StringIO())
     assert out.read_text(encoding="utf-8-sig").count("\n") > 10

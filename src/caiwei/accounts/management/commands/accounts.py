@@ -9,7 +9,7 @@ from caiwei.audit.context import acting_as
 from ... import services
 from ...cli import authenticate_actor
 from ...demo import ensure_demo_accounts
-from ...models import User, UserRole
+from ...models import AccountChangeRequest, ChangeStatus, User, UserRole
 from ...roles import TRI_ADMIN_ROLES, Capability, Role
 
 ROLE_HELP = "，".join(f"{r.value}={r.label}" for r in Role)
@@ -53,6 +53,22 @@ class Command(BaseCommand):
         )
         passwd.add_argument("username")
         passwd.add_argument("--actor", required=True)
+        status = sub.add_parser(
+            "status",
+            help="停用、启用、锁定、解锁、重置动态口令（系统管理员；对三员账号提交申请，待另一名三员批准）",
+        )
+        status.add_argument("username")
+        status.add_argument("action", choices=sorted(services.STATUS_ACTIONS))
+        status.add_argument("--reason", default="")
+        status.add_argument("--actor", required=True)
+        reqs = sub.add_parser("requests", help="列出涉及三员的账号变更申请（三员）")
+        reqs.add_argument("--status", choices=ChangeStatus.values)
+        reqs.add_argument("--actor", required=True)
+        decide = sub.add_parser("decide", help="批准（approve）、驳回（reject）或撤回（withdraw）申请")
+        decide.add_argument("request_id", type=int)
+        decide.add_argument("decision", choices=["approve", "reject", "withdraw"])
+        decide.add_argument("--note", default="")
+        decide.add_argument("--actor", required=True)
 
     def handle(self, *args, action, **options):
         try:
@@ -77,6 +93,9 @@ class Command(BaseCommand):
         self.stdout.write("演示账号（每个角色一个）：")
         for username, label, password in rows:
             self.stdout.write(f"  {username.ljust(width)}  {password}  {label}")
+        self.stdout.write(
+            "三员账号（sysadmin、secadmin、auditor）首次登录时须用手机验证器 App 扫码绑定动态口令，之后每次登录输入 6 位数字。"
+        )
 
     def do_bootstrap(self, username, role, **_):
         if UserRole.objects.filter(role=role).exists():
@@ -106,10 +125,18 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"已创建账号 {username}（尚无角色，请安全保密管理员授权）")
 
+    def pending(self, req: AccountChangeRequest | None) -> bool:
+        if req is not None:
+            self.stdout.write(f"涉及三员，已提交申请 #{req.pk}（{req.describe()}），待另一名三员批准后生效")
+        return req is not None
+
     def do_roles(self, actor, username, roles, **_):
         with authenticate_actor(actor, Capability.GRANT) as me:
-            result = services.set_roles(me, self.target(username), roles)
-        self.stdout.write(f"{username} 的角色：{'、'.join(Role(r).label for r in sorted(result)) or '无'}")
+            target = self.target(username)
+            if self.pending(services.set_roles(me, target, roles)):
+                return
+            result = sorted(target.role_codes)
+        self.stdout.write(f"{username} 的角色：{'、'.join(Role(r).label for r in result) or '无'}")
 
     def do_regions(self, actor, username, codes, **_):
         with authenticate_actor(actor, Capability.GRANT) as me:
@@ -118,10 +145,39 @@ class Command(BaseCommand):
 
     def do_unlock(self, actor, username, **_):
         with authenticate_actor(actor, Capability.MANAGE_ACCOUNTS) as me:
-            services.unlock(me, self.target(username))
+            if self.pending(services.unlock(me, self.target(username))):
+                return
         self.stdout.write(f"已解锁 {username}")
 
     def do_passwd(self, actor, username, **_):
         with authenticate_actor(actor, None) as me:
-            services.reset_password(me, self.target(username), self.new_password("CAIWEI_NEW_PASSWORD"))
+            req = services.reset_password(me, self.target(username), self.new_password("CAIWEI_NEW_PASSWORD"))
+            if self.pending(req):
+                return
         self.stdout.write(f"已重置 {username} 的密码")
+
+    def do_status(self, actor, username, action, reason, **_):
+        with authenticate_actor(actor, Capability.MANAGE_ACCOUNTS) as me:
+            if self.pending(services.change_status(me, self.target(username), action, reason=reason)):
+                return
+        self.stdout.write(f"已对 {username} 执行：{services.STATUS_ACTIONS[action][0]}")
+
+    def do_requests(self, actor, status=None, **_):
+        with authenticate_actor(actor, Capability.APPROVE_CHANGES):
+            requests = AccountChangeRequest.objects.select_related("subject", "proposer", "decided_by")
+            if status:
+                requests = requests.filter(status=status)
+            for r in requests[:500]:
+                decided = f"{r.decided_by.username} {r.decided_at:%Y-%m-%d %H:%M}" if r.decided_by else "-"
+                self.stdout.write(
+                    f"#{r.pk}\t{r.subject.username}\t{r.describe()}\t{r.proposer.username}"
+                    f"\t{r.proposed_at:%Y-%m-%d %H:%M}\t{r.get_status_display()}\t{decided}"
+                )
+
+    def do_decide(self, actor, request_id, decision, note, **_):
+        with authenticate_actor(actor, Capability.APPROVE_CHANGES) as me:
+            req = AccountChangeRequest.objects.filter(pk=request_id).first()
+            if req is None:
+                raise CommandError(f"申请 #{request_id} 不存在")
+            req = services.decide(me, req, decision, note)
+        self.stdout.write(f"申请 #{req.pk}：{req.get_status_display()}")
