@@ -160,6 +160,8 @@ WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = VAR_DIR / "media"
 # The sandbox finance database the demo works on (SQLite under ./var unless set).
 CAIWEI_SANDBOX_URL = os.environ.get("CAIWEI_SANDBOX_URL", "")
+# The only directory SQLite targets of data checks may live in (besides the sandbox file); empty: VAR_DIR/targets.
+CAIWEI_SQLITE_TARGET_DIR = os.environ.get("CAIWEI_SQLITE_TARGET_DIR", "")
 
 # Background jobs: huey on SQLite beside the database by default, Redis when CAIWEI_REDIS_URL is set.
 REDIS_URL = os.environ.get("CAIWEI_REDIS_URL", "")

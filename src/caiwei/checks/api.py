@@ -4,6 +4,7 @@ from typing import Any, Literal
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema
+from pydantic import ValidationError as PydanticError
 
 from caiwei.accounts.permissions import ensure
 from caiwei.accounts.roles import Capability
@@ -39,17 +40,34 @@ class DatabaseIn(Schema):
 
 
 class DatabasePatch(Schema):
-    """Only the fields given change; an empty or absent password keeps the sealed one."""
+    """Only the fields given change. An empty or absent password keeps the sealed one — but only while dialect, host,
+    port, database and username stay the same: change any of them and give the password again (or clear_password)."""
 
     name: str | None = None
+    dialect: str | None = None
     host: str | None = None
     port: int | None = None
     database: str | None = None
     username: str | None = None
     password: str = ""
+    clear_password: bool = False
     read_only: bool | None = None
     timeout_s: int | None = None
     as_of: date | None = None
+    mapping: dict | None = None
+
+
+class ConnectionTest(Schema):
+    """Values to test without saving them (absent fields are the stored ones). The stored password is used only when
+    dialect, host, port, database and username are all unchanged; otherwise give the password to test with."""
+
+    dialect: str | None = None
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    username: str | None = None
+    password: str = ""
+    timeout_s: int | None = None
     mapping: dict | None = None
 
 
@@ -214,15 +232,48 @@ def create_database(request, target_id: int, data: DatabaseIn):
 def change_database(request, database_id: int, data: DatabasePatch):
     ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.database")
     database = get_object_or_404(services.visible_databases(request.user), pk=database_id)
-    for field, value in data.dict(exclude={"password"}, exclude_unset=True).items():
+    for field, value in data.dict(exclude={"password", "clear_password"}, exclude_unset=True).items():
         setattr(database, field, value)
-    return _database_out(services.save_database(request.user, database, data.password))
+    database = services.save_database(request.user, database, data.password, data.clear_password)
+    return _database_out(database)
 
 
-@router.post("/databases/{database_id}/test", summary="测试连接（只读）")
+def _connection_test(request) -> ConnectionTest | None:
+    """The optional JSON body of 测试连接 (a bare POST tests the stored database, as before)."""
+    if not request.body.strip() or not request.content_type.endswith("json"):
+        return None
+    try:
+        return ConnectionTest.model_validate_json(request.body)
+    except PydanticError as exc:
+        problems = "；".join(f"{'.'.join(map(str, e['loc'])) or '请求体'}：{e['msg']}" for e in exc.errors())
+        raise ValidationError(f"请求体不正确：{problems}") from exc
+
+
+@router.post(
+    "/databases/{database_id}/test",
+    summary="测试连接（只读）；可带上未保存的连接设置来测试（改了连接信息须同时给出密码）",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": ConnectionTest.model_json_schema()}},
+        }
+    },
+)
 def test_database(request, database_id: int):
     ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.test")
     database = get_object_or_404(services.visible_databases(request.user), pk=database_id)
+    data = _connection_test(request)
+    if data is not None:
+        stored = TargetDatabase.objects.get(pk=database.pk)
+        for field, value in data.dict(exclude={"password"}, exclude_unset=True).items():
+            setattr(database, field, value)
+        if data.password:
+            database.set_password(data.password)
+        elif database.dialect == TargetDatabase.Dialect.SQLITE:
+            database.secret = ""
+        elif reason := services.password_required(database, stored):
+            raise ValidationError({"password": reason})
+        database.full_clean()
     ok, message = services.test_connection(request.user, database)
     return {"ok": ok, "message": message}
 

@@ -87,7 +87,11 @@ class DatabaseForm(Styled, forms.ModelForm):
         label="密码",
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="以国密 SM4 加密保存，保存后不再显示；修改时留空则保持原密码",
+        help_text="以国密 SM4 加密保存，保存后不再显示；修改时留空则保持原密码。"
+        "改了数据库类型、主机、端口、库名或用户名时须重新输入",
+    )
+    clear_password = forms.BooleanField(
+        label="清除已保存的密码", required=False, help_text="新的连接不需要密码时勾选"
     )
     mapping_text = forms.CharField(
         label="表名与列名映射（JSON）",
@@ -132,13 +136,39 @@ class DatabaseForm(Styled, forms.ModelForm):
             raise ValidationError(str(exc)) from exc
         return value
 
+    def clean(self):
+        """A stored password stays only with the connection it was stored with: a changed type, host, port, database
+        or user needs the password again (or 清除已保存的密码). ``self.instance`` still holds the stored values here."""
+        data = super().clean()
+        stored = self.instance
+        if data.get("password") and data.get("clear_password"):
+            self.add_error("clear_password", "输入了新密码时不能同时清除密码")
+        if not (stored.pk and stored.has_password) or data.get("password") or data.get("clear_password"):
+            return data
+        if data.get("dialect") == TargetDatabase.Dialect.SQLITE:
+            return data
+        changed = TargetDatabase(
+            **{f: data.get(f, getattr(stored, f)) for f in TargetDatabase.CONNECTION_FIELDS}
+        )
+        fields = changed.changed_connection_fields(stored)
+        if fields:
+            labels = "、".join(str(self.fields[f].label) for f in fields if f in self.fields)
+            self.add_error("password", f"修改了{labels}，请重新输入密码：已保存的密码只用于原来的连接")
+        return data
+
     def _post_clean(self):
         self.instance.mapping = self.cleaned_data.get("mapping_text") or {}
         super()._post_clean()
 
     def save(self, commit=True):
-        if self.cleaned_data.get("password"):  # sealed at once; the plain text goes no further
+        # The instance now holds the new connection fields: the password is sealed for exactly these, at once; the
+        # plain text goes no further.
+        if self.cleaned_data.get("password"):
             self.instance.set_password(self.cleaned_data["password"])
+        elif (
+            self.cleaned_data.get("clear_password") or self.instance.dialect == TargetDatabase.Dialect.SQLITE
+        ):
+            self.instance.secret = ""
         return super().save(commit)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import sqlalchemy as sa
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -11,7 +14,7 @@ from sqlalchemy.engine import URL
 from caiwei.desk.models import SYSTEMS
 from caiwei.regions.scoping import RegionScopedQuerySet
 
-from . import vault
+from . import sqlitefile, vault
 from .engine import RuleError
 from .sqlplan import Mapping
 
@@ -100,18 +103,46 @@ class TargetDatabase(models.Model):
             self._check_sqlite_path()
 
     def _check_sqlite_path(self) -> None:
-        """A SQLite target is a file on this server: never the platform's own files (the sandbox excepted)."""
-        from pathlib import Path
+        """A SQLite target is a file inside the targets directory (or the sandbox), judged by what it resolves to;
+        never one of the platform's own files (sqlitefile.py). Checked again each time a connection is opened."""
+        try:
+            sqlitefile.resolve(self.database)
+        except sqlitefile.TargetRefused as exc:
+            raise ValidationError({"database": str(exc)}) from exc
 
-        from caiwei.sandbox.service import default_url
+    # The fields that say where a connection goes and as whom: the sealed password is bound to them.
+    CONNECTION_FIELDS = ("dialect", "host", "port", "database", "username")
 
-        path = Path(self.database).expanduser().resolve()
-        sandbox = Path(default_url().removeprefix("sqlite:///")).resolve()
-        if path != sandbox and path.is_relative_to(Path(settings.VAR_DIR).resolve()):
-            raise ValidationError({"database": "不能把财维自己的数据文件登记为目标库"})
+    def connection_identity(self) -> str:
+        """The connection the password belongs to; the password is sealed with it and unseals only with it."""
+        try:
+            port = int(self.port) if self.port not in (None, "") else None
+        except (TypeError, ValueError):
+            port = str(self.port)
+        return json.dumps(
+            [
+                "caiwei.checks.database",
+                self.dialect,
+                self.host or "",
+                port,
+                self.database or "",
+                self.username or "",
+            ],
+            ensure_ascii=False,
+        )
+
+    def changed_connection_fields(self, other: TargetDatabase) -> list[str]:
+        """The connection fields whose values differ between this and ``other`` (the stored row)."""
+        mine, theirs = json.loads(self.connection_identity()), json.loads(other.connection_identity())
+        return [f for f, a, b in zip(self.CONNECTION_FIELDS, mine[1:], theirs[1:], strict=True) if a != b]
 
     def set_password(self, password: str) -> None:
-        self.secret = vault.seal(password)
+        """Seal ``password`` for the connection as it is now (set the connection fields first)."""
+        self.secret = vault.seal(password, self.connection_identity()) if password else ""
+
+    def unsealed_password(self) -> str:
+        """The plain password, only for the connection it was stored with (VaultError for any other)."""
+        return vault.unseal(self.secret, self.connection_identity())
 
     @property
     def has_password(self) -> bool:
@@ -120,10 +151,13 @@ class TargetDatabase(models.Model):
     def url(self, hide_password: bool = False) -> str:
         if self.dialect == self.Dialect.SQLITE:
             return f"sqlite:///{self.database}"
+        password = None
+        if self.secret:
+            password = "***" if hide_password else self.unsealed_password()
         url = URL.create(
             DRIVERS[self.dialect],
             username=self.username or None,
-            password=vault.unseal(self.secret) or None,
+            password=password,
             host=self.host or None,
             port=self.port,
             database=self.database or None,
@@ -133,6 +167,15 @@ class TargetDatabase(models.Model):
     @property
     def display_url(self) -> str:
         return self.url(hide_password=True)
+
+    def engine(self) -> sa.Engine:
+        """An engine for this database: a SQLite file only after it is judged again (at each connection); any other
+        server with the password unsealed for exactly these connection fields."""
+        if self.dialect == self.Dialect.SQLITE:
+            return sqlitefile.engine(self.database)
+        from .runner import connect
+
+        return connect(self.url())
 
     def as_of_date(self):
         return self.as_of or timezone.localdate()

@@ -2,7 +2,7 @@
 
 For a list of rules it counts failures with as few scans as possible (rules over the same tables share one
 aggregate query), then — unless switched off — fetches each failing rule's rows up to a cap: their keys for the
-diff and the first few, masked, as the sample. Every statement runs in a read-only session under a statement
+diff (masked where they classify as sensitive, mask.py) and the first few, masked, as the sample. Every statement runs in a read-only session under a statement
 timeout; nothing pulls a whole table into Python.
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from ..sandbox.generator import normalize_url
 from .engine import Rule, RuleError
-from .mask import mask_row, plain
+from .mask import aliases_of, mask_key, mask_row, mask_value, plain
 from .sqlplan import (
     AMOUNT_COLUMN,
     COUNT_COLUMN,
@@ -250,8 +250,9 @@ def _count(conn, query, outcomes: dict[str, Outcome], timeout_s: int, dialect: s
 class _Collector:
     """Takes one rule's failing rows as they stream in: keys, the masked sample, per-unit totals."""
 
-    def __init__(self, p: Planned, outcome: Outcome, options: Options, columns: list[str]):
+    def __init__(self, p: Planned, outcome: Outcome, options: Options, columns: list[str], mapping=None):
         self.p, self.outcome, self.options, self.columns = p, outcome, options, columns
+        self.aliases = aliases_of(mapping)
         self.key_index = [columns.index(k.lower()) for k in p.rule.key]
         self.unit_index = columns.index("agency_code") if "agency_code" in columns else None
         self.amount_index = columns.index(p.rule.amount.lower()) if p.rule.amount else None
@@ -260,9 +261,9 @@ class _Collector:
 
     def add(self, row: tuple) -> None:
         outcome = self.outcome
-        outcome.keys.append([plain(row[i]) for i in self.key_index])
+        outcome.keys.append([mask_key(self.columns[i], row[i], self.aliases) for i in self.key_index])
         if len(outcome.sample) < self.options.sample_size:
-            outcome.sample.append(mask_row(self.columns, row))
+            outcome.sample.append(mask_row(self.columns, row, self.aliases))
         if self.unit_index is not None:
             unit = self.units.setdefault(row[self.unit_index], [0, Decimal(0)])
             unit[0] += 1
@@ -292,7 +293,7 @@ def _fetch_rows(
         result = _execute(conn, sql, p.params, options.timeout_s)
         columns = [c.lower() for c in result.keys()]  # noqa: SIM118  (a result, not a dict)
         shown = [i for i, c in enumerate(columns) if c not in (COUNT_COLUMN, AMOUNT_COLUMN)]
-        collector = _Collector(p, outcome, options, [columns[i] for i in shown])
+        collector = _Collector(p, outcome, options, [columns[i] for i in shown], mapping)
         first = None
         for row in result:
             first = first or row
@@ -326,7 +327,7 @@ def _fetch_group_rows(
                 (
                     columns.index(flag),
                     [columns.index(a) for _, a in aliases],
-                    _Collector(p, outcomes[p.rule.id], options, names),
+                    _Collector(p, outcomes[p.rule.id], options, names, mapping),
                 )
             )
         for row in result:
@@ -347,10 +348,11 @@ def _fetch_group_rows(
         outcomes[p.rule.id].seconds += share
 
 
-def _unit(code, name, count, amount) -> dict:
+def _unit(code, name, count, amount, mapping=None) -> dict:
+    aliases = aliases_of(mapping)
     return {
-        "agency_code": plain(code),
-        "agency_name": name or "",
+        "agency_code": plain(mask_value("agency_code", code, aliases)),
+        "agency_name": plain(mask_value("agency_name", name, aliases)) or "",
         "count": int(count),
         "amount": _money(amount),
     }
@@ -372,7 +374,8 @@ def _name_units(conn, outcome: Outcome, units: dict, options: Options, dialect: 
         conn.rollback()
         names = {}
     outcome.units = [
-        _unit(code, names.get(code), n, amount if outcome.rule.amount else None) for code, (n, amount) in top
+        _unit(code, names.get(code), n, amount if outcome.rule.amount else None, mapping)
+        for code, (n, amount) in top
     ]
 
 
@@ -386,7 +389,9 @@ def _fetch_units(conn, p: Planned, outcome: Outcome, options: Options, dialect: 
         conn.rollback()
         outcome.units = [{"error": explain_error(exc, options.timeout_s)}]
     else:
-        outcome.units = [_unit(r["agency_code"], r["agency_name"], r["n"], r["amount"]) for r in rows]
+        outcome.units = [
+            _unit(r["agency_code"], r["agency_name"], r["n"], r["amount"], mapping) for r in rows
+        ]
 
 
 def run_url(url: str, rules: list[Rule], options: Options, mapping: Mapping | None = None, progress=None):

@@ -23,10 +23,10 @@ from caiwei.desk.models import SYSTEMS, Ticket
 from caiwei.regions.models import Region
 from caiwei.regions.scoping import visible_regions
 
-from . import vault
+from . import sqlitefile, vault
 from .engine import RuleError, parse_overrides, select_rules, shipped_packs, shipped_rule
 from .models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
-from .runner import Options, connect, explain_error, logical_columns, read_only, run_url
+from .runner import Options, explain_error, logical_columns, read_only, run_rules
 from .sqlplan import Scope
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,12 @@ def visible_runs(user):
 
 
 def _own_database(user, database: TargetDatabase) -> None:
-    if user is not None and not visible_databases(user).filter(pk=database.pk).exists():
+    if user is None:
+        return
+    if database.pk is None:  # an unsaved database (a form being tested): its target must be the user's
+        if not visible_targets(user).filter(pk=database.target_id).exists():
+            raise PermissionDenied("无权访问该运维对象")
+    elif not visible_databases(user).filter(pk=database.pk).exists():
         raise PermissionDenied("无权访问该运维对象")
 
 
@@ -68,26 +73,58 @@ def save_target(user, target: Target) -> Target:
     return target
 
 
-def save_database(user, database: TargetDatabase, password: str | None = None) -> TargetDatabase:
-    """Create or change a database; a new password replaces the sealed one (an empty one keeps it)."""
+ASK_AGAIN = "修改了{fields}，请重新输入密码：已保存的密码只用于原来的连接"
+
+
+def password_required(database: TargetDatabase, stored: TargetDatabase | None) -> str:
+    """Why the stored password may not stay with ``database`` as changed (empty when it may)."""
+    if stored is None or not stored.secret or database.secret != stored.secret:
+        return ""
+    if database.dialect == TargetDatabase.Dialect.SQLITE:
+        return ""
+    changed = database.changed_connection_fields(stored)
+    if not changed:
+        return ""
+    labels = "、".join(str(TargetDatabase._meta.get_field(f).verbose_name) for f in changed)
+    return ASK_AGAIN.format(fields=labels)
+
+
+def save_database(
+    user, database: TargetDatabase, password: str | None = None, clear_password: bool = False
+) -> TargetDatabase:
+    """Create or change a database. A new password replaces the sealed one; an empty one keeps it — but only while
+    the connection (type, host, port, database, user) stays the same: change any of them and the password must be
+    given again (or cleared). SQLite needs none; a SQLite target's file is judged by sqlitefile.py."""
     ensure(user, Capability.MANAGE_TARGETS, "checks.database")
     if not visible_targets(user).filter(pk=database.target_id).exists():
         raise PermissionDenied("无权访问该运维对象")
-    if password:
-        database.set_password(password)
+    stored = TargetDatabase.objects.filter(pk=database.pk).first() if database.pk else None
+    if stored is not None and stored.target_id != database.target_id:
+        raise PermissionDenied("不能把数据库移到另一个运维对象")
+    if clear_password or database.dialect == TargetDatabase.Dialect.SQLITE:
+        database.secret = ""
+    elif password:
+        database.set_password(password)  # sealed for the connection as it now is
+    elif reason := password_required(database, stored):
+        raise ValidationError({"password": reason})
     database.full_clean()
     database.save()
     return database
 
 
 def test_connection(user, database: TargetDatabase) -> tuple[bool, str]:
-    """Connect read-only, ask the server's version and which logical tables the mapping finds."""
+    """Connect read-only, ask the server's version and which logical tables the mapping finds.
+
+    ``database`` is either the stored one or an unsaved one built from a form or an API body (then nothing is
+    written back): whichever, only its own values are used — a stored password unseals only for the connection
+    fields it was stored with (models.TargetDatabase.connection_identity)."""
     if user is not None:
         ensure(user, Capability.MANAGE_TARGETS, "checks.database.test")
         _own_database(user, database)
+    saved = database.pk is not None and not database._state.adding and not _is_changed(database)
     try:
-        engine = connect(database.url())
-    except (vault.VaultError, sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+        engine = database.engine()
+    except (vault.VaultError, sqlitefile.TargetRefused, sa.exc.ArgumentError, ModuleNotFoundError) as exc:
         ok, message = False, f"连接配置有误：{exc}"
     else:
         try:
@@ -102,16 +139,38 @@ def test_connection(user, database: TargetDatabase) -> tuple[bool, str]:
             found = len(wanted & names)
             ok = True
             message = f"连接成功（{database.get_dialect_display()} {version}，只读）；逻辑表 {len(wanted)} 张中找到 {found} 张"
+        except sqlitefile.TargetRefused as exc:
+            ok, message = False, f"连接配置有误：{exc}"
         except sa.exc.DBAPIError as exc:
             ok, message = False, explain_error(exc, database.timeout_s)
         finally:
             engine.dispose()
-    TargetDatabase.objects.filter(pk=database.pk).update(
-        last_test_at=timezone.now(), last_test_ok=ok, last_test_message=message[:300]
-    )
-    database.refresh_from_db()
-    record(AuditAction.ADMIN, obj=database, detail={"action": "测试连接", "ok": ok, "message": message[:300]})
+    detail = {"action": "测试连接", "ok": ok, "message": message[:300]}
+    if saved:
+        TargetDatabase.objects.filter(pk=database.pk).update(
+            last_test_at=timezone.now(), last_test_ok=ok, last_test_message=message[:300]
+        )
+        database.refresh_from_db()
+        record(AuditAction.ADMIN, obj=database, detail=detail)
+    else:
+        record(
+            AuditAction.ADMIN,
+            object_type="checks.targetdatabase",
+            object_id=str(database.pk or ""),
+            object_repr=f"{database.target} · {database.name}"[:200],
+            detail={**detail, "action": "测试连接（未保存的设置）", "url": database.display_url},
+        )
     return ok, message
+
+
+def _is_changed(database: TargetDatabase) -> bool:
+    """Whether ``database`` differs from its stored row in anything a connection uses."""
+    stored = TargetDatabase.objects.filter(pk=database.pk).first()
+    if stored is None:
+        return True
+    return bool(database.changed_connection_fields(stored)) or any(
+        getattr(database, f) != getattr(stored, f) for f in ("secret", "mapping", "timeout_s")
+    )
 
 
 # --- runs -------------------------------------------------------------------------------------------------------
@@ -176,8 +235,18 @@ def execute(run: CheckRun, progress=None) -> CheckRun:
         params=run.params,
     )
     try:
-        outcomes = run_url(database.url(), select_rules(run.packs), options, database.get_mapping(), step)
-    except (RuleError, vault.VaultError, sa.exc.SQLAlchemyError, ModuleNotFoundError) as exc:
+        engine = database.engine()  # a SQLite file is judged again here, and again as the connection opens
+        try:
+            outcomes = run_rules(engine, select_rules(run.packs), options, database.get_mapping(), step)
+        finally:
+            engine.dispose()
+    except (
+        RuleError,
+        vault.VaultError,
+        sqlitefile.TargetRefused,
+        sa.exc.SQLAlchemyError,
+        ModuleNotFoundError,
+    ) as exc:
         message = explain_error(exc, database.timeout_s) if isinstance(exc, sa.exc.DBAPIError) else str(exc)
         CheckRun.objects.filter(pk=run.pk).update(
             status=CheckRun.Status.FAILED, message=message, finished_at=timezone.now()
@@ -445,8 +514,6 @@ def _sandbox_as_of(info: dict) -> date | None:
 def sandbox_comparison(run: CheckRun) -> dict | None:
     """For a run on the loaded sandbox, its findings against the sandbox's manifest (None when not applicable:
     another database, counts only, or the sandbox regenerated since the run)."""
-    from pathlib import Path
-
     from caiwei.sandbox.service import default_url, manifest_path
 
     from .truth import FAULT_RULES, compare, findings
@@ -455,9 +522,16 @@ def sandbox_comparison(run: CheckRun) -> dict | None:
     if not (database.target.is_sandbox and run.sample and run.status == CheckRun.Status.DONE):
         return None
     default = sa.engine.make_url(default_url())
-    if database.dialect != default.get_backend_name() or Path(database.database) != Path(
-        default.database or ""
-    ):
+    if database.dialect != default.get_backend_name():
+        return None
+    if database.dialect == TargetDatabase.Dialect.SQLITE:
+        try:
+            same = sqlitefile.resolve(database.database)[0] == sqlitefile.sandbox_file()
+        except sqlitefile.TargetRefused:
+            same = False
+    else:
+        same = database.database == (default.database or "")
+    if not same:
         return None
     path = manifest_path()
     if not path.exists() or run.started_at is None or path.stat().st_mtime > run.started_at.timestamp():

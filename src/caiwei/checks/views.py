@@ -183,20 +183,35 @@ def _database_form(request, target, database):
     form = DatabaseForm(request.POST or None, instance=database)
     if database is None:
         form.instance.target = target
+    tested = None
     if request.method == "POST" and form.is_valid():
-        try:
-            saved = services.save_database(request.user, form.save(commit=False))
-        except ValidationError as exc:
-            form.add_error(None, exc)
+        candidate = form.save(commit=False)  # the form's values; the password (if typed) sealed for them
+        if request.POST.get("action") == "test":
+            # 测试连接（不保存）: only what the form holds — a stored password only with the unchanged connection.
+            ok, message = services.test_connection(request.user, candidate)
+            tested = {"ok": ok, "message": message}
+            if database is not None:
+                database.refresh_from_db()  # the page shows the stored database; the form keeps what was typed
         else:
-            ok, message = services.test_connection(request.user, saved)
-            (messages.success if ok else messages.warning)(request, f"已保存。{message}")
-            return redirect("checks:index")
+            try:
+                saved = services.save_database(request.user, candidate)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                ok, message = services.test_connection(request.user, saved)
+                (messages.success if ok else messages.warning)(request, f"已保存。{message}")
+                return redirect("checks:index")
     schedule_form = ScheduleForm(initial={"cron": "0 2 * * *", "sample": True, "enabled": True})
     return render(
         request,
         "checks/database_form.html",
-        {"form": form, "target": target, "database": database, "schedule_form": schedule_form},
+        {
+            "form": form,
+            "target": target,
+            "database": database,
+            "schedule_form": schedule_form,
+            "tested": tested,
+        },
     )
 
 
