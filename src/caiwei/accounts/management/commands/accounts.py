@@ -58,7 +58,7 @@ class Command(BaseCommand):
             help="停用、启用、锁定、解锁、重置动态口令（系统管理员；对三员账号提交申请，待另一名三员批准）",
         )
         status.add_argument("username")
-        status.add_argument("action", choices=sorted(services.STATUS_ACTIONS))
+        status.add_argument("change", choices=sorted(services.STATUS_ACTIONS), help="操作")
         status.add_argument("--reason", default="")
         status.add_argument("--actor", required=True)
         reqs = sub.add_parser("requests", help="列出涉及三员的账号变更申请（三员）")
@@ -156,11 +156,11 @@ class Command(BaseCommand):
                 return
         self.stdout.write(f"已重置 {username} 的密码")
 
-    def do_status(self, actor, username, action, reason, **_):
+    def do_status(self, actor, username, change, reason, **_):
         with authenticate_actor(actor, Capability.MANAGE_ACCOUNTS) as me:
-            if self.pending(services.change_status(me, self.target(username), action, reason=reason)):
+            if self.pending(services.change_status(me, self.target(username), change, reason=reason)):
                 return
-        self.stdout.write(f"已对 {username} 执行：{services.STATUS_ACTIONS[action][0]}")
+        self.stdout.write(f"已对 {username} 执行：{services.STATUS_ACTIONS[change][0]}")
 
     def do_requests(self, actor, status=None, **_):
         with authenticate_actor(actor, Capability.APPROVE_CHANGES):
