@@ -2,7 +2,8 @@ from datetime import date, datetime
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router, Schema, Status
+from ninja import File, Form, Query, Router, Schema, Status
+from ninja.files import UploadedFile
 
 from caiwei.accounts.permissions import ensure
 from caiwei.accounts.roles import Capability
@@ -10,7 +11,7 @@ from caiwei.regions.models import Region
 
 from . import flow, services
 from .models import HotlineCall
-from .views import visible_tickets
+from .services import visible_tickets
 
 router = Router(tags=["服务台"])
 
@@ -207,6 +208,67 @@ def add_comment(request, number: str, data: CommentIn):
     ticket = get_object_or_404(visible_tickets(request.user), number=number)
     comment = services.comment(request.user, ticket, data.body, data.internal)
     return Status(201, {"ticket": number, "id": comment.pk, "internal": comment.internal})
+
+
+class AttachmentOut(Schema):
+    id: int
+    name: str
+    size: int
+
+
+class CommentOut(Schema):
+    id: int
+    author: str | None
+    at: datetime
+    body: str
+    internal: bool
+    attachments: list[AttachmentOut]
+
+
+@router.get(
+    "/tickets/{number}/comments", response=list[CommentOut], summary="对话（提出人只见回复，不含内部备注）"
+)
+def list_comments(request, number: str):
+    ensure(request.user, Capability.DESK_CREATE, "api:desk.comments")
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    files: dict[int, list[dict]] = {}
+    for a in services.visible_attachments(request.user, ticket).filter(comment__isnull=False):
+        files.setdefault(a.comment_id, []).append({"id": a.pk, "name": a.name, "size": a.size})
+    return [
+        {
+            "id": c.pk,
+            "author": c.author.username if c.author else None,
+            "at": c.at,
+            "body": c.body,
+            "internal": c.internal,
+            "attachments": files.get(c.pk, []),
+        }
+        for c in services.public_comments(request.user, ticket).select_related("author")
+    ]
+
+
+@router.post(
+    "/tickets/{number}/attachments",
+    response={201: list[AttachmentOut]},
+    summary="上传附件（按内容核对类型；多个文件全部合格才保存，附言 body 可选）",
+)
+def upload(
+    request,
+    number: str,
+    files: File[list[UploadedFile]],
+    body: Form[str] = "",
+    internal: Form[bool] = False,
+):
+    ensure(request.user, Capability.DESK_CREATE, "api:desk.attachments")
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    if body.strip():
+        note = services.comment(request.user, ticket, body, internal, files=files)
+        items = list(note.attachments.all())
+    elif internal:
+        raise ValidationError({"body": "内部备注的附件须附说明"})
+    else:
+        items = services.attach_files(request.user, ticket, files)
+    return Status(201, [{"id": a.pk, "name": a.name, "size": a.size} for a in items])
 
 
 class AssignIn(Schema):

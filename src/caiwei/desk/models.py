@@ -1,3 +1,4 @@
+import uuid
 from collections import defaultdict
 
 from django.conf import settings
@@ -165,6 +166,8 @@ class Ticket(models.Model):
     requester_name = models.CharField("联系人", max_length=60)
     requester_org = models.CharField("单位", max_length=120, blank=True)
     requester_phone = models.CharField("联系电话", max_length=30, blank=True)
+    # The address a mailed ticket came from: a reply from it may be threaded onto the ticket.
+    requester_email = models.CharField("联系邮箱", max_length=254, blank=True)
     opened_at = models.DateTimeField("受理时间", default=timezone.now, db_index=True)
     responded_at = models.DateTimeField("首次响应", null=True, blank=True)
     resolved_at = models.DateTimeField("解决时间", null=True, blank=True)
@@ -492,14 +495,26 @@ class VendorFollowUp(models.Model):
 
 
 def attachment_path(instance, filename: str) -> str:
-    return f"desk/{instance.ticket.number}/{filename}"
+    """Stored under a generated name: the sender's name is only shown, never used as a path."""
+    from .files import extension
+
+    ext = extension(instance.name or filename)
+    return f"desk/{instance.ticket.number}/{uuid.uuid4().hex}{'.' + ext if ext.isalnum() else ''}"
 
 
 class TicketAttachment(models.Model):
     """附件, within the size and type limits (settings CAIWEI_ATTACHMENT_MAX_MB, CAIWEI_ATTACHMENT_TYPES)."""
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="attachments")
-    file = models.FileField(upload_to=attachment_path)
+    comment = models.ForeignKey(
+        TicketComment,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+        help_text="随哪条回复或内部备注上传；内部备注的附件提出人看不到",
+    )
+    file = models.FileField(upload_to=attachment_path, max_length=200)
     name = models.CharField("文件名", max_length=200)
     size = models.PositiveIntegerField("大小")
     content_type = models.CharField(max_length=100, blank=True)
@@ -510,3 +525,74 @@ class TicketAttachment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class MailIntake(models.Model):
+    """邮件受理记录: one row per message and mailbox (by Message-ID, else a digest), so a mail is taken in once.
+
+    A message that could not be taken in is kept as 已隔离 with the reason; fetched again, it is retried.
+    """
+
+    class Status(models.TextChoices):
+        DONE = "done", "已受理"
+        QUARANTINED = "quarantined", "已隔离"
+
+    mailbox = models.CharField("邮箱", max_length=200)
+    message_id = models.CharField("Message-ID", max_length=255)
+    region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, verbose_name="受理区划")
+    status = models.CharField("状态", max_length=12, choices=Status.choices)
+    ticket = models.ForeignKey(
+        Ticket, null=True, blank=True, on_delete=models.SET_NULL, related_name="mails", verbose_name="工单"
+    )
+    created_ticket = models.BooleanField("新建工单", default=False)
+    sender = models.CharField("发件人", max_length=254, blank=True)
+    subject = models.CharField("主题", max_length=200, blank=True)
+    source = models.CharField("来源", max_length=300, blank=True, help_text="文件名或 IMAP UID")
+    reason = models.CharField("隔离原因", max_length=500, blank=True)
+    at = models.DateTimeField("处理时间", default=timezone.now, db_index=True)
+
+    objects = RegionScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = verbose_name_plural = "邮件受理记录"
+        constraints = [models.UniqueConstraint(fields=["mailbox", "message_id"], name="mailintake_once")]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox} {self.message_id}"
+
+
+class OutgoingMail(models.Model):
+    """发件箱: written in the transaction that causes the mail, sent by the worker's tick with retries."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "待发送"
+        SENT = "sent", "已发送"
+        FAILED = "failed", "发送失败"
+
+    region_field = "ticket__region"
+
+    to = models.CharField("收件人", max_length=254)
+    subject = models.CharField("主题", max_length=200)
+    body = models.TextField("正文")
+    ticket = models.ForeignKey(
+        Ticket, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name="工单"
+    )
+    status = models.CharField(
+        "状态", max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveSmallIntegerField("已尝试次数", default=0)
+    next_attempt_at = models.DateTimeField("下次尝试", default=timezone.now)
+    last_error = models.CharField("最近错误", max_length=500, blank=True)
+    created_at = models.DateTimeField("生成时间", default=timezone.now)
+    sent_at = models.DateTimeField("发送时间", null=True, blank=True)
+
+    objects = RegionScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = verbose_name_plural = "待发邮件"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outgoing_due")]
+
+    def __str__(self) -> str:
+        return f"{self.to} {self.subject}"

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from caiwei.accounts.permissions import ensure
@@ -14,7 +14,8 @@ from caiwei.bizcalendar.models import BusinessCalendar
 from caiwei.bizcalendar.services import parse_instant
 from caiwei.regions.scoping import visible_regions
 
-from . import flow
+from . import flow, outbox
+from .files import check_attachment, check_content
 from .models import (
     Complaint,
     HotlineCall,
@@ -34,6 +35,28 @@ from .sla import Ticket as SlaTicket
 from .sla import evaluate
 
 DEFAULT_PRESET = "xilingol"
+
+
+def visible_tickets(user):
+    """Region scoping for everyone; budget units and banks see only the tickets they raised."""
+    qs = Ticket.objects.visible_to(user).select_related("region", "assignee", "policy")
+    if not user.can(Capability.DESK_VIEW):
+        qs = qs.filter(requester=user)
+    return qs
+
+
+def public_comments(user, ticket):
+    """What ``user`` may read of the conversation: workers see internal notes, everyone else only replies."""
+    qs = ticket.comments.all()
+    return qs if user.can(Capability.DESK_WORK) else qs.filter(internal=False)
+
+
+def visible_attachments(user, ticket):
+    """Files of internal notes stay with the O&M team, like the notes themselves."""
+    qs = ticket.attachments.all()
+    if user.can(Capability.DESK_WORK):
+        return qs
+    return qs.filter(Q(comment__isnull=True) | Q(comment__internal=False))
 
 
 def calendars() -> dict:
@@ -169,12 +192,27 @@ def change_status(user, ticket: Ticket, target: str, note: str = "") -> Ticket:
     return ticket
 
 
-@transaction.atomic
-def comment(user, ticket: Ticket, body: str, internal: bool = False) -> TicketComment:
+def comment(user, ticket: Ticket, body: str, internal: bool = False, files=()) -> TicketComment:
+    """A reply or internal note with its files: every file is checked first, then all are saved or none."""
     ensure(user, Capability.DESK_WORK if internal else Capability.DESK_CREATE, "desk.comment")
     if not body.strip():
         raise ValidationError({"body": "内容不能为空"})
-    return TicketComment.objects.create(ticket=ticket, author=user, body=body.strip(), internal=internal)
+    checked = read_uploads(files)
+    saved: list[str] = []
+    try:
+        with transaction.atomic():
+            note = TicketComment.objects.create(
+                ticket=ticket, author=user, body=body.strip(), internal=internal
+            )
+            for name, data, content_type in checked:
+                item = TicketAttachment(
+                    ticket=ticket, comment=note, name=name, size=len(data), content_type=content_type
+                )
+                store_file(item, data, saved)
+    except BaseException:
+        discard(saved)
+        raise
+    return note
 
 
 @transaction.atomic
@@ -377,32 +415,79 @@ def follow_up(user, order: VendorOrder, note: str, status: str) -> VendorFollowU
     return VendorFollowUp.objects.create(order=order, by=user, note=note.strip()[:500], status=status)
 
 
-def attach(user, ticket: Ticket, upload) -> TicketAttachment:
-    """上传附件 within the size and type limits; a refusal names the file and the reason."""
-    from .mail import check_attachment
+def read_uploads(uploads) -> list[tuple[str, bytes, str]]:
+    """Check every uploaded file by name, size and content before anything is written.
 
-    ensure(user, Capability.DESK_CREATE, "desk.attach")
-    reason = check_attachment(upload.name, upload.size)
-    if reason:
-        raise ValidationError(reason)
-    item = TicketAttachment(
-        ticket=ticket,
-        name=upload.name[:200],
-        size=upload.size,
-        content_type=getattr(upload, "content_type", "") or "",
-    )
-    item.file.save(upload.name, upload, save=True)
+    Raises one ValidationError naming each refused file, so a batch is saved whole or not at all.
+    """
+    checked, errors = [], []
+    for upload in uploads:
+        name = upload.name or ""
+        reason = check_attachment(name, upload.size or 0)
+        if reason is None:
+            upload.seek(0)
+            data = upload.read()
+            reason = check_content(name, data)
+        if reason:
+            errors.append(reason)
+        else:
+            checked.append((name, data, (getattr(upload, "content_type", "") or "")[:100]))
+    if errors:
+        raise ValidationError([f"未保存任何附件：{errors[0]}", *errors[1:]])
+    return checked
+
+
+def store_file(item: TicketAttachment, data: bytes, saved: list[str]) -> TicketAttachment:
+    """Write the file and its row; ``saved`` collects stored names so a rolled-back caller can remove them."""
+    from django.core.files.base import ContentFile
+
+    item.file.save(item.name, ContentFile(data), save=False)
+    saved.append(item.file.name)
+    item.save()
     return item
 
 
+def discard(saved: list[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    for name in saved:
+        default_storage.delete(name)
+
+
+def attach_files(user, ticket: Ticket, uploads) -> list[TicketAttachment]:
+    """上传附件 without a comment: all files pass the checks and are saved, or none is."""
+    ensure(user, Capability.DESK_CREATE, "desk.attach")
+    checked = read_uploads(uploads)
+    if not checked:
+        raise ValidationError("请选择要上传的文件")
+    saved: list[str] = []
+    try:
+        with transaction.atomic():
+            return [
+                store_file(
+                    TicketAttachment(ticket=ticket, name=name, size=len(data), content_type=content_type),
+                    data,
+                    saved,
+                )
+                for name, data, content_type in checked
+            ]
+    except BaseException:
+        discard(saved)
+        raise
+
+
+def attach(user, ticket: Ticket, upload) -> TicketAttachment:
+    """One file; see ``attach_files``."""
+    return attach_files(user, ticket, [upload])[0]
+
+
 def notify(user, text: str, ticket: Ticket | None = None) -> Notification:
-    """站内通知, and an e-mail too when CAIWEI_NOTIFY_EMAIL is on and the user has an address."""
+    """站内通知, and an e-mail (queued in the outbox) when CAIWEI_NOTIFY_EMAIL is on and the user has an address."""
     from django.conf import settings
-    from django.core.mail import send_mail
 
     note = Notification.objects.create(user=user, ticket=ticket, text=text[:300])
     if getattr(settings, "CAIWEI_NOTIFY_EMAIL", False) and user.email:
-        send_mail(f"[财维] {text[:60]}", text, None, [user.email], fail_silently=True)
+        outbox.queue(user.email, f"[财维] {text[:60]}", text, ticket)
     return note
 
 

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.queue, name="queue"),
     path("new/", views.new, name="new"),
     path("calls/", views.calls, name="calls"),
+    path("mail/", views.mail, name="mail"),
     path("mine/", views.mine, name="mine"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("report.docx", views.report, name="report"),

@@ -4,6 +4,7 @@ from urllib.parse import quote
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Q
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,15 +17,8 @@ from caiwei.accounts.roles import Capability
 
 from . import flow, services
 from .forms import CallForm, TicketForm
-from .models import HotlineCall, Ticket, VendorOrder
-
-
-def visible_tickets(user):
-    """Region scoping for everyone; budget units and banks see only the tickets they raised."""
-    qs = Ticket.objects.visible_to(user).select_related("region", "assignee", "policy")
-    if not user.can(Capability.DESK_VIEW):
-        qs = qs.filter(requester=user)
-    return qs
+from .models import HotlineCall, MailIntake, OutgoingMail, Ticket, VendorOrder
+from .services import public_comments, visible_attachments, visible_tickets  # noqa: F401
 
 
 @require(Capability.DESK_VIEW)
@@ -53,20 +47,31 @@ def queue(request):
         "status": status,
         "statuses": flow.STATUS_LABELS,
         "notices": notices,
+        "can_work": request.user.can(Capability.DESK_WORK),
     }
     return render(request, "desk/queue.html", context)
 
 
+def usable_call(user, pk) -> HotlineCall | None:
+    """The call a ticket may be opened from: only for those who work calls, in the call's region."""
+    if not pk or not user.can(Capability.DESK_WORK):
+        return None
+    try:
+        return HotlineCall.objects.visible_to(user).select_related("ticket").filter(pk=int(pk)).first()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+CALL_REFUSED = "不能由该来电登记工单：来电不存在、不在您的授权区划内，或您不是热线坐席"
+
+
 @require(Capability.DESK_CREATE)
 def new(request):
-    call = None
-    if request.GET.get("call") or request.POST.get("call"):
-        call = get_object_or_404(
-            HotlineCall.objects.visible_to(request.user),
-            pk=request.GET.get("call") or request.POST.get("call"),
-        )
+    posted = request.method == "POST"
+    wanted = (request.POST if posted else request.GET).get("call")
+    call = usable_call(request.user, wanted)
     initial = {}
-    if call is not None:
+    if call is not None and call.ticket_id is None:
         initial = {
             "region": call.region,
             "channel": Ticket.Channel.HOTLINE,
@@ -77,17 +82,28 @@ def new(request):
             "description": call.summary,
         }
     form = TicketForm(request.POST or None, user=request.user, initial=initial)
-    if request.method == "POST" and form.is_valid():
+    if posted and wanted and call is None:
+        # A posted call the user may not use is refused outright: no ticket, no link.
+        form.is_valid()
+        form.add_error(None, CALL_REFUSED)
+        return render(request, "desk/new.html", {"form": form, "call": None}, status=403)
+    if posted and form.is_valid():
         data = dict(form.cleaned_data)
         region = data.pop("region")
         try:
-            ticket = services.create_ticket(request.user, region=region, **data)
+            with transaction.atomic():
+                if call is not None:
+                    call = HotlineCall.objects.select_for_update().get(pk=call.pk)
+                    if call.ticket_id is not None:
+                        linked = Ticket.objects.get(pk=call.ticket_id).number
+                        raise ValidationError(f"该来电已关联工单 {linked}，不能重复关联")
+                ticket = services.create_ticket(request.user, region=region, **data)
+                if call is not None:
+                    call.ticket = ticket
+                    call.save(update_fields=["ticket"])
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            if call is not None:
-                call.ticket = ticket
-                call.save(update_fields=["ticket"])
             messages.success(request, f"已登记工单 {ticket.number}")
             return redirect("desk:detail", number=ticket.number)
     return render(request, "desk/new.html", {"form": form, "call": call})
@@ -148,6 +164,7 @@ def call_back(request, pk: int):
 
 
 def _detail_context(request, ticket):
+    can_work = request.user.can(Capability.DESK_WORK)
     states = services.clock_states(ticket)
     clocks = [
         {"label": label, "state": states[clock]}
@@ -160,20 +177,19 @@ def _detail_context(request, ticket):
         "transitions": [
             (s, flow.STATUS_LABELS[s]) for s in flow.STATUS_LABELS if s in flow.TRANSITIONS[ticket.status]
         ],
-        "comments": ticket.comments.select_related("author").filter(
-            **({} if request.user.can(Capability.DESK_WORK) else {"internal": False})
-        ),
+        "comments": public_comments(request.user, ticket).select_related("author"),
         "changes": ticket.changes.select_related("by"),
         "workers": User.objects.filter(
             role_grants__role__in=["agent", "engineer", "pm"], is_active=True
         ).distinct(),
-        "can_work": request.user.can(Capability.DESK_WORK),
+        "can_work": can_work,
         "is_requester": ticket.requester_id == request.user.pk,
         "survey": getattr(ticket, "survey", None),
         "statuses": flow.STATUS_LABELS,
-        "vendor_orders": ticket.vendor_orders.prefetch_related("follow_ups__by"),
+        # Vendor orders and their follow-ups are the O&M team's working notes, not replies to the requester.
+        "vendor_orders": ticket.vendor_orders.prefetch_related("follow_ups__by") if can_work else [],
         "vendor_statuses": VendorOrder.Status.choices,
-        "attachments": ticket.attachments.all(),
+        "attachments": visible_attachments(request.user, ticket),
     }
 
 
@@ -194,11 +210,14 @@ def act(request, number: str):
                 request.user, ticket, request.POST.get("status", ""), request.POST.get("note", "")
             )
         elif action == "comment":
+            # One step: the note and all its files are saved, or (one file refused) nothing is.
             services.comment(
-                request.user, ticket, request.POST.get("body", ""), request.POST.get("internal") == "1"
+                request.user,
+                ticket,
+                request.POST.get("body", ""),
+                request.POST.get("internal") == "1",
+                files=request.FILES.getlist("files"),
             )
-            for upload in request.FILES.getlist("files"):
-                services.attach(request.user, ticket, upload)
         elif action == "vendor":
             try:
                 due = date.fromisoformat(request.POST.get("due", ""))
@@ -283,7 +302,7 @@ def dashboard(request):
 @require(Capability.DESK_CREATE)
 def attachment(request, number: str, pk: int):
     ticket = get_object_or_404(visible_tickets(request.user), number=number)
-    item = get_object_or_404(ticket.attachments, pk=pk)
+    item = get_object_or_404(visible_attachments(request.user, ticket), pk=pk)
     return FileResponse(item.file.open("rb"), as_attachment=True, filename=item.name)
 
 
@@ -307,3 +326,30 @@ def report(request):
     )
     response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name)}"
     return response
+
+
+@require(Capability.DESK_WORK)
+def mail(request):
+    """邮件受理: quarantined messages with their reasons, and mail not yet sent, in the user's regions."""
+    quarantined = (
+        MailIntake.objects.visible_to(request.user)
+        .filter(status=MailIntake.Status.QUARANTINED)
+        .select_related("region")
+    )
+    unsent = (
+        OutgoingMail.objects.visible_to(request.user)
+        .exclude(status=OutgoingMail.Status.SENT)
+        .select_related("ticket")
+        .order_by("status", "next_attempt_at")
+    )
+    return render(
+        request,
+        "desk/mail.html",
+        {
+            "page": Paginator(quarantined, 50).get_page(request.GET.get("page")),
+            "unsent": unsent[:100],
+            "recent": MailIntake.objects.visible_to(request.user)
+            .filter(status=MailIntake.Status.DONE)
+            .select_related("ticket")[:20],
+        },
+    )

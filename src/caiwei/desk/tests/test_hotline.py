@@ -203,3 +203,74 @@ def test_call_attaches_to_an_existing_ticket_and_api_actions(users, regions, cli
     assert Complaint.objects.get().decided_by == users["pm"]
     report = client_for(users["pm"]).get("/api/desk/report")
     assert report.status_code == 200 and report.content[:2] == b"PK"
+
+
+TICKET_POST = {
+    "channel": "hotline",
+    "system": "国库集中支付",
+    "ticket_type": "咨询",
+    "severity": "一般",
+    "title": "由来电登记",
+    "description": "来电咨询",
+    "requester_kind": "unit",
+    "requester_name": "某人",
+}
+
+
+@pytest.fixture
+def call(users, regions):
+    return services.log_call(
+        users["agent"],
+        region=regions["152502000"],
+        answered=True,
+        caller_number="13900000000",
+        caller_name="来电人甲",
+        summary="密码重置，身份证后四位 1234",
+    )
+
+
+@pytest.mark.parametrize("who", ["unit", "bank", "finance", "approver"])
+def test_call_is_not_disclosed_to_those_who_do_not_work_calls(users, regions, client_for, call, who):
+    page = client_for(users[who]).get(f"/desk/new/?call={call.pk}")
+    assert page.status_code == 200  # the plain form
+    body = page.content.decode()
+    assert "13900000000" not in body and "来电人甲" not in body and "身份证" not in body
+    assert f'name="call" value="{call.pk}"' not in body
+
+
+def test_agent_of_another_region_gets_the_plain_form(users, regions, make_user, client_for, call):
+    county = make_user("t_agent_county", "agent", regions=("152522000",))
+    body = client_for(county).get(f"/desk/new/?call={call.pk}").content.decode()
+    assert "13900000000" not in body and "来电人甲" not in body
+
+
+@pytest.mark.parametrize("who", ["unit", "finance", "county"])
+def test_posting_a_call_one_may_not_use_is_refused_and_not_linked(
+    users, regions, make_user, client_for, call, who
+):
+    user = make_user("t_agent_county", "agent", regions=("152522000",)) if who == "county" else users[who]
+    region = user.regions.first()
+    response = client_for(user).post("/desk/new/", {**TICKET_POST, "call": call.pk, "region": region.pk})
+    assert response.status_code in (403, 404)
+    if response.status_code == 403:
+        assert "不能由该来电登记工单" in response.content.decode()
+    call.refresh_from_db()
+    assert call.ticket is None and not Ticket.objects.exists()
+
+
+def test_a_linked_call_is_not_linked_again(users, regions, client_for, call):
+    agent = client_for(users["agent"])
+    form = agent.get(f"/desk/new/?call={call.pk}").content.decode()
+    assert "13900000000" in form and "来电人甲" in form
+    agent.post("/desk/new/", {**TICKET_POST, "call": call.pk, "region": regions["152502000"].pk})
+    call.refresh_from_db()
+    first = call.ticket
+    assert first is not None
+    again = agent.post("/desk/new/", {**TICKET_POST, "call": call.pk, "region": regions["152502000"].pk})
+    assert "已关联工单" in again.content.decode()
+    call.refresh_from_db()
+    assert call.ticket == first and Ticket.objects.count() == 1
+    assert (
+        "13900000000"
+        not in agent.get(f"/desk/new/?call={call.pk}").content.decode().split("以下为普通登记")[1]
+    )

@@ -30,14 +30,26 @@ class Command(BaseCommand):
         rep.add_argument("--actor", required=True, help="操作人账号；密码取自 CAIWEI_PASSWORD 或提示输入")
         rep.add_argument("--output", "-o", type=Path, required=True)
         mail = sub.add_parser(
-            "fetch-mail", help="收取邮件为工单：--folder 读 .eml 目录，或 --imap-host 读 IMAP 邮箱"
+            "fetch-mail",
+            help="收取邮件为工单：--folder 读 .eml 目录，或 --imap-host 读 IMAP 邮箱；"
+            "按 Message-ID 只受理一次，失败的邮件隔离（目录下 quarantine/，IMAP 加 $CaiweiQuarantine 标记）",
         )
         mail.add_argument("--folder", type=Path)
         mail.add_argument("--imap-host")
         mail.add_argument("--imap-user")
         mail.add_argument("--imap-port", type=int, default=993)
-        mail.add_argument("--region", required=True, help="新工单所属区划代码")
-        mail.add_argument("--agent", required=True, help="以哪个坐席账号登记（须有该区划授权）")
+        mail.add_argument("--imap-mailbox", default="INBOX")
+        mail.add_argument(
+            "--region",
+            required=True,
+            action="append",
+            help="本邮箱受理的区划代码（可重复；新工单登记在第一个区划，回复只追加到这些区划及其下级的工单）",
+        )
+        mail.add_argument(
+            "--agent", required=True, help="以哪个坐席账号登记（须有处理工单权限及上述区划授权）"
+        )
+        mail.add_argument("--mailbox", help="邮箱名称，用于去重（缺省为目录路径或 IMAP 账号）")
+        sub.add_parser("send-mail", help="立即发送待发邮件（后台任务进程每分钟也会发送，失败的按间隔重试）")
 
     def handle(self, *args, action, **options):
         if action == "import":
@@ -46,6 +58,14 @@ class Command(BaseCommand):
             return self.report(**options)
         if action == "fetch-mail":
             return self.fetch_mail(**options)
+        if action == "send-mail":
+            from ...outbox import send_pending
+
+            counts = send_pending()
+            self.stdout.write(
+                f"已发送 {counts['sent']} 封，待重试 {counts['retry']} 封，放弃 {counts['failed']} 封"
+            )
+            return
         if action == "sweep":
             from ...escalation import sweep
 
@@ -65,31 +85,54 @@ class Command(BaseCommand):
         for clock, value in result.items():
             self.stdout.write(f"{labels[clock]}：{value or '无要求'}")
 
-    def fetch_mail(self, folder, imap_host, imap_user, imap_port, region, agent, **_):
+    def fetch_mail(self, folder, imap_host, imap_user, imap_port, imap_mailbox, region, agent, mailbox, **_):
         from caiwei.accounts.models import User
+        from caiwei.accounts.roles import Capability
         from caiwei.regions.models import Region
+        from caiwei.regions.scoping import visible_regions
 
-        from ...mail import fetch_folder, fetch_imap
+        from ...mail import Mailbox, fetch_folder, fetch_imap
+        from ...outbox import send_pending
 
         user = User.objects.filter(username=agent, is_active=True).first()
-        target = Region.objects.filter(code=region).first()
-        if user is None or target is None:
-            raise CommandError(f"坐席账号“{agent}”或区划“{region}”不存在")
+        if user is None or not user.can(Capability.DESK_WORK):
+            raise CommandError(f"坐席账号“{agent}”不存在、已停用或没有处理工单权限")
+        regions = []
+        for code in dict.fromkeys(region):
+            target = Region.objects.filter(code=code).first()
+            if target is None:
+                raise CommandError(f"区划“{code}”不存在")
+            if not visible_regions(user).filter(pk=target.pk).exists():
+                raise CommandError(f"坐席账号“{agent}”没有区划“{target.name}”的授权")
+            regions.append(target)
         if folder:
-            outcomes = fetch_folder(folder, region=target, agent=user)
+            if not folder.is_dir():
+                raise CommandError(f"目录“{folder}”不存在")
+            box = Mailbox(mailbox or f"folder:{folder.resolve()}", regions, user)
+            outcomes = fetch_folder(folder, box)
         elif imap_host:
             password = os.environ.get("CAIWEI_IMAP_PASSWORD")
             if not (imap_user and password):
                 raise CommandError("IMAP 需要 --imap-user 与环境变量 CAIWEI_IMAP_PASSWORD")
-            outcomes = fetch_imap(imap_host, imap_user, password, region=target, agent=user, port=imap_port)
+            box = Mailbox(
+                mailbox or f"imap:{imap_user}@{imap_host}:{imap_port}/{imap_mailbox}", regions, user
+            )
+            outcomes = fetch_imap(imap_host, imap_user, password, box, mailbox=imap_mailbox, port=imap_port)
         else:
             raise CommandError("请指定 --folder 或 --imap-host")
-        created = sum(o.created for o in outcomes)
+        count = {
+            s: sum(o.status == s for o in outcomes) for s in ("new", "reply", "duplicate", "quarantined")
+        }
         refused = sum(len(o.refused) for o in outcomes)
         self.stdout.write(
-            f"处理邮件 {len(outcomes)} 封：新建工单 {created} 张，追加回复 {len(outcomes) - created} 条，"
-            f"拒收附件 {refused} 个"
+            f"处理邮件 {len(outcomes)} 封：新建工单 {count['new']} 张，追加回复 {count['reply']} 条，"
+            f"重复跳过 {count['duplicate']} 封，隔离 {count['quarantined']} 封，拒收附件 {refused} 个"
         )
+        for o in outcomes:
+            if o.status == "quarantined":
+                self.stdout.write(f"  隔离：{o.reason}")
+        sent = send_pending()
+        self.stdout.write(f"回信：已发送 {sent['sent']} 封，待重试 {sent['retry']} 封（见“邮件受理”页）")
 
     def report(self, month, actor, output, **_):
         from caiwei.accounts.cli import authenticate_actor
