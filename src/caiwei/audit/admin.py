@@ -11,6 +11,7 @@ class AuditEventAdmin(CapabilityAdmin):
     """Read-only for the auditor; nobody may add, change or delete a row."""
 
     view_capability = Capability.READ_AUDIT
+    region_field = None  # the auditor reads the whole log
     list_display = ["seq", "at", "action", "actor", "ip", "object_type", "object_repr"]
     list_filter = ["action", "source"]
     search_fields = ["actor", "object_repr", "request_id"]

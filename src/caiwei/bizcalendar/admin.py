@@ -22,6 +22,7 @@ class CalendarDayInline(admin.TabularInline):
 @admin.register(BusinessCalendar)
 class BusinessCalendarAdmin(CapabilityAdmin):
     capability = Capability.MANAGE_CALENDAR
+    region_field = None  # calendars are shared configuration
     list_display = ["code", "name", "always_open", "periods", "use_statutory"]
     inlines = [CalendarDayInline]
 
@@ -29,5 +30,6 @@ class BusinessCalendarAdmin(CapabilityAdmin):
 @admin.register(KeyPeriod)
 class KeyPeriodAdmin(CapabilityAdmin):
     capability = Capability.MANAGE_CALENDAR
+    region_field = None
     list_display = ["code", "name", "start", "end", "note"]
     date_hierarchy = "start"

@@ -5,6 +5,7 @@ from caiwei.web.admin_site import CapabilityAdmin
 
 from .forms import DatabaseForm
 from .models import CheckSchedule, Target, TargetDatabase
+from .services import visible_databases
 
 
 class DatabaseInline(admin.StackedInline):
@@ -21,6 +22,7 @@ class DatabaseInline(admin.StackedInline):
 @admin.register(Target)
 class TargetAdmin(CapabilityAdmin):
     capability = Capability.MANAGE_TARGETS
+    region_field = "region"
     list_display = ("name", "system", "region", "vendor", "is_sandbox")
     inlines = [DatabaseInline]
 
@@ -28,5 +30,7 @@ class TargetAdmin(CapabilityAdmin):
 @admin.register(CheckSchedule)
 class ScheduleAdmin(CapabilityAdmin):
     capability = Capability.MANAGE_TARGETS
+    region_field = "database__target__region"
+    scoped_choices = {"database": lambda user: visible_databases(user)}
     list_display = ("database", "packs", "cron", "enabled", "next_run_at")
     readonly_fields = ("next_run_at", "last_run")

@@ -23,6 +23,7 @@ class SlaPolicyAdmin(CapabilityAdmin):
     """项目经理维护服务时限策略；“按合同预设重置”一键套用种子合同的时限。"""
 
     capability = Capability.DESK_DECIDE
+    region_field = "regions"
     list_display = ["code", "name", "warn_ratio", "source"]
     filter_horizontal = ["regions"]
     inlines = [SlaRuleInline]
@@ -50,6 +51,7 @@ class SlaPolicyAdmin(CapabilityAdmin):
 @admin.register(Complaint)
 class ComplaintAdmin(CapabilityAdmin):
     capability = Capability.DESK_DECIDE
+    region_field = "region"
     list_display = ["at", "region", "complainant", "ticket", "valid", "decided_by"]
     list_filter = ["valid", "region"]
     readonly_fields = ["decided_by"]
@@ -63,4 +65,5 @@ class ComplaintAdmin(CapabilityAdmin):
 @admin.register(EscalationRule)
 class EscalationRuleAdmin(CapabilityAdmin):
     capability = Capability.DESK_DECIDE
+    region_field = None  # escalation rules apply to every region's tickets
     list_display = ["name", "clock", "at_percent", "action", "target_user", "severity", "active"]

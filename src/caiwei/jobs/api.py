@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Path, Router, Schema
 
 from caiwei.accounts.permissions import ensure
 from caiwei.accounts.roles import Capability
@@ -41,6 +41,6 @@ def list_jobs(request):
 
 
 @router.get("/{job_id}", response=JobOut, summary="任务进度与日志")
-def get_job(request, job_id: int):
+def get_job(request, job_id: int = Path(..., gt=0, le=2**63 - 1)):
     ensure(request.user, Capability.VIEW_JOBS, "api:jobs")
     return job_out(get_object_or_404(visible_jobs(request.user), pk=job_id))

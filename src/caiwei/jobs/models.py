@@ -27,6 +27,9 @@ class Job(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, verbose_name="发起人"
     )
+    region = models.ForeignKey(
+        "regions.Region", null=True, blank=True, on_delete=models.SET_NULL, verbose_name="财政区划"
+    )
     created_at = models.DateTimeField("创建时间", default=timezone.now, db_index=True)
     started_at = models.DateTimeField("开始时间", null=True, blank=True)
     finished_at = models.DateTimeField("结束时间", null=True, blank=True)

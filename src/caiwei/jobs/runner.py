@@ -59,11 +59,14 @@ class JobContext:
         Job.objects.filter(pk=self.job.pk).update(log=self.job.log)
 
 
-def start(kind: str, *, user=None, title: str = "", params: dict | None = None) -> Job:
-    """Create the job record and queue it; the worker picks it up."""
+def start(kind: str, *, user=None, title: str = "", params: dict | None = None, region=None) -> Job:
+    """Create the job record and queue it; the worker picks it up. ``region`` is the region of what the job works
+    on (a check run's target): the project managers of that region see it too."""
     if kind not in _KINDS:
         raise KeyError(f"未知的任务类型：{kind}")
-    job = Job.objects.create(kind=kind, title=title or _KINDS[kind][0], params=params or {}, created_by=user)
+    job = Job.objects.create(
+        kind=kind, title=title or _KINDS[kind][0], params=params or {}, created_by=user, region=region
+    )
     from .tasks import run_job_task
 
     run_job_task(job.pk)

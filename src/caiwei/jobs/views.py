@@ -1,20 +1,25 @@
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404, render
 
 from caiwei.accounts.permissions import require
 from caiwei.accounts.roles import Capability, Role
+from caiwei.regions.scoping import visible_regions
 
 from .models import Job
 from .runner import worker_alive
 
 
 def visible_jobs(user) -> QuerySet[Job]:
-    """Everyone sees the jobs they started; the project manager and the system administrator see all."""
+    """Everyone sees the jobs they started; a project manager also those on objects of the regions granted to them,
+    the system administrator also the platform's own jobs (those tied to no region)."""
     qs = Job.objects.select_related("created_by")
-    if user.has_role(Role.PROJECT_MANAGER, Role.SYSTEM_ADMIN):
-        return qs
-    return qs.filter(created_by=user)
+    mine = Q(created_by=user)
+    if user.has_role(Role.PROJECT_MANAGER):
+        mine |= Q(region__in=visible_regions(user))
+    if user.has_role(Role.SYSTEM_ADMIN):
+        mine |= Q(region__isnull=True)
+    return qs.filter(mine)
 
 
 @require(Capability.VIEW_JOBS)

@@ -10,6 +10,7 @@ from .models import Region
 class RegionAdmin(CapabilityAdmin):
     capability = Capability.MANAGE_REGIONS
     view_capability = Capability.GRANT
+    region_field = None  # the tree itself, kept by the system administrator
     list_display = ["code", "name", "level", "parent", "is_active"]
     list_filter = ["level", "is_active"]
     search_fields = ["code", "name"]

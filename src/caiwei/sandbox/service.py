@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -94,3 +95,20 @@ def summary(url: str | None = None) -> dict:
         "banks": [{"code": b[0], "name": b[1], "format": b[2]} for b in banks],
         "manifest": manifest,
     }
+
+
+def root_region_code() -> str:
+    """The region the loaded sandbox belongs to: the first code of its spec (``152500000:3`` is the league and
+    three of its counties), from the manifest, or the quickstart's league when none was written."""
+    spec = GenerateSpec().regions
+    if manifest_path().exists():
+        with contextlib.suppress(ValueError, AttributeError):
+            spec = json.loads(manifest_path().read_text()).get("spec", {}).get("regions") or spec
+    return str(spec).split(":", 1)[0].split(",", 1)[0]
+
+
+def can_see(user) -> bool:
+    """The sandbox holds a whole league's data and bank files: only those granted that league (or above) see it."""
+    from caiwei.regions.scoping import visible_regions
+
+    return visible_regions(user).filter(code=root_region_code()).exists()

@@ -106,6 +106,17 @@ TILES = [
 
 
 def tiles_for(user) -> list[Tile]:
+    """The tiles of the user's roles; a built tile only when its page's declared policy lets the user in."""
+    from caiwei.web import policy
+
     if not user.is_authenticated:
         return []
-    return [t for t in TILES if user.role_codes & t.roles]
+    shown = []
+    for tile in TILES:
+        if not user.role_codes & tile.roles:
+            continue
+        rule = policy.PAGES.get(tile.url_name or "")
+        if rule is not None and not policy.admits(rule, user):
+            continue
+        shown.append(tile)
+    return shown

@@ -1,0 +1,314 @@
+"""路由权限表: every URL and every API operation declares who may call it and which objects it reaches.
+
+One table, enforced in one place (``PolicyMiddleware``), before any view runs:
+
+- ``access`` is ``PUBLIC`` (no login), ``LOGIN`` (any signed-in account) or a tuple of capabilities (any of them).
+- ``obj`` names the URL keyword that points at an object and the function that lists the objects the user may
+  reach (region scoping, "only my own", ...). A keyword naming an object outside that set answers 404, the
+  same as an object that does not exist, so ids of other regions cannot be probed.
+- ``scope`` says in words how the answer is narrowed (shown in docs and used by the route × role matrix test).
+
+A route that is not in the table is refused (deny by default) and the test over the resolver and the OpenAPI
+document fails, so a new page or operation cannot ship without a declared policy. The views keep their own
+checks as a second lock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+
+from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
+
+from caiwei.accounts.roles import Capability as C
+
+PUBLIC = "public"
+LOGIN = "login"
+
+
+@dataclass(frozen=True)
+class Obj:
+    """The URL keyword ``kwarg`` must name an object in ``queryset(user)`` (looked up by ``lookup``)."""
+
+    kwarg: str
+    queryset: str  # dotted path of a function user -> QuerySet
+    lookup: str = "pk"
+
+    def reachable(self, user, value) -> bool:
+        qs = import_string(self.queryset)(user)
+        try:
+            return qs.filter(**{self.lookup: value}).exists()
+        except (ValueError, TypeError, ValidationError, OverflowError):
+            return False
+
+
+@dataclass(frozen=True)
+class Policy:
+    access: str | tuple[str, ...]
+    scope: str = "全局"
+    objs: tuple[Obj, ...] = field(default_factory=tuple)
+    gate: str = ""  # dotted path of a function user -> bool for routes over one whole object (the sandbox)
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        return () if isinstance(self.access, str) else self.access
+
+    def allows_role_set(self, roles: set[str]) -> bool:
+        """Whether an account holding ``roles`` passes the capability part (objects aside)."""
+        from caiwei.accounts.roles import CAPABILITIES
+
+        if self.access in (PUBLIC, LOGIN):
+            return True
+        return any(roles & CAPABILITIES[c] for c in self.capabilities)
+
+
+def P(*capabilities: str, scope: str = "全局", objs: tuple[Obj, ...] = (), gate: str = "") -> Policy:
+    return Policy(tuple(capabilities), scope, objs, gate)
+
+
+SANDBOX = "演练库所属盟市（授权须含该盟市）"
+SANDBOX_GATE = "caiwei.sandbox.service.can_see"
+
+
+# Object sets, by the function that lists what a user may reach.
+def visible_calls(user):
+    from caiwei.desk.models import HotlineCall
+
+    return HotlineCall.objects.visible_to(user)
+
+
+def own_tickets(user):
+    """Tickets the user raised (confirming a solution and rating are the requester's)."""
+    from caiwei.desk.views import visible_tickets
+
+    return visible_tickets(user).filter(requester=user)
+
+
+def visible_complaints(user):
+    from caiwei.desk.models import Complaint
+
+    return Complaint.objects.visible_to(user)
+
+
+def own_tokens(user):
+    return user.api_tokens.all()
+
+
+def visible_results(user):
+    from caiwei.checks.models import RuleResult
+    from caiwei.checks.services import visible_runs
+
+    return RuleResult.objects.filter(run__in=visible_runs(user))
+
+
+def visible_schedules(user):
+    from caiwei.checks.models import CheckSchedule
+    from caiwei.checks.services import visible_databases
+
+    return CheckSchedule.objects.filter(database__in=visible_databases(user))
+
+
+TICKET = Obj("number", "caiwei.desk.views.visible_tickets", "number")
+OWN_TICKET = Obj("number", "caiwei.web.policy.own_tickets", "number")
+CALL = Obj("pk", "caiwei.web.policy.visible_calls")
+JOB = Obj("pk", "caiwei.jobs.views.visible_jobs")
+OWN_TOKEN = Obj("pk", "caiwei.web.policy.own_tokens")
+RUN = Obj("pk", "caiwei.checks.services.visible_runs")
+RESULT = Obj("pk", "caiwei.web.policy.visible_results")
+TARGET = Obj("target_pk", "caiwei.checks.services.visible_targets")
+DATABASE = Obj("pk", "caiwei.checks.services.visible_databases")
+SCHEDULE = Obj("pk", "caiwei.web.policy.visible_schedules")
+REGION = "按授权区划（含下级）"
+OWN = "本人"
+
+# Pages, by URL name (namespace:name).
+PAGES: dict[str, Policy] = {
+    "home": Policy(LOGIN, "按授权区划"),
+    "login": Policy(PUBLIC),
+    "logout": Policy(PUBLIC),
+    "healthz": Policy(PUBLIC),
+    "accounts:profile": Policy(LOGIN, OWN),
+    "accounts:revoke_token": Policy(LOGIN, OWN, (OWN_TOKEN,)),
+    "accounts:grants": P(C.GRANT),
+    "accounts:grant_edit": P(C.GRANT),
+    # The second sign-in step runs before the session is logged in: its own pending state is the check.
+    "accounts:login_code": Policy(PUBLIC, "密码已通过、尚待动态口令的本会话"),
+    "accounts:login_enrol": Policy(PUBLIC, "密码已通过、尚待绑定动态口令的本会话"),
+    "accounts:otp": Policy(LOGIN, OWN),
+    "accounts:requests": P(C.APPROVE_CHANGES),
+    "accounts:request_decide": P(
+        C.APPROVE_CHANGES, scope="提出人与对象以外、另一职责的三员（accounts.services.may_decide）"
+    ),
+    "audit:events": P(C.READ_AUDIT),
+    "audit:export": P(C.READ_AUDIT),
+    "audit:verify": P(C.READ_AUDIT),
+    "audit:seals": P(C.READ_AUDIT),
+    "regions:list": P(C.VIEW_REGIONS, scope=REGION),
+    "bizcalendar:index": P(C.VIEW_CALENDAR),
+    "bizcalendar:calculate": P(C.VIEW_CALENDAR),
+    "jobs:list": P(C.VIEW_JOBS, scope="本人发起的，项目经理另见授权区划内的"),
+    "jobs:detail": P(C.VIEW_JOBS, scope="本人发起的，项目经理另见授权区划内的", objs=(JOB,)),
+    "sandbox:index": P(C.VIEW_SANDBOX, scope=SANDBOX, gate=SANDBOX_GATE),
+    "sandbox:generate": P(C.MANAGE_SANDBOX, scope=SANDBOX, gate=SANDBOX_GATE),
+    "sandbox:manifest": P(C.VIEW_SANDBOX, scope=SANDBOX, gate=SANDBOX_GATE),
+    "sandbox:bank_file": P(C.VIEW_SANDBOX, scope=SANDBOX, gate=SANDBOX_GATE),
+    "desk:queue": P(C.DESK_VIEW, scope=REGION),
+    "desk:new": P(C.DESK_CREATE, scope=REGION),
+    "desk:calls": P(C.DESK_WORK, scope=REGION),
+    "desk:mail": P(C.DESK_WORK, scope=REGION),
+    "desk:mine": P(C.DESK_CREATE, scope=OWN),
+    "desk:dashboard": P(C.DESK_VIEW, scope=REGION),
+    "desk:report": P(C.DESK_VIEW, scope=REGION),
+    "desk:call_back": P(C.DESK_WORK, scope=REGION, objs=(CALL,)),
+    "desk:detail": P(C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的", objs=(TICKET,)),
+    "desk:act": P(C.DESK_WORK, scope=REGION, objs=(TICKET,)),
+    "desk:confirm": P(C.DESK_CREATE, scope="本人提出的", objs=(OWN_TICKET,)),
+    "desk:attachment": P(C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的", objs=(TICKET,)),
+    "checks:index": P(C.CHECKS_VIEW, scope=REGION),
+    "checks:start": P(C.CHECKS_RUN, scope=REGION),
+    "checks:rules": P(C.CHECKS_VIEW),
+    "checks:run": P(C.CHECKS_VIEW, scope=REGION, objs=(RUN,)),
+    "checks:run_export": P(C.CHECKS_VIEW, scope=REGION, objs=(RUN,)),
+    "checks:result": P(C.CHECKS_VIEW, scope=REGION, objs=(RESULT,)),
+    "checks:result_ticket": P(C.CHECKS_RUN, scope=REGION, objs=(RESULT,)),
+    "checks:target_new": P(C.MANAGE_TARGETS, scope=REGION),
+    "checks:database_new": P(C.MANAGE_TARGETS, scope=REGION, objs=(TARGET,)),
+    "checks:database_edit": P(C.MANAGE_TARGETS, scope=REGION, objs=(DATABASE,)),
+    "checks:database_test": P(C.MANAGE_TARGETS, scope=REGION, objs=(DATABASE,)),
+    "checks:schedule_new": P(C.MANAGE_TARGETS, scope=REGION, objs=(DATABASE,)),
+    "checks:schedule_change": P(C.MANAGE_TARGETS, scope=REGION, objs=(SCHEDULE,)),
+    # The OpenAPI document and its viewer: behind login, like everything else that describes the system.
+    "api:openapi-json": Policy(LOGIN),
+    "api:openapi-view": Policy(LOGIN),
+}
+
+
+def admits(rule: Policy, user) -> bool:
+    """Whether ``user`` passes ``rule`` before any object is named (for links: a link it fails is not shown)."""
+    if rule.access == PUBLIC:
+        return True
+    if not user.is_authenticated:
+        return False
+    if rule.capabilities and not any(user.can(c) for c in rule.capabilities):
+        return False
+    return not rule.gate or import_string(rule.gate)(user)
+
+
+def _api(kwarg: str, obj: Obj) -> Obj:
+    return Obj(kwarg, obj.queryset, obj.lookup)
+
+
+# API operations, by (method, OpenAPI path).
+API: dict[tuple[str, str], Policy] = {
+    ("POST", "/api/auth/token"): Policy(PUBLIC),
+    ("GET", "/api/accounts/me"): Policy(LOGIN, OWN),
+    ("GET", "/api/accounts/users"): P(C.MANAGE_ACCOUNTS, C.GRANT),
+    ("POST", "/api/accounts/users"): P(C.MANAGE_ACCOUNTS),
+    ("PUT", "/api/accounts/users/{username}/roles"): P(C.GRANT),
+    ("PUT", "/api/accounts/users/{username}/regions"): P(C.GRANT),
+    ("POST", "/api/accounts/users/{username}/unlock"): P(C.MANAGE_ACCOUNTS),
+    ("POST", "/api/accounts/users/{username}/status"): P(C.MANAGE_ACCOUNTS),
+    ("POST", "/api/accounts/users/{username}/password"): P(C.MANAGE_ACCOUNTS),
+    ("GET", "/api/accounts/requests"): P(C.APPROVE_CHANGES),
+    ("POST", "/api/accounts/requests/{request_id}/decision"): P(
+        C.APPROVE_CHANGES, scope="批准、驳回：提出人与对象以外、另一职责的三员；撤回：提出人"
+    ),
+    ("GET", "/api/regions"): P(C.VIEW_REGIONS, scope=REGION),
+    ("GET", "/api/audit/events"): P(C.READ_AUDIT),
+    ("GET", "/api/audit/export"): P(C.READ_AUDIT),
+    ("POST", "/api/audit/verify"): P(C.READ_AUDIT),
+    ("GET", "/api/audit/seals"): P(C.READ_AUDIT),
+    ("GET", "/api/jobs"): P(C.VIEW_JOBS, scope="本人发起的，项目经理另见授权区划内的"),
+    ("GET", "/api/jobs/{job_id}"): P(
+        C.VIEW_JOBS, scope="本人发起的，项目经理另见授权区划内的", objs=(_api("job_id", JOB),)
+    ),
+    ("GET", "/api/calendar"): P(C.VIEW_CALENDAR),
+    ("GET", "/api/calendar/{code}/due"): P(C.VIEW_CALENDAR),
+    ("GET", "/api/calendar/{code}/between"): P(C.VIEW_CALENDAR),
+    ("GET", "/api/sandbox"): P(C.VIEW_SANDBOX, scope=SANDBOX, gate=SANDBOX_GATE),
+    ("POST", "/api/sandbox/generate"): P(C.MANAGE_SANDBOX, scope=SANDBOX, gate=SANDBOX_GATE),
+    ("GET", "/api/desk/tickets"): P(C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的"),
+    ("POST", "/api/desk/tickets"): P(C.DESK_CREATE, scope=REGION),
+    ("GET", "/api/desk/tickets/{number}"): P(
+        C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的", objs=(TICKET,)
+    ),
+    ("POST", "/api/desk/tickets/{number}/status"): P(
+        C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的", objs=(TICKET,)
+    ),
+    ("POST", "/api/desk/tickets/{number}/rating"): P(C.DESK_CREATE, scope="本人提出的", objs=(OWN_TICKET,)),
+    ("POST", "/api/desk/tickets/{number}/comments"): P(
+        C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的", objs=(TICKET,)
+    ),
+    ("GET", "/api/desk/tickets/{number}/comments"): P(
+        C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的，且只见回复", objs=(TICKET,)
+    ),
+    ("POST", "/api/desk/tickets/{number}/attachments"): P(
+        C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的", objs=(TICKET,)
+    ),
+    ("POST", "/api/desk/tickets/{number}/assign"): P(C.DESK_WORK, scope=REGION, objs=(TICKET,)),
+    ("POST", "/api/desk/tickets/{number}/vendor-orders"): P(C.DESK_WORK, scope=REGION, objs=(TICKET,)),
+    ("POST", "/api/desk/calls"): P(C.DESK_WORK, scope=REGION),
+    ("GET", "/api/desk/calls"): P(C.DESK_WORK, scope=REGION),
+    ("POST", "/api/desk/calls/{call_id}/callback"): P(
+        C.DESK_WORK, scope=REGION, objs=(_api("call_id", CALL),)
+    ),
+    ("GET", "/api/desk/kpis"): P(C.DESK_VIEW, scope=REGION),
+    ("POST", "/api/desk/complaints"): P(C.DESK_WORK, scope=REGION),
+    ("POST", "/api/desk/complaints/{complaint_id}/decision"): P(
+        C.DESK_DECIDE, scope=REGION, objs=(Obj("complaint_id", "caiwei.web.policy.visible_complaints"),)
+    ),
+    ("GET", "/api/desk/report"): P(C.DESK_VIEW, scope=REGION),
+    ("GET", "/api/checks/packs"): P(C.CHECKS_VIEW),
+    ("GET", "/api/checks/targets"): P(C.CHECKS_VIEW, scope=REGION),
+    ("POST", "/api/checks/targets"): P(C.MANAGE_TARGETS, scope=REGION),
+    ("POST", "/api/checks/targets/{target_id}/databases"): P(
+        C.MANAGE_TARGETS, scope=REGION, objs=(_api("target_id", TARGET),)
+    ),
+    ("PATCH", "/api/checks/databases/{database_id}"): P(
+        C.MANAGE_TARGETS, scope=REGION, objs=(_api("database_id", DATABASE),)
+    ),
+    ("POST", "/api/checks/databases/{database_id}/test"): P(
+        C.MANAGE_TARGETS, scope=REGION, objs=(_api("database_id", DATABASE),)
+    ),
+    ("POST", "/api/checks/databases/{database_id}/schedules"): P(
+        C.MANAGE_TARGETS, scope=REGION, objs=(_api("database_id", DATABASE),)
+    ),
+    ("POST", "/api/checks/schedules/{schedule_id}"): P(
+        C.MANAGE_TARGETS, scope=REGION, objs=(_api("schedule_id", SCHEDULE),)
+    ),
+    ("POST", "/api/checks/runs"): P(C.CHECKS_RUN, scope=REGION),
+    ("GET", "/api/checks/runs"): P(C.CHECKS_VIEW, scope=REGION),
+    ("GET", "/api/checks/runs/{run_id}"): P(C.CHECKS_VIEW, scope=REGION, objs=(_api("run_id", RUN),)),
+    ("GET", "/api/checks/results/{result_id}"): P(
+        C.CHECKS_VIEW, scope=REGION, objs=(_api("result_id", RESULT),)
+    ),
+    ("POST", "/api/checks/results/{result_id}/ticket"): P(
+        C.CHECKS_RUN, scope=REGION, objs=(_api("result_id", RESULT),)
+    ),
+}
+
+_PARAM = re.compile(r"<(?:[^>:]+:)?([^>]+)>")
+
+
+def api_path(route: str) -> str:
+    """A Django route of the API (``api/desk/tickets/<number>``) as its OpenAPI path (``/api/desk/tickets/{number}``)."""
+    return "/" + _PARAM.sub(r"{\1}", route)
+
+
+ADMIN = Policy(LOGIN, "由各配置页面的能力与区划范围决定（web.admin_site.CapabilityAdmin）")
+
+
+def policy_for(match, method: str) -> Policy | None:
+    """The declared policy of a resolved request, or None when the route declares none."""
+    if match.namespace == "admin" or match.app_name == "admin":
+        return ADMIN
+    if match.namespace == "api" and match.url_name not in ("openapi-json", "openapi-view"):
+        return API.get((method.upper(), api_path(match.route)))
+    return PAGES.get(match.view_name)
+
+
+@cache
+def declared_api_paths() -> frozenset[tuple[str, str]]:
+    return frozenset(API)
