@@ -9,7 +9,8 @@ from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
 from caiwei.accounts.api import router as accounts_router
-from caiwei.accounts.models import ApiToken, hash_token
+from caiwei.accounts.models import ApiToken
+from caiwei.accounts.tokens import user_for_bearer
 from caiwei.audit.api import router as audit_router
 from caiwei.bizcalendar.api import router as calendar_router
 from caiwei.checks.api import router as checks_router
@@ -21,14 +22,10 @@ from caiwei.sandbox.api import router as sandbox_router
 
 class TokenAuth(HttpBearer):
     def authenticate(self, request, token):
-        record = ApiToken.objects.select_related("user").filter(key_hash=hash_token(token)).first()
-        if record is None or not record.is_valid or not record.user.is_active or record.user.is_locked:
-            return None
-        now = timezone.now()
-        if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
-            ApiToken.objects.filter(pk=record.pk).update(last_used_at=now)
-        request.user = record.user
-        return record.user
+        user = user_for_bearer(token)
+        if user is not None:
+            request.user = user
+        return user
 
 
 api = NinjaAPI(

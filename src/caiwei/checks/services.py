@@ -211,7 +211,13 @@ def start_run(
     )
     if inline:
         return execute(run)
-    job = runner.start("checks.run", user=user, title=f"数据检查：{database}", params={"run": run.pk})
+    job = runner.start(
+        "checks.run",
+        user=user,
+        title=f"数据检查：{database}",
+        params={"run": run.pk},
+        region=database.target.region,
+    )
     CheckRun.objects.filter(pk=run.pk).update(job=job)
     run.refresh_from_db()
     return run
