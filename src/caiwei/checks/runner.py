@@ -20,7 +20,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from ..sandbox.generator import normalize_url
 from .engine import Rule, RuleError
 from .mask import aliases_of, mask_key, mask_row, mask_value, plain
 from .sqlplan import (
@@ -97,9 +96,24 @@ class Outcome:
         }
 
 
+CONNECT_TIMEOUT_S = 15
+DRIVER_ALIASES = {  # as the sandbox generator reads URLs (postgres://, mysql://…)
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
+
+
 def connect(url: str) -> sa.Engine:
-    """An engine for a target: no pool (a run holds one connection for its whole life)."""
-    return sa.create_engine(normalize_url(url), poolclass=NullPool)
+    """An engine for a target: no pool (a run holds one connection for its whole life); a server that does not answer
+    is given up after CONNECT_TIMEOUT_S seconds (测试连接 must not hang on a host that swallows packets)."""
+    parsed = sa.engine.make_url(url)  # kept as a URL: str() of a URL would mask its password as ***
+    if parsed.drivername in DRIVER_ALIASES:
+        parsed = parsed.set(drivername=DRIVER_ALIASES[parsed.drivername])
+    backend = parsed.get_backend_name()
+    args = {"connect_timeout": CONNECT_TIMEOUT_S} if backend in ("postgresql", "mysql", "mariadb") else {}
+    return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
 
 
 @contextmanager
