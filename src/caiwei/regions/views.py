@@ -17,4 +17,5 @@ def regions_for(user):
 @require(Capability.VIEW_REGIONS)
 def region_list(request):
     regions = regions_for(request.user).select_related("parent")
-    return render(request, "regions/list.html", {"regions": regions})
+    can_manage = request.user.can(Capability.MANAGE_REGIONS)
+    return render(request, "regions/list.html", {"regions": regions, "can_manage": can_manage})

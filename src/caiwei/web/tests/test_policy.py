@@ -418,3 +418,27 @@ def test_admin_foreign_keys_offer_only_visible_objects(world, client_for):
     page = client_for(pm).get(reverse("admin:desk_complaint_add"))
     assert page.status_code == 200
     assert "锡林浩特市" not in page.content.decode()  # FOREIGN's name is not offered as a region
+
+
+def test_error_pages_are_chinese_with_navigation(users, client_for):
+    client = client_for(users["unit"])
+    denied = client.get("/audit/")
+    assert denied.status_code == 403
+    page = denied.content.decode()
+    assert "无权访问" in page and 'href="/"' in page and "我的工单" in page  # the navigation of the role
+    missing = client.get("/desk/GD000000000000/")
+    assert missing.status_code == 404 and "不存在" in missing.content.decode()
+    admin_loop = client.get("/admin/")
+    assert admin_loop.status_code == 403 and "配置管理中没有您可用的页面" in admin_loop.content.decode()
+
+
+def test_links_a_role_cannot_follow_are_not_shown(users, client_for):
+    page = client_for(users["agent"]).get("/regions/").content.decode()
+    assert "/admin/regions/region/" not in page
+    page = client_for(users["sysadmin"]).get("/regions/").content.decode()
+    assert "/admin/regions/region/" in page
+
+
+def test_api_answers_are_not_cached(users, client_for):
+    response = client_for(users["agent"]).get("/api/desk/tickets")
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
