@@ -7,6 +7,8 @@ from io import BytesIO
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from caiwei.web.exports import escape_workbook
+
 from .engine import shipped_rule
 
 COLUMN_LABELS = {
@@ -163,5 +165,6 @@ def run_workbook(run, results) -> bytes:
         sheet.column_dimensions["A"].width = 22
         sheet.column_dimensions["B"].width = 28
     out = BytesIO()
+    escape_workbook(book)  # rule titles, samples and keys come from users and from the finance database
     book.save(out)
     return out.getvalue()

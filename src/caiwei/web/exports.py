@@ -24,3 +24,15 @@ def safe_cell(value: Any) -> Any:
 
 def safe_row(values) -> list:
     return [safe_cell(value) for value in values]
+
+
+def escape_workbook(book) -> None:
+    """An openpyxl workbook's text cells that would be formulas become plain text: openpyxl stores a string
+    starting with ``=`` as a formula, so the cell is set back to a string and marked with Excel's quote prefix
+    (shown as typed, never evaluated, without a visible quote)."""
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and cell.value.startswith(FORMULA_STARTS):
+                    cell.data_type = "s"
+                    cell.quotePrefix = True

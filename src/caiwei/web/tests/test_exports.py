@@ -28,3 +28,23 @@ def test_non_text_is_unchanged(value):
 
 def test_safe_row():
     assert safe_row(["=x", -1, "y"]) == ["'=x", -1, "y"]
+
+
+def test_workbook_cells_that_look_like_formulas_stay_text():
+    """openpyxl would store ``=...`` as a formula: after escaping, the saved file holds text with Excel's quote
+    prefix, and nothing else changes."""
+    import io
+
+    from openpyxl import Workbook, load_workbook
+
+    from caiwei.web.exports import escape_workbook
+
+    book = Workbook()
+    book.active.append(['=HYPERLINK("http://x","y")', "@SUM(A1)", "普通文字", -12.5, "-1"])
+    escape_workbook(book)
+    out = io.BytesIO()
+    book.save(out)
+    cells = list(load_workbook(io.BytesIO(out.getvalue())).active.iter_rows())[0]
+    assert [c.data_type for c in cells] == ["s", "s", "s", "n", "s"]
+    assert cells[0].value == '=HYPERLINK("http://x","y")' and cells[0].quotePrefix
+    assert not cells[2].quotePrefix and cells[3].value == -12.5
