@@ -170,11 +170,11 @@ def _check_since(last: Seal | None, target: tuple[int, str]) -> None:
 
 
 def seal(point: tuple[int, str] | None = None) -> Seal | None:
-    """Now, wherever it is called (``seal_quietly`` and the tick wait for a commit): append a seal of ``point`` (a verified (seq, hash)) or of the current head, if it moved past the last seal.
+    """Append a seal of ``point`` (a verified (seq, hash)) or of the current head, if it moved past the last seal.
 
-    Returns the new seal, or None when there is nothing new to seal. Raises SealError when the head is missing
-    or does not check, or the chain does not extend the last seal: then nothing is written and the last seal
-    keeps its word.
+    Runs at once; ``seal_quietly`` and the tick wait for the caller's transaction to commit. Returns the new
+    seal, or None when there is nothing new to seal. Raises SealError when the head is missing or does not
+    check, or the chain does not extend the last seal: then nothing is written and the last seal keeps its word.
     """
     key = audit_key()
     with _locked_file() as f:
