@@ -58,6 +58,10 @@ class Mailbox:
     regions: list[Region]
     agent: User
 
+    def __post_init__(self) -> None:
+        if len(self.name) > 200:  # a deep folder path: keep it recognisable and unique within the column
+            self.name = self.name[:135] + "…#" + hashlib.sha256(self.name.encode()).hexdigest()
+
     @property
     def home(self) -> Region:
         return self.regions[0]
@@ -359,22 +363,24 @@ def fetch_folder(folder: Path, box: Mailbox) -> list[Outcome]:
     """Take in every .eml in ``folder``; move each to ``done/``, or to ``quarantine/`` when it failed."""
     outcomes = []
     for path in sorted(folder.glob("*.eml")):
-        if path.is_symlink() or not path.is_file():
-            outcome = Outcome(None, False, status="quarantined", reason="不是普通文件（符号链接或目录）")
-            _quarantine(
-                box,
-                "sha256:" + hashlib.sha256(str(path).encode()).hexdigest(),
-                None,
-                path.name,
-                outcome.reason,
-            )
-        elif path.stat().st_size > max_mail_bytes():
-            outcome = process_oversize(path, box)
-        else:
-            outcome = process(path.read_bytes(), box, source=path.name)
-        outcomes.append(outcome)
-        _move(path, folder / ("quarantine" if outcome.status == "quarantined" else "done"))
+        try:
+            outcomes.append(_fetch_file(path, folder, box))
+        except FileNotFoundError:  # another run took it first
+            continue
     return outcomes
+
+
+def _fetch_file(path: Path, folder: Path, box: Mailbox) -> Outcome:
+    if path.is_symlink() or not path.is_file():
+        reason = "不是普通文件（符号链接或目录）"
+        _quarantine(box, "sha256:" + hashlib.sha256(str(path).encode()).hexdigest(), None, path.name, reason)
+        outcome = Outcome(None, False, status="quarantined", reason=reason)
+    elif path.stat().st_size > max_mail_bytes():
+        outcome = process_oversize(path, box)
+    else:
+        outcome = process(path.read_bytes(), box, source=path.name)
+    _move(path, folder / ("quarantine" if outcome.status == "quarantined" else "done"))
+    return outcome
 
 
 def process_oversize(path: Path, box: Mailbox) -> Outcome:

@@ -197,6 +197,8 @@ def comment(user, ticket: Ticket, body: str, internal: bool = False, files=()) -
     ensure(user, Capability.DESK_WORK if internal else Capability.DESK_CREATE, "desk.comment")
     if not body.strip():
         raise ValidationError({"body": "内容不能为空"})
+    if "\x00" in body:
+        raise ValidationError({"body": "内容含空字符（\\x00），请删除后重试"})
     checked = read_uploads(files)
     saved: list[str] = []
     try:

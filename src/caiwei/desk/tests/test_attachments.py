@@ -213,3 +213,13 @@ def test_requester_sees_no_internal_or_vendor_notes(users, regions, client_for, 
     worker = client_for(users["engineer"]).get(f"/desk/{ticket.number}/").content.decode()
     assert "厂商称下周出补丁" in worker and "内部：疑似" in worker and "内部日志.txt" in worker
     assert len(client_for(agent).get(f"/api/desk/tickets/{ticket.number}/comments").json()) == 2
+
+
+def test_nul_in_a_note_is_a_400_not_a_500(users, regions, client_for, media):
+    ticket = make_ticket(users, regions)
+    response = client_for(users["agent"]).post(
+        f"/api/desk/tickets/{ticket.number}/attachments",
+        {"files": [SimpleUploadedFile("a.png", PNG)], "body": "a\x00b"},
+    )
+    assert response.status_code == 400 and "空字符" in response.json()["detail"]
+    assert not TicketAttachment.objects.exists()
