@@ -96,6 +96,8 @@ def parse(name: str) -> tuple[str, dict[str, list[str]]]:
         raise TargetRefused("文件路径中不能含有 ? 或 #；连接参数请用 file: URI 的写法")
     if not text or text.startswith(":memory") or text == ":":
         raise TargetRefused("不支持内存数据库，请填写 SQLite 数据库文件的路径")
+    if "\x00" in text:  # a %00 decoded from a URI
+        raise TargetRefused("文件路径中不能含有空字符")
     return text, params
 
 

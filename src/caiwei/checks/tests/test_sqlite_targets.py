@@ -165,6 +165,8 @@ TRICKS = [
     ("a missing file", lambda c: str(c.targets / "missing.sqlite3")),
     ("a fifo", lambda c: (os.mkfifo(c.targets / "pipe"), str(c.targets / "pipe"))[1]),
     ("empty", lambda c: ""),
+    ("a decoded NUL", lambda c: f"file:{c.ok}%00.x"),
+    ("a NUL", lambda c: f"{c.ok}\x00"),
 ]
 
 
