@@ -8,9 +8,15 @@ from django.utils import timezone
 from . import engine
 from .models import BusinessCalendar
 
+MAX_MINUTES = 1_000_000  # about eight years of working days: more is a typo, and would run past the calendars
+YEARS = (2000, 2100)
+
 
 def get_calendar(code: str) -> BusinessCalendar:
-    calendar = BusinessCalendar.objects.prefetch_related("days").filter(code=code).first()
+    from caiwei.inputs import text_problem
+
+    usable = len(code) <= 40 and not text_problem(code)
+    calendar = BusinessCalendar.objects.prefetch_related("days").filter(code=code).first() if usable else None
     if calendar is None:
         raise ValidationError({"calendar": f"业务日历“{code}”不存在"})
     return calendar
@@ -26,6 +32,8 @@ def parse_instant(value: str | datetime, field: str) -> datetime:
             raise ValidationError(
                 {field: f"时间“{value}”格式应为 ISO 8601，如 2026-09-30T17:30+08:00"}
             ) from exc
+    if not YEARS[0] <= instant.year <= YEARS[1]:
+        raise ValidationError({field: f"时间“{value}”应在 {YEARS[0]} 年至 {YEARS[1]} 年之间"})
     if timezone.is_naive(instant):
         instant = timezone.make_aware(instant)  # a bare time is read as Beijing time
     return instant
@@ -34,6 +42,8 @@ def parse_instant(value: str | datetime, field: str) -> datetime:
 def due(code: str, start: str | datetime, minutes: int) -> dict:
     if minutes < 0:
         raise ValidationError({"minutes": "分钟数不能为负"})
+    if minutes > MAX_MINUTES:
+        raise ValidationError({"minutes": f"分钟数不能超过 {MAX_MINUTES}"})
     spec = get_calendar(code).spec()
     begin = parse_instant(start, "start")
     end = engine.add_business_minutes(spec, begin, minutes)

@@ -31,9 +31,11 @@ def calculate(request):
         if params.get("end"):
             result = services.between(params.get("calendar", ""), params.get("start", ""), params["end"])
         else:
-            result = services.due(
-                params.get("calendar", ""), params.get("start", ""), int(params.get("minutes", 0))
-            )
+            try:
+                minutes = int(params.get("minutes", 0))
+            except ValueError:
+                raise ValidationError({"minutes": f"分钟数“{params.get('minutes')}”应为整数"}) from None
+            result = services.due(params.get("calendar", ""), params.get("start", ""), minutes)
     except (ValidationError, ValueError) as exc:
         error = "；".join(getattr(exc, "messages", [str(exc)]))
     return render(request, "bizcalendar/_result.html", {"result": result, "error": error})

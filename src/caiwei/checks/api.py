@@ -1,89 +1,180 @@
-from datetime import date
+import re
+from datetime import date, datetime
 from typing import Any, Literal
 
+from croniter import croniter
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Path, Query, Router, Schema
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticError
 
 from caiwei.accounts.permissions import ensure
 from caiwei.accounts.roles import Capability
+from caiwei.inputs import Line, Text
 from caiwei.regions.models import Region
 
 from . import services
-from .engine import shipped_packs
+from .engine import RuleError, shipped_packs
 from .models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
 
 router = Router(tags=["数据检查"])
 
+# Bad input is refused here with the field named, before the services and the models see it.
+ID = Path(..., gt=0, le=2**63 - 1)
+PORT = Field(None, ge=1, le=65535)
+TIMEOUT = Field(None, ge=1, le=86400)
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
+HOST = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+)$")
+
+
+def _host(value: str | None) -> str | None:
+    """A host name or an IP address: no user, port, path or query smuggled in."""
+    if value and not HOST.match(value):
+        raise ValueError(f"“{value}”不是主机名或 IP 地址（端口请填在 port）")
+    return value
+
+
+def _in_range(value: date | None) -> date | None:
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise ValueError("日期应在 2000-01-01 至 2100-12-31 之间")
+    return value
+
+
+def _mapping(value: dict | None) -> dict | None:
+    """The shape of a mapping ({"tables": {…}, "columns": {表: {…}}, "schema": "…"}) and its names."""
+    from .sqlplan import Mapping
+
+    if value is None:
+        return value
+    tables, columns = value.get("tables", {}), value.get("columns", {})
+    if not isinstance(tables, dict) or not all(isinstance(v, str) for v in tables.values()):
+        raise ValueError("tables 应为“逻辑表名: 实际表名”的键值对")
+    if not isinstance(columns, dict) or not all(
+        isinstance(cols, dict) and all(isinstance(v, str) for v in cols.values()) for cols in columns.values()
+    ):
+        raise ValueError("columns 应为“逻辑表名: {逻辑列名: 实际列名}”的键值对")
+    if not isinstance(value.get("schema", ""), str):
+        raise ValueError("schema 应为文本")
+    try:
+        Mapping.from_dict(value)
+    except RuleError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
 
 class TargetIn(Schema):
-    name: str
-    system: str
-    region: str  # region code
-    vendor: str = ""
-    description: str = ""
+    name: Line(60, required=True)
+    system: Line(20)
+    region: Line(20)  # region code
+    vendor: Line(60) = ""
+    description: Text(2000) = ""
 
 
 class DatabaseIn(Schema):
-    name: str
-    dialect: str
-    host: str = ""
-    port: int | None = None
-    database: str
-    username: str = ""
-    password: str = ""  # write-only: sealed, never returned
+    name: Line(40, required=True)
+    dialect: Line(12)
+    host: Line(120) = ""
+    port: int | None = PORT
+    database: Line(255, required=True)
+    username: Line(60) = ""
+    password: Line(256) = ""  # write-only: sealed, never returned
     read_only: bool = True
-    timeout_s: int = 300
+    timeout_s: int = Field(300, ge=1, le=86400)
     as_of: date | None = None
     mapping: dict = {}
+
+    _as_of = field_validator("as_of")(_in_range)
+    _mapping = field_validator("mapping")(_mapping)
+    _host = field_validator("host")(_host)
 
 
 class DatabasePatch(Schema):
     """Only the fields given change. An empty or absent password keeps the sealed one — but only while dialect, host,
     port, database and username stay the same: change any of them and give the password again (or clear_password)."""
 
-    name: str | None = None
-    dialect: str | None = None
-    host: str | None = None
-    port: int | None = None
-    database: str | None = None
-    username: str | None = None
-    password: str = ""
+    name: Line(40, required=True) | None = None
+    dialect: Line(12) | None = None
+    host: Line(120) | None = None
+    port: int | None = PORT
+    database: Line(255, required=True) | None = None
+    username: Line(60) | None = None
+    password: Line(256) = ""
     clear_password: bool = False
     read_only: bool | None = None
-    timeout_s: int | None = None
+    timeout_s: int | None = TIMEOUT
     as_of: date | None = None
     mapping: dict | None = None
+
+    _as_of = field_validator("as_of")(_in_range)
+    _mapping = field_validator("mapping")(_mapping)
+    _host = field_validator("host")(_host)
 
 
 class ConnectionTest(Schema):
     """Values to test without saving them (absent fields are the stored ones). The stored password is used only when
     dialect, host, port, database and username are all unchanged; otherwise give the password to test with."""
 
-    dialect: str | None = None
-    host: str | None = None
-    port: int | None = None
-    database: str | None = None
-    username: str | None = None
-    password: str = ""
-    timeout_s: int | None = None
+    dialect: Line(12) | None = None
+    host: Line(120) | None = None
+    port: int | None = PORT
+    database: Line(255, required=True) | None = None
+    username: Line(60) | None = None
+    password: Line(256) = ""
+    timeout_s: int | None = TIMEOUT
     mapping: dict | None = None
+
+    _mapping = field_validator("mapping")(_mapping)
+    _host = field_validator("host")(_host)
+
+
+class ScopeIn(Schema):
+    """范围: region codes, a budget year, a date range (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    regions: list[Line(20)] = []
+    year: int | None = Field(None, ge=2000, le=2100)
+    date_from: date | None = None
+    date_to: date | None = None
+
+    _dates = field_validator("date_from", "date_to")(_in_range)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError("date_from（日期起）不能晚于 date_to（日期止）")
+        return self
 
 
 class RunIn(Schema):
-    database: int
-    packs: str = "all"
-    scope: dict = {}
+    database: int = Field(..., gt=0, le=2**63 - 1)
+    packs: Line(200) = "all"
+    scope: ScopeIn = ScopeIn()
     sample: bool = True
-    params: list[str] = []  # e.g. ["BIZ-001.cutoff=5"]: a date parameter takes days before the as-of date
+    params: list[
+        Line(200)
+    ] = []  # e.g. ["BIZ-001.cutoff=5"]: a date parameter takes days before the as-of date
 
 
 class ScheduleIn(Schema):
-    cron: str
-    packs: str = "all"
+    cron: Line(60)
+    packs: Line(200) = "all"
     sample: bool = True
     enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value):
+        """Five fields (minute hour day month weekday) that fire at some time: no seconds, years or @reboot."""
+        fields = value.split()
+        if len(fields) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"cron 表达式“{value}”不正确，应为 5 段（分 时 日 月 周），如 0 2 * * *")
+        try:
+            croniter(value, datetime(2026, 1, 1)).get_next(datetime)
+        except Exception:  # croniter's "no such date" (0 0 30 2 *) and kin
+            raise ValueError(f"cron 表达式“{value}”永远不会执行（如 2 月 30 日）") from None
+        return value
 
 
 def _database_out(db: TargetDatabase) -> dict[str, Any]:
@@ -220,7 +311,7 @@ def create_target(request, data: TargetIn):
 
 
 @router.post("/targets/{target_id}/databases", summary="为运维对象添加数据库（密码加密保存，之后不再返回）")
-def create_database(request, target_id: int, data: DatabaseIn):
+def create_database(request, data: DatabaseIn, target_id: int = ID):
     ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.database")
     target = get_object_or_404(services.visible_targets(request.user), pk=target_id)
     fields = data.dict(exclude={"password"})
@@ -229,7 +320,7 @@ def create_database(request, target_id: int, data: DatabaseIn):
 
 
 @router.patch("/databases/{database_id}", summary="修改数据库连接（给出的字段才改；password 留空保持原密码）")
-def change_database(request, database_id: int, data: DatabasePatch):
+def change_database(request, data: DatabasePatch, database_id: int = ID):
     ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.database")
     database = get_object_or_404(services.visible_databases(request.user), pk=database_id)
     for field, value in data.dict(exclude={"password", "clear_password"}, exclude_unset=True).items():
@@ -245,8 +336,10 @@ def _connection_test(request) -> ConnectionTest | None:
     try:
         return ConnectionTest.model_validate_json(request.body)
     except PydanticError as exc:
-        problems = "；".join(f"{'.'.join(map(str, e['loc'])) or '请求体'}：{e['msg']}" for e in exc.errors())
-        raise ValidationError(f"请求体不正确：{problems}") from exc
+        from caiwei.apierrors import explain
+
+        detail, _ = explain([{**e, "loc": ("body", "data", *e["loc"])} for e in exc.errors()])
+        raise ValidationError(detail) from exc
 
 
 @router.post(
@@ -259,7 +352,7 @@ def _connection_test(request) -> ConnectionTest | None:
         }
     },
 )
-def test_database(request, database_id: int):
+def test_database(request, database_id: int = ID):
     ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.test")
     database = get_object_or_404(services.visible_databases(request.user), pk=database_id)
     data = _connection_test(request)
@@ -279,7 +372,7 @@ def test_database(request, database_id: int):
 
 
 @router.post("/databases/{database_id}/schedules", summary="添加定时检查（cron）")
-def create_schedule(request, database_id: int, data: ScheduleIn):
+def create_schedule(request, data: ScheduleIn, database_id: int = ID):
     ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.schedule")
     database = get_object_or_404(services.visible_databases(request.user), pk=database_id)
     schedule = services.save_schedule(request.user, CheckSchedule(database=database, **data.dict()))
@@ -291,7 +384,7 @@ class ScheduleChangeIn(Schema):
 
 
 @router.post("/schedules/{schedule_id}", summary="启用、停用或删除定时检查")
-def change_schedule(request, schedule_id: int, data: ScheduleChangeIn):
+def change_schedule(request, data: ScheduleChangeIn, schedule_id: int = ID):
     ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.schedule")
     schedule = get_object_or_404(
         CheckSchedule, pk=schedule_id, database__in=services.visible_databases(request.user)
@@ -306,12 +399,16 @@ def change_schedule(request, schedule_id: int, data: ScheduleChangeIn):
 def start_run(request, data: RunIn):
     ensure(request.user, Capability.CHECKS_RUN, "api:checks.run")
     database = get_object_or_404(services.visible_databases(request.user), pk=data.database)
-    run = services.start_run(request.user, database, data.packs, data.scope, data.sample, params=data.params)
+    scope = data.scope.dict()
+    unknown = [c for c in scope["regions"] if not Region.objects.filter(code=c).exists()]
+    if unknown:
+        raise ValidationError({"scope.regions": f"区划代码 {'、'.join(unknown)} 不存在"})
+    run = services.start_run(request.user, database, data.packs, scope, data.sample, params=data.params)
     return _run_out(run, with_results=run.status == CheckRun.Status.DONE)
 
 
 @router.get("/runs", summary="检查记录")
-def runs(request, database: int | None = None, limit: int = 50):
+def runs(request, database: int | None = Query(None, gt=0, le=2**63 - 1), limit: int = Query(50, ge=1)):
     ensure(request.user, Capability.CHECKS_VIEW, "api:checks.runs")
     qs = services.visible_runs(request.user)
     if database:
@@ -320,20 +417,20 @@ def runs(request, database: int | None = None, limit: int = 50):
 
 
 @router.get("/runs/{run_id}", summary="一次检查及各规则的结果（条数、金额、与上次比对）")
-def run_detail(request, run_id: int):
+def run_detail(request, run_id: int = ID):
     ensure(request.user, Capability.CHECKS_VIEW, "api:checks.run.detail")
     return _run_out(get_object_or_404(services.visible_runs(request.user), pk=run_id), with_results=True)
 
 
 @router.get("/results/{result_id}", summary="一条规则的结果：主键、脱敏样本、列出全部问题的 SQL、比对与趋势")
-def result_detail(request, result_id: int):
+def result_detail(request, result_id: int = ID):
     ensure(request.user, Capability.CHECKS_VIEW, "api:checks.result")
     result = get_object_or_404(RuleResult, pk=result_id, run__in=services.visible_runs(request.user))
     return _result_out(result, full=True)
 
 
 @router.post("/results/{result_id}/ticket", summary="由问题开工单（一条结果一张工单，重复调用返回同一张）")
-def result_ticket(request, result_id: int):
+def result_ticket(request, result_id: int = ID):
     result = get_object_or_404(RuleResult, pk=result_id, run__in=services.visible_runs(request.user))
     ticket = services.open_ticket(request.user, result)
     return {"ticket": ticket.number, "id": ticket.pk, "severity": ticket.severity}

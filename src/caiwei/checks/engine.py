@@ -9,6 +9,7 @@ one rule serves any year.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -231,15 +232,20 @@ def parse_overrides(text: str | list[str], rules: list[Rule]) -> dict[str, dict[
         try:
             value: Any = int(raw) if param.is_date else _number(raw)
         except ValueError:
-            raise RuleError(f"参数“{item}”：{param.title or name} 应为数字") from None
+            kind = "整数（天数）" if param.is_date else "有限的数字"
+            raise RuleError(f"参数“{item}”：{param.title or name} 应为{kind}") from None
         if param.is_date and not 0 <= value <= 3660:
             raise RuleError(f"参数“{item}”：天数应在 0～3660 之间")
+        if name in overrides.get(rule_id, {}):
+            raise RuleError(f"参数“{item}”：{rule_id}.{name} 重复指定")
         overrides.setdefault(rule_id, {})[name] = value
     return overrides
 
 
 def _number(raw: str) -> int | float:
     value = float(raw)
+    if not math.isfinite(value):  # nan, inf, 1e309
+        raise ValueError(raw)
     return int(value) if value.is_integer() else value
 
 

@@ -1,12 +1,16 @@
-from datetime import date, datetime
+import re
+from datetime import date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
-from ninja import File, Form, Query, Router, Schema, Status
+from django.utils import timezone
+from ninja import File, Form, Path, Query, Router, Schema, Status
 from ninja.files import UploadedFile
+from pydantic import field_validator
 
 from caiwei.accounts.permissions import ensure
 from caiwei.accounts.roles import Capability
+from caiwei.inputs import Line, Text, text_problem
 from caiwei.regions.models import Region
 
 from . import flow, services
@@ -14,6 +18,32 @@ from .models import HotlineCall
 from .services import visible_tickets
 
 router = Router(tags=["服务台"])
+
+# Bad input is refused here with the field named, before it reaches the services (which cut or crash on it).
+NUMBER = Path(..., pattern=r"^GD\d{12}$", description="工单号，如 GD202603020001")
+ID = Path(..., gt=0, le=2**63 - 1)
+PHONE = re.compile(r"^[\d\s()（）+\-#*/,，、;；转分机]*$")
+MONTH = Query(None, pattern=r"^20\d\d-(0[1-9]|1[0-2])$", description="月份 YYYY-MM")
+
+
+def _region(code: str, field: str = "region") -> Region:
+    region = Region.objects.filter(code=code).first() if len(code) <= 20 else None
+    if region is None:
+        raise ValidationError({field: f"区划代码“{code}”不存在"})
+    return region
+
+
+def _ticket(user, number: str, field: str = "ticket"):
+    ticket = visible_tickets(user).filter(number=number).first() if len(number) <= 20 else None
+    if ticket is None:
+        raise ValidationError({field: f"工单号“{number}”不存在或不在您的授权区划内"})
+    return ticket
+
+
+def _phone(value: str) -> str:
+    if value and not PHONE.match(value):
+        raise ValueError(f"“{value}”不是电话号码")
+    return value
 
 
 class TicketOut(Schema):
@@ -53,13 +83,31 @@ def ticket_out(t) -> dict:
 
 
 class TicketFilter(Schema):
-    region: str | None = None
+    region: Line(20) | None = None
     status: str | None = None
     severity: str | None = None
 
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value):
+        if value is not None and value != "open" and value not in flow.STATUS_LABELS:
+            raise ValueError(f"应为 open 或 {'、'.join(flow.STATUS_LABELS)} 之一")
+        return value
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, value):
+        from .sla import SEVERITIES
+
+        if value is not None and value not in SEVERITIES:
+            raise ValueError(f"应为 {'、'.join(SEVERITIES)} 之一")
+        return value
+
 
 @router.get("/tickets", response=list[TicketOut], summary="工单列表（按授权区划，最多 500 条）")
-def list_tickets(request, filters: Query[TicketFilter], offset: int = 0, limit: int = 100):
+def list_tickets(
+    request, filters: Query[TicketFilter], offset: int = Query(0, ge=0), limit: int = Query(100, ge=1)
+):
     ensure(request.user, Capability.DESK_CREATE, "api:desk.tickets")
     qs = visible_tickets(request.user)
     if filters.region:
@@ -75,55 +123,70 @@ def list_tickets(request, filters: Query[TicketFilter], offset: int = 0, limit: 
 
 
 class TicketIn(Schema):
-    region: str
-    system: str
-    ticket_type: str
-    severity: str = "一般"
-    title: str
-    description: str
-    channel: str = "portal"
-    module: str = ""
-    requester_kind: str = "unit"
-    requester_name: str
-    requester_org: str = ""
-    requester_phone: str = ""
+    region: Line(20)
+    system: Line(20)
+    ticket_type: Line(10)
+    severity: Line(4) = "一般"
+    title: Line(120, required=True)
+    description: Text(10000, required=True)
+    channel: Line(12) = "portal"
+    module: Line(40) = ""
+    requester_kind: Line(10) = "unit"
+    requester_name: Line(60, required=True)
+    requester_org: Line(120) = ""
+    requester_phone: Line(30) = ""
+
+    _phone = field_validator("requester_phone")(_phone)
 
 
 @router.post("/tickets", response={201: TicketOut}, summary="登记工单")
 def create_ticket(request, data: TicketIn):
     fields = data.dict()
-    region = get_object_or_404(Region, code=fields.pop("region"))
+    region = _region(fields.pop("region"))
     ticket = services.create_ticket(request.user, region=region, **fields)
     return Status(201, ticket_out(ticket))
 
 
 @router.get("/tickets/{number}", response=TicketOut, summary="工单详情")
-def get_ticket(request, number: str):
+def get_ticket(request, number: str = NUMBER):
     ensure(request.user, Capability.DESK_CREATE, "api:desk.ticket")
     return ticket_out(get_object_or_404(visible_tickets(request.user), number=number))
 
 
 class StatusIn(Schema):
-    status: str
-    note: str = ""
+    status: Line(12)
+    note: Text(300) = ""
 
 
 @router.post("/tickets/{number}/status", response=TicketOut, summary="变更工单状态")
-def set_status(request, number: str, data: StatusIn):
+def set_status(request, data: StatusIn, number: str = NUMBER):
     ensure(request.user, Capability.DESK_WORK, "api:desk.status")
     ticket = get_object_or_404(visible_tickets(request.user), number=number)
     return ticket_out(services.change_status(request.user, ticket, data.status, data.note))
 
 
 class CallIn(Schema):
-    region: str
+    region: Line(20)
     answered: bool
-    caller_number: str
-    caller_name: str = ""
-    caller_org: str = ""
-    summary: str = ""
+    caller_number: Line(30, required=True)
+    caller_name: Line(60) = ""
+    caller_org: Line(120) = ""
+    summary: Text(300) = ""
     at: datetime | None = None
-    ticket: str | None = None
+    ticket: Line(20) | None = None
+
+    _phone = field_validator("caller_number")(_phone)
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value):
+        if value is None:
+            return value
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value)  # a bare time is Beijing time
+        if not datetime(2000, 1, 1, tzinfo=value.tzinfo) <= value <= timezone.now() + timedelta(minutes=5):
+            raise ValueError("来电时间应在 2000 年之后、不晚于现在")
+        return value
 
 
 class CallOut(Schema):
@@ -153,14 +216,14 @@ def call_out(c) -> dict:
 @router.post("/calls", response={201: CallOut}, summary="登记热线来电（未接来电给出当日回拨时限）")
 def log_call(request, data: CallIn):
     fields = data.dict(exclude_none=True)
-    region = get_object_or_404(Region, code=fields.pop("region"))
+    region = _region(fields.pop("region"))
     if "ticket" in fields:
-        fields["ticket"] = get_object_or_404(visible_tickets(request.user), number=fields["ticket"])
+        fields["ticket"] = _ticket(request.user, fields["ticket"])
     return Status(201, call_out(services.log_call(request.user, region=region, **fields)))
 
 
 @router.get("/calls", response=list[CallOut], summary="热线来电（待回拨优先）")
-def list_calls(request, pending: bool = False, limit: int = 100):
+def list_calls(request, pending: bool = False, limit: int = Query(100, ge=1)):
     ensure(request.user, Capability.DESK_WORK, "api:desk.calls")
     qs = HotlineCall.objects.visible_to(request.user).select_related("region", "ticket")
     if pending:
@@ -169,26 +232,28 @@ def list_calls(request, pending: bool = False, limit: int = 100):
 
 
 @router.post("/calls/{call_id}/callback", response=CallOut, summary="记录已回拨")
-def callback(request, call_id: int, note: str = ""):
+def callback(request, call_id: int = ID, note: str = Query("", max_length=300)):
     ensure(request.user, Capability.DESK_WORK, "api:desk.callback")
+    if problem := text_problem(note, multiline=True):
+        raise ValidationError({"note": problem})
     call = get_object_or_404(HotlineCall.objects.visible_to(request.user), pk=call_id)
     return call_out(services.call_back(request.user, call, note))
 
 
 class RateIn(Schema):
     score: int
-    comment: str = ""
+    comment: Text(500) = ""
 
 
 @router.post("/tickets/{number}/rating", response={201: dict}, summary="提出人评价（1～5）")
-def rate(request, number: str, data: RateIn):
+def rate(request, data: RateIn, number: str = NUMBER):
     ticket = get_object_or_404(visible_tickets(request.user), number=number)
     survey = services.rate(request.user, ticket, data.score, data.comment)
     return Status(201, {"ticket": number, "score": survey.score})
 
 
 @router.get("/kpis", summary="月度考核指标（按授权区划）")
-def kpis(request, month: str | None = None):
+def kpis(request, month: str | None = MONTH):
     from .kpi import monthly_kpis
 
     ensure(request.user, Capability.DESK_VIEW, "api:desk.kpis")
@@ -199,12 +264,12 @@ def kpis(request, month: str | None = None):
 
 
 class CommentIn(Schema):
-    body: str
+    body: Text(10000, required=True)
     internal: bool = False
 
 
 @router.post("/tickets/{number}/comments", response={201: dict}, summary="回复或内部备注")
-def add_comment(request, number: str, data: CommentIn):
+def add_comment(request, data: CommentIn, number: str = NUMBER):
     ticket = get_object_or_404(visible_tickets(request.user), number=number)
     comment = services.comment(request.user, ticket, data.body, data.internal)
     return Status(201, {"ticket": number, "id": comment.pk, "internal": comment.internal})
@@ -272,29 +337,47 @@ def upload(
 
 
 class AssignIn(Schema):
-    assignee: str | None = None
+    assignee: Line(150) | None = None
     tier: str | None = None
+
+    @field_validator("tier")
+    @classmethod
+    def _tier(cls, value):
+        from .models import Ticket
+
+        if value and value not in Ticket.Tier.values:
+            raise ValueError(f"应为 {'、'.join(Ticket.Tier.values)} 之一")
+        return value
 
 
 @router.post("/tickets/{number}/assign", response=TicketOut, summary="分派与升级（一线/二线/厂商）")
-def assign(request, number: str, data: AssignIn):
+def assign(request, data: AssignIn, number: str = NUMBER):
     from caiwei.accounts.models import User
 
     ensure(request.user, Capability.DESK_WORK, "api:desk.assign")
     ticket = get_object_or_404(visible_tickets(request.user), number=number)
-    assignee = get_object_or_404(User, username=data.assignee) if data.assignee else None
+    assignee = User.objects.filter(username=data.assignee).first() if data.assignee else None
+    if data.assignee and assignee is None:
+        raise ValidationError({"assignee": f"账号“{data.assignee}”不存在"})
     return ticket_out(services.assign(request.user, ticket, assignee, data.tier))
 
 
 class VendorIn(Schema):
-    reference: str
+    reference: Line(60, required=True)
     due: date
-    vendor: str = "省级开发团队"
-    note: str = ""
+    vendor: Line(80, required=True) = "省级开发团队"
+    note: Text(500) = ""
+
+    @field_validator("due")
+    @classmethod
+    def _due(cls, value):
+        if value > timezone.localdate() + timedelta(days=366):
+            raise ValueError("要求答复日期不能晚于一年之后")
+        return value
 
 
 @router.post("/tickets/{number}/vendor-orders", response={201: dict}, summary="转厂商工单")
-def to_vendor(request, number: str, data: VendorIn):
+def to_vendor(request, data: VendorIn, number: str = NUMBER):
     ticket = get_object_or_404(visible_tickets(request.user), number=number)
     order = services.to_vendor(request.user, ticket, **data.dict())
     return Status(
@@ -303,16 +386,16 @@ def to_vendor(request, number: str, data: VendorIn):
 
 
 class ComplaintIn(Schema):
-    region: str
-    complainant: str
-    description: str
-    ticket: str | None = None
+    region: Line(20)
+    complainant: Line(60, required=True)
+    description: Text(10000, required=True)
+    ticket: Line(20) | None = None
 
 
 @router.post("/complaints", response={201: dict}, summary="登记投诉（由项目经理认定有效与否）")
 def add_complaint(request, data: ComplaintIn):
-    region = get_object_or_404(Region, code=data.region)
-    ticket = get_object_or_404(visible_tickets(request.user), number=data.ticket) if data.ticket else None
+    region = _region(data.region)
+    ticket = _ticket(request.user, data.ticket) if data.ticket else None
     complaint = services.register_complaint(
         request.user, region=region, complainant=data.complainant, description=data.description, ticket=ticket
     )
@@ -320,17 +403,19 @@ def add_complaint(request, data: ComplaintIn):
 
 
 @router.post("/complaints/{complaint_id}/decision", response=dict, summary="认定投诉（项目经理）")
-def decide(request, complaint_id: int, valid: bool, note: str = ""):
+def decide(request, valid: bool, complaint_id: int = ID, note: str = Query("", max_length=300)):
     from .models import Complaint
 
     ensure(request.user, Capability.DESK_DECIDE, "api:desk.decide")
+    if problem := text_problem(note, multiline=True):
+        raise ValidationError({"note": problem})
     complaint = get_object_or_404(Complaint.objects.visible_to(request.user), pk=complaint_id)
     services.decide_complaint(request.user, complaint, valid, note)
     return {"id": complaint.pk, "valid": complaint.valid}
 
 
 @router.get("/report", summary="运维月报（Word）")
-def report(request, month: str | None = None):
+def report(request, month: str | None = MONTH):
     from django.http import HttpResponse
 
     from caiwei.audit.log import record_export

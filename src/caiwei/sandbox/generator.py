@@ -137,6 +137,8 @@ def parse_faults(spec: str | None) -> dict[str, int]:
             count = int(count_text or 1)
         except ValueError as exc:
             raise SpecError(f"故障参数“{part}”：次数应为整数") from exc
+        if not 0 <= count <= 1000:
+            raise SpecError(f"故障参数“{part}”：次数应在 0～1000 之间")
         names = FAULT_TYPES if name == "all" else (name,)
         for n in names:
             if n not in FAULT_TYPES:
@@ -170,7 +172,8 @@ def normalize_url(url: str) -> str:
         "mysql": "mysql+pymysql",
         "mariadb": "mysql+pymysql",
     }.get(parsed.drivername)
-    return str(parsed.set(drivername=driver)) if driver else url
+    # render_as_string: str() of a URL hides its password as "***", and the engine would log in with that.
+    return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
 
 
 def connect(url: str) -> Engine:
