@@ -280,6 +280,18 @@ def _reason(exc: BaseException) -> str:
     return f"处理出错（{type(exc).__name__}）：{exc}"
 
 
+def _check_message(raw: bytes, message: EmailMessage | None) -> None:
+    """Refuse what is not a mail one can register and answer: empty, no mail headers, no sender."""
+    if not raw.strip():
+        raise Quarantine("邮件为空（0 字节或只有空白）")
+    if message is None or not any(
+        _header(message, h).strip() for h in ("From", "Subject", "Message-ID", "Date")
+    ):
+        raise Quarantine("不是有效的邮件：没有 From、Subject、Message-ID、Date 等邮件头")
+    if not _sender(message)[1]:
+        raise Quarantine("邮件没有有效的发件人地址（From），无法登记和回信")
+
+
 def process(raw: bytes, box: Mailbox, source: str = "") -> Outcome:
     """Take in one message, once: a known Message-ID is skipped, a failure is quarantined with its reason."""
     message = None
@@ -293,12 +305,11 @@ def process(raw: bytes, box: Mailbox, source: str = "") -> Outcome:
         return Outcome(known.ticket, False, status="duplicate")
     saved: list[str] = []
     try:
-        if message is None:
-            raise Quarantine("邮件无法解析")
         if len(raw) > max_mail_bytes():
             raise Quarantine(
                 f"邮件大小 {len(raw) / 1024 / 1024:.1f} MB，超过上限 {max_mail_bytes() // 1024 // 1024} MB"
             )
+        _check_message(raw, message)
         with acting_as(box.agent, "mail"), transaction.atomic():
             intake = MailIntake.objects.select_for_update().filter(mailbox=box.name, message_id=key).first()
             if intake is None:

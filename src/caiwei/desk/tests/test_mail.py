@@ -400,3 +400,21 @@ def test_imap_uses_verified_tls_peeks_and_flags(users, regions, monkeypatch):
     ]
     assert "超过上限" in MailIntake.objects.get(status="quarantined").reason
     assert Ticket.objects.get().title == "IMAP 邮件"
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"", "邮件为空"),
+        (b"\r\n \r\n", "邮件为空"),
+        (bytes(range(256)) * 3, "不是有效的邮件"),
+        (b"X-Nothing: here\r\n\r\n", "不是有效的邮件"),
+        (b"Subject: no sender\r\nMessage-ID: <ns@example.invalid>\r\n\r\nbody\r\n", "发件人"),
+        (b"From: not an address\r\nSubject: s\r\n\r\nbody\r\n", "发件人"),
+    ],
+)
+def test_what_is_not_a_mail_is_quarantined(users, regions, inbox, raw, fragment):
+    (inbox / "x.eml").write_bytes(raw)
+    fetch(inbox)
+    assert not Ticket.objects.exists() and (inbox / "quarantine" / "x.eml").exists()
+    assert fragment in MailIntake.objects.get().reason
