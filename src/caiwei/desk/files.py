@@ -8,6 +8,7 @@ text by decoding). Executable content is refused whatever the name.
 from __future__ import annotations
 
 import io
+import unicodedata
 import zipfile
 from pathlib import PurePosixPath
 
@@ -75,8 +76,9 @@ def check_name(name: str) -> str | None:
     if not name or not name.strip():
         return "附件缺少文件名"
     label = shown(name)
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return f"附件“{label}”的文件名含控制字符，不予接收"
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+        # Cf covers the bidi overrides that make "invoice\u202efdp.exe" look like "invoiceexe.pdf".
+        return f"附件“{label}”的文件名含控制字符或方向控制符，不予接收"
     if "/" in name or "\\" in name:
         return f"附件“{label}”的文件名含路径（/ 或 \\），不予接收"
     if len(name) > MAX_NAME or len(name.encode("utf-8", "surrogatepass")) > 255:
@@ -114,6 +116,8 @@ def check_attachment(name: str, size: int, content: bytes | None = None) -> str 
         return f"附件“{name}”的类型不在允许范围（{'、'.join(sorted(allowed_types()))}）"
     if size > max_bytes():
         return f"附件“{name}”大小 {size / 1024 / 1024:.1f} MB，超过上限 {max_bytes() // 1024 // 1024} MB"
+    if size == 0 or content == b"":
+        return f"附件“{name}”是空文件"
     if content is not None:
         return check_content(name, content)
     return None

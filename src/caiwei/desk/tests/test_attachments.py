@@ -223,3 +223,18 @@ def test_nul_in_a_note_is_a_400_not_a_500(users, regions, client_for, media):
     )
     assert response.status_code == 400 and "空字符" in response.json()["detail"]
     assert not TicketAttachment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "fragment"),
+    [
+        ("invoice\u202efdp.pdf", PDF, "方向控制符"),
+        ("a\u200bb.pdf", PDF, "方向控制符"),
+        ("空.pdf", b"", "空文件"),
+        ("../x.pdf", PDF, "路径"),
+        ("NUL.txt", b"x", "保留"),
+        ("x" * 201 + ".pdf", PDF, "过长"),
+    ],
+)
+def test_names_and_empty_files_are_refused(name, data, fragment):
+    assert fragment in check_attachment(name, len(data), data)
