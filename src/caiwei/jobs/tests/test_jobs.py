@@ -11,6 +11,7 @@ from django.db import connection
 from caiwei.audit.models import AuditAction, AuditEvent
 from caiwei.jobs import runner
 from caiwei.jobs.models import Job, JobStatus, WorkerBeat
+from caiwei.regions.models import Region, RegionLevel
 
 
 @runner.job_kind("test.count", "计数测试")
@@ -75,7 +76,7 @@ def test_tick_beats_and_runs_hooks():
 
 
 @pytest.mark.django_db
-def test_jobs_page_and_api_show_own_jobs(users, client_for):
+def test_jobs_page_and_api_show_own_jobs(users, regions, client_for):
     mine = runner.start("test.count", user=users["engineer"], params={"n": 10})
     other = runner.start("test.count", user=users["agent"], params={"n": 10})
     client = client_for(users["engineer"])
@@ -84,7 +85,16 @@ def test_jobs_page_and_api_show_own_jobs(users, client_for):
     assert "共 10" in client.get(f"/jobs/{mine.pk}/").content.decode()
     fragment = client.get(f"/jobs/{mine.pk}/", HTTP_HX_REQUEST="true").content.decode()
     assert fragment.lstrip().startswith('<div id="job-status"')
-    assert {j["id"] for j in client_for(users["pm"]).get("/api/jobs").json()} >= {mine.pk, other.pk}
+    # A project manager sees the jobs on objects of their regions, not every job: one tied to the league (theirs)
+    # is listed, one tied to another league is not, nor another person's job tied to no region.
+    league = runner.start("test.count", user=users["agent"], params={"n": 1}, region=regions["152500000"])
+    elsewhere = Region.objects.create(
+        code="152900000", name="阿拉善盟", level=RegionLevel.CITY, parent=regions["150000000"]
+    )
+    foreign = runner.start("test.count", user=users["agent"], params={"n": 1}, region=elsewhere)
+    seen = {j["id"] for j in client_for(users["pm"]).get("/api/jobs").json()}
+    assert league.pk in seen and foreign.pk not in seen and other.pk not in seen
+    assert client_for(users["pm"]).get(f"/jobs/{foreign.pk}/").status_code == 404
 
 
 def _worker(env_extra: dict) -> subprocess.Popen:
