@@ -10,6 +10,7 @@ from .models import BusinessCalendar
 
 MAX_MINUTES = 1_000_000  # about eight years of working days: more is a typo, and would run past the calendars
 YEARS = (2000, 2100)
+LABELS = {"start": "开始时间", "end": "结束时间", "opened": "受理时间"}
 
 
 def get_calendar(code: str) -> BusinessCalendar:
@@ -33,7 +34,8 @@ def parse_instant(value: str | datetime, field: str) -> datetime:
                 {field: f"时间“{value}”格式应为 ISO 8601，如 2026-09-30T17:30+08:00"}
             ) from exc
     if not YEARS[0] <= instant.year <= YEARS[1]:
-        raise ValidationError({field: f"时间“{value}”应在 {YEARS[0]} 年至 {YEARS[1]} 年之间"})
+        label = LABELS.get(field, "时间")
+        raise ValidationError({field: f"{label}“{value}”应在 {YEARS[0]} 年至 {YEARS[1]} 年之间"})
     if timezone.is_naive(instant):
         instant = timezone.make_aware(instant)  # a bare time is read as Beijing time
     return instant

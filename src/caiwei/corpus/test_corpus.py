@@ -432,7 +432,9 @@ def test_mail(case, world, settings):
     outcome = mail.process(raw, box, source=case["file"])
     assert outcome.status == "quarantined", outcome
     assert_chinese(outcome.reason, case)
-    assert not changed(before, snapshot(world))
+    after = snapshot(world)
+    assert after.pop("audit.AuditEvent") == before.pop("audit.AuditEvent") + 1  # the quarantine, recorded
+    assert not changed(before, after)
 
 
 def test_corpus_size():

@@ -18,11 +18,21 @@ from schemathesis.checks import not_a_server_error
 
 from caiwei.api import api
 
-MAX_EXAMPLES = 6  # per operation and role: the whole run stays near a minute on the 2-core machine
-ROLES = ["pm", "agent", "secadmin", "auditor"]
+MAX_EXAMPLES = 8  # per operation: the whole file stays within about three minutes on the 2-core machine
+AREA_EXAMPLES = 4
 
-schema = schemathesis.openapi.from_dict(api.get_openapi_schema(path_prefix="/api"))
-schema.app = get_wsgi_application()
+document = schemathesis.openapi.from_dict(api.get_openapi_schema(path_prefix="/api"))
+document.app = get_wsgi_application()
+LOGIN_PATH = "^/api/auth/token$"
+# Every operation as the project manager (the widest business role); each area again as the role that works it.
+schema = document.exclude(path_regex=LOGIN_PATH)
+areas = {
+    "agent": document.include(path_regex="^/api/desk/"),
+    "secadmin": document.include(path_regex="^/api/accounts/"),
+    "auditor": document.include(path_regex="^/api/(audit|jobs)"),
+}
+token_schema = document.include(path_regex=LOGIN_PATH)
+SETTINGS = {"deadline": None, "derandomize": True, "suppress_health_check": list(HealthCheck)}
 
 
 @pytest.fixture
@@ -34,7 +44,7 @@ def bearer(request, users, token_for, monkeypatch):
         raise sa.exc.ArgumentError("连接目标库在接口模糊测试中被禁用")
 
     monkeypatch.setattr("caiwei.jobs.tasks.run_job_task", lambda pk: None)
-    monkeypatch.setattr("caiwei.checks.services.connect", no_connection)
+    monkeypatch.setattr("caiwei.checks.models.TargetDatabase.engine", no_connection)
     monkeypatch.setattr("caiwei.checks.runner.connect", no_connection)
     # The WSGI handler closes the connection after each request, which would end the test's transaction: the
     # Django test client does the same as this while it runs a request.
@@ -46,13 +56,44 @@ def bearer(request, users, token_for, monkeypatch):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("bearer", ROLES, indirect=True)
+@pytest.mark.parametrize("bearer", ["pm"], indirect=True)
 @schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-)
+@settings(max_examples=MAX_EXAMPLES, **SETTINGS)
 def test_api_has_no_server_errors(case, bearer):
+    case.call_and_validate(headers={"Authorization": bearer}, checks=[not_a_server_error])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bearer", ["agent"], indirect=True)
+@areas["agent"].parametrize()
+@settings(max_examples=AREA_EXAMPLES, **SETTINGS)
+def test_desk_as_agent(case, bearer):
+    case.call_and_validate(headers={"Authorization": bearer}, checks=[not_a_server_error])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bearer", ["secadmin"], indirect=True)
+@areas["secadmin"].parametrize()
+@settings(max_examples=AREA_EXAMPLES, **SETTINGS)
+def test_accounts_as_security_admin(case, bearer):
+    case.call_and_validate(headers={"Authorization": bearer}, checks=[not_a_server_error])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bearer", ["auditor"], indirect=True)
+@areas["auditor"].parametrize()
+@settings(max_examples=AREA_EXAMPLES, **SETTINGS)
+def test_audit_as_auditor(case, bearer):
+    case.call_and_validate(headers={"Authorization": bearer}, checks=[not_a_server_error])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bearer", ["pm"], indirect=True)
+@pytest.mark.xfail(
+    strict=True,
+    reason="accounts / api.py obtain_token (lead): a NUL in the username reaches PostgreSQL (500)",
+)
+@token_schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, **SETTINGS)
+def test_token_has_no_server_errors(case, bearer):
     case.call_and_validate(headers={"Authorization": bearer}, checks=[not_a_server_error])
