@@ -81,6 +81,18 @@ class TokenRequest(Schema):
     name: str = "脚本"
     days: int = 90
 
+    @field_validator("username", "password", "otp", "name")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        # A NUL or a lone surrogate could not be hashed, stored or logged: refused here, not as a 500 later.
+        if "\x00" in value:
+            raise ValueError("不能含空字符（NUL）")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("含无法编码的字符") from None
+        return value
+
 
 class TokenOut(Schema):
     token: str

@@ -1,5 +1,7 @@
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
+from ninja.errors import HttpError
 
 from caiwei.regions.scoping import visible_regions
 
@@ -20,6 +22,15 @@ class UserOut(Schema):
     otp: bool
     roles: list[str]
     regions: list[str]
+
+
+def _target(username: str) -> User:
+    if not username.isprintable():
+        raise ValidationError({"username": "账号名含不可见或非法字符"})
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise HttpError(404, f"账号“{username}”不存在")
+    return user
 
 
 def user_out(user: User) -> dict:
@@ -130,14 +141,14 @@ class RegionsIn(Schema):
 )
 def put_roles(request, username: str, data: RolesIn):
     ensure(request.user, Capability.GRANT, "api:accounts.roles")
-    target = get_object_or_404(User, username=username)
+    target = _target(username)
     return _answer(target, services.set_roles(request.user, target, data.roles, reason=data.reason))
 
 
 @router.put("/users/{username}/regions", response=UserOut, summary="设置授权区划（安全保密管理员）")
 def put_regions(request, username: str, data: RegionsIn):
     ensure(request.user, Capability.GRANT, "api:accounts.regions")
-    target = get_object_or_404(User, username=username)
+    target = _target(username)
     services.set_regions(request.user, target, data.regions)
     return user_out(target)
 
@@ -149,7 +160,7 @@ def put_regions(request, username: str, data: RegionsIn):
 )
 def unlock(request, username: str):
     ensure(request.user, Capability.MANAGE_ACCOUNTS, "api:accounts.unlock")
-    target = get_object_or_404(User, username=username)
+    target = _target(username)
     return _answer(target, services.unlock(request.user, target))
 
 
@@ -165,7 +176,7 @@ class StatusIn(Schema):
 )
 def change_status(request, username: str, data: StatusIn):
     ensure(request.user, Capability.MANAGE_ACCOUNTS, "api:accounts.status")
-    target = get_object_or_404(User, username=username)
+    target = _target(username)
     return _answer(target, services.change_status(request.user, target, data.action, reason=data.reason))
 
 
@@ -181,7 +192,7 @@ class PasswordIn(Schema):
 )
 def reset_password(request, username: str, data: PasswordIn):
     ensure(request.user, Capability.MANAGE_ACCOUNTS, "api:accounts.password")
-    target = get_object_or_404(User, username=username)
+    target = _target(username)
     return _answer(target, services.reset_password(request.user, target, data.password, reason=data.reason))
 
 

@@ -10,6 +10,11 @@ class LockoutModelBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None or password is None:
             return None
+        if not isinstance(username, str) or "\x00" in username or "\x00" in str(password):
+            # No account can have such a name (the database would refuse it): the plain answer, nothing stored.
+            User().set_password("x")
+            self._reason(request, lockout.WRONG)
+            return None
         user = User._default_manager.filter(username=username).first()
         if user is None:
             # Same hashing cost and the same counting as a real account, so neither time nor text tells.

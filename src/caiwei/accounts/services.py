@@ -80,6 +80,18 @@ def _tri_roles(user: User) -> set[str]:
     return set(user.role_codes & TRI_ADMIN_ROLES)
 
 
+def _storable_text(field: str, value) -> None:
+    """Text the database can hold: no NUL, no lone surrogate (else a 500 instead of a message)."""
+    if not isinstance(value, str):
+        raise ValidationError({field: "须为文本"})
+    if "\x00" in value:
+        raise ValidationError({field: "不能含空字符（NUL）"})
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError({field: "含无法编码的字符"}) from None
+
+
 def _check_roles(roles: Iterable[str]) -> set[str]:
     roles = set(roles)
     unknown = roles - set(Role.values)
@@ -164,6 +176,13 @@ def create_user(
     email: str = "",
 ) -> User:
     """系统管理员创建账号（不含角色：角色由安全保密管理员授予）. ``actor=None`` only for first installation."""
+    fields = {"username": username, "full_name": full_name, "organization": organization, "email": email}
+    for name, value in fields.items():
+        _storable_text(name, value)
+    try:
+        User._meta.get_field("username").run_validators(username)
+    except ValidationError as exc:
+        raise ValidationError({"username": exc.messages}) from None
     if User.objects.filter(username=username).exists():
         raise ValidationError({"username": f"账号“{username}”已存在"})
     user = User(username=username, full_name=full_name, organization=organization, email=email)
@@ -215,6 +234,11 @@ def _apply_roles(actor: User | None, user: User, wanted: set[str]) -> None:
 def set_regions(actor: User | None, user: User, codes: Iterable[str]) -> set[str]:
     """安全保密管理员设置账号的授权区划（整体替换）."""
     codes = set(codes)
+    malformed = sorted(
+        repr(c) for c in codes if not (isinstance(c, str) and c.isprintable() and 0 < len(c) <= 20)
+    )
+    if malformed:
+        raise ValidationError({"regions": f"区划代码格式不正确：{'、'.join(malformed)}"})
     regions = {r.code: r for r in Region.objects.filter(code__in=codes)}
     missing = codes - set(regions)
     if missing:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from caiwei.regions.models import Region
 from caiwei.regions.scoping import visible_regions
 
-from . import login_steps, services, twofactor
+from . import lockout, login_steps, services, twofactor
 from .forms import CodeForm, DecisionForm, GrantForm, StatusChangeForm, TokenForm
 from .models import AccountChangeRequest, ApiToken, ChangeStatus, User
 from .permissions import require
@@ -51,6 +51,7 @@ def profile(request):
             "regions": visible_regions(request.user),
             "otp_device": twofactor.confirmed_device(request.user),
             "otp_required": twofactor.required(request.user),
+            "can_approve": request.user.can(Capability.APPROVE_CHANGES),
         },
     )
 
@@ -122,9 +123,7 @@ def _safe_next(request, url: str) -> str:
 
 def _step_failed(request, message: str):
     """A lock ends the pending sign-in: back to the password, with the reason."""
-    from .lockout import LOCKED
-
-    if message == LOCKED or "已锁定" in message:
+    if message == lockout.LOCKED or "已锁定" in message:
         login_steps.clear(request)
         messages.error(request, message)
         return redirect("login")
@@ -139,7 +138,12 @@ def login_code(request):
         messages.info(request, "请先输入账号和密码")
         return redirect("login")
     if not twofactor.has_device(user):
-        return redirect("accounts:login_enrol")
+        # The device went away in between: an administrator binds a new one, anyone else needs no code.
+        if twofactor.required(user):
+            return redirect("accounts:login_enrol")
+        if not lockout.succeed(user):
+            return _step_failed(request, lockout.LOCKED)
+        return redirect(_safe_next(request, login_steps.finish(request, user)))
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         error = twofactor.verify(user, form.cleaned_data["code"])
