@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer, django_auth
+from pydantic import field_validator
 
 from caiwei.accounts.api import router as accounts_router
 from caiwei.accounts.models import ApiToken
