@@ -1,6 +1,6 @@
 """The hotline log: missed calls get a same-business-day callback; answer and callback rates; a call opens a ticket."""
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -136,7 +136,7 @@ def test_api_calls_callback_rating_and_kpis(users, regions, client_for):
     assert rated.status_code == 201 and rated.json()["score"] == 4
     k = client_for(users["pm"]).get("/api/desk/kpis").json()
     assert k["hotline"]["calls"] == 1 and k["satisfaction"] == 1.0
-    assert client_for(users["pm"]).get("/api/desk/kpis?month=bad").status_code == 400
+    assert client_for(users["pm"]).get("/api/desk/kpis?month=bad").status_code in (400, 422)
 
 
 def test_call_attaches_to_an_existing_ticket_and_api_actions(users, regions, client_for):
@@ -187,7 +187,8 @@ def test_call_attaches_to_an_existing_ticket_and_api_actions(users, regions, cli
     assigned = post(f"/api/desk/tickets/{ticket.number}/assign", {"assignee": "t_engineer", "tier": "second"})
     assert assigned.json()["assignee"] == "t_engineer" and assigned.json()["tier"] == "second"
     vendor = post(
-        f"/api/desk/tickets/{ticket.number}/vendor-orders", {"reference": "SJ-1", "due": "2099-01-01"}
+        f"/api/desk/tickets/{ticket.number}/vendor-orders",
+        {"reference": "SJ-1", "due": str(date.today() + timedelta(days=30))},
     )
     assert vendor.status_code == 201
     complaint = post(
