@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.utils import timezone
 from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer, django_auth
@@ -56,6 +57,12 @@ def on_validation_error(request, exc):
 @api.exception_handler(PermissionDenied)
 def on_permission_denied(request, exc):
     return api.create_response(request, {"detail": str(exc) or "无权限"}, status=403)
+
+
+@api.exception_handler(Http404)
+def on_not_found(request, exc):
+    """A lookup inside an operation (an id in the body or query) that finds nothing the caller may reach."""
+    return api.create_response(request, {"detail": "对象不存在或不在您的授权范围内"}, status=404)
 
 
 def on_request_invalid(request, exc):

@@ -282,5 +282,12 @@ class ApiTokenAdmin(CapabilityAdmin):
     fields = ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked"]
     readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A revoked token stays revoked: tokens die with a password, role or status change, and un-ticking
+        # "revoked" here would bring one back.
+        if obj is not None and obj.revoked:
+            return self.fields
+        return self.readonly_fields
+
     def has_add_permission(self, request):
         return False

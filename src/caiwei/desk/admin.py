@@ -33,7 +33,7 @@ class SlaPolicyAdmin(CapabilityAdmin):
     def reset_to_preset(self, request, queryset):
         done = []
         for policy in queryset:
-            if policy.code in PRESETS:
+            if policy.code in PRESETS and self.has_change_permission(request, policy):
                 services.apply_preset(policy.code)
                 done.append(policy.code)
         self.message_user(

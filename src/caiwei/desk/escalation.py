@@ -30,11 +30,17 @@ def due_rules(
     return result
 
 
+def _sees(user: User | None, ticket: Ticket) -> bool:
+    """Whether ``user`` may open ``ticket``: a rule is global, its target user is of one region."""
+    return user is not None and Ticket.objects.visible_to(user).filter(pk=ticket.pk).exists()
+
+
 def _recipients(ticket: Ticket, rule: EscalationRule) -> list[User]:
-    people = [u for u in (rule.target_user, ticket.assignee) if u is not None]
+    people = [u for u in (rule.target_user, ticket.assignee) if _sees(u, ticket)]
     if not people:
         people = list(User.objects.filter(role_grants__role="pm", is_active=True))
-    return list({u.pk: u for u in people}.values())
+    # Nobody hears of a ticket of a region outside their grant.
+    return [u for u in {u.pk: u for u in people}.values() if _sees(u, ticket)]
 
 
 def apply(ticket: Ticket, rule: EscalationRule, states: dict) -> Escalation | None:
@@ -45,7 +51,7 @@ def apply(ticket: Ticket, rule: EscalationRule, states: dict) -> Escalation | No
             escalation = Escalation.objects.create(ticket=ticket, rule=rule, detail=detail[:300])
             if rule.action == EscalationRule.Action.REASSIGN:
                 ticket.tier = Ticket.Tier.SECOND
-                if rule.target_user is not None:
+                if _sees(rule.target_user, ticket):
                     ticket.assignee = rule.target_user
                 ticket.save(update_fields=["tier", "assignee"])
             elif rule.action == EscalationRule.Action.RAISE and ticket.severity != RAISE[ticket.severity]:

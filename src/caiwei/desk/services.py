@@ -222,6 +222,9 @@ def assign(user, ticket: Ticket, assignee, tier: str | None = None) -> Ticket:
     ensure(user, Capability.DESK_WORK, "desk.assign")
     if assignee is not None and not assignee.can(Capability.DESK_WORK):
         raise ValidationError({"assignee": f"{assignee} 不是运维处理人员"})
+    if assignee is not None and not Ticket.objects.visible_to(assignee).filter(pk=ticket.pk).exists():
+        # A worker of another region would hold a ticket they cannot open (and get its notices).
+        raise ValidationError({"assignee": f"{assignee} 的授权区划不含该工单所在区划，不能分派给他"})
     ticket.assignee = assignee
     if tier:
         ticket.tier = tier

@@ -163,6 +163,11 @@ def call_back(request, pk: int):
     return redirect("desk:calls")
 
 
+def _ancestor_paths(path: str) -> list[str]:
+    parts = [p for p in path.split("/") if p]
+    return ["".join(f"{p}/" for p in parts[: i + 1]) for i in range(len(parts))]
+
+
 def _detail_context(request, ticket):
     can_work = request.user.can(Capability.DESK_WORK)
     states = services.clock_states(ticket)
@@ -179,8 +184,11 @@ def _detail_context(request, ticket):
         ],
         "comments": public_comments(request.user, ticket).select_related("author"),
         "changes": ticket.changes.select_related("by"),
+        # Only workers whose regions cover the ticket's (a grant of the region or of one above it).
         "workers": User.objects.filter(
-            role_grants__role__in=["agent", "engineer", "pm"], is_active=True
+            role_grants__role__in=["agent", "engineer", "pm"],
+            is_active=True,
+            region_grants__region__path__in=_ancestor_paths(ticket.region.path),
         ).distinct(),
         "can_work": can_work,
         "is_requester": ticket.requester_id == request.user.pk,
@@ -191,6 +199,15 @@ def _detail_context(request, ticket):
         "vendor_statuses": VendorOrder.Status.choices,
         "attachments": visible_attachments(request.user, ticket),
     }
+
+
+def _pk(value) -> int | None:
+    """A posted id or number, or None when it is not one (a 404 or a Chinese error, never a 500)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 <= number < 2**63 else None
 
 
 @require(Capability.DESK_CREATE)
@@ -232,12 +249,15 @@ def act(request, number: str):
                 note=request.POST.get("note", ""),
             )
         elif action == "follow_up":
-            order = get_object_or_404(ticket.vendor_orders, pk=request.POST.get("order"))
+            order = get_object_or_404(ticket.vendor_orders, pk=_pk(request.POST.get("order")))
             services.follow_up(
                 request.user, order, request.POST.get("note", ""), request.POST.get("status", "")
             )
         elif action == "assign":
-            assignee = User.objects.filter(pk=request.POST.get("assignee") or None).first()
+            wanted = request.POST.get("assignee") or None
+            assignee = User.objects.filter(pk=_pk(wanted)).first() if wanted else None
+            if wanted and assignee is None:
+                raise ValidationError("所选处理人不存在")
             services.assign(request.user, ticket, assignee, request.POST.get("tier") or None)
         else:
             raise ValidationError("未知的操作")
@@ -265,7 +285,7 @@ def confirm(request, number: str):
     try:
         if request.POST.get("action") == "rate":
             services.rate(
-                request.user, ticket, int(request.POST.get("score") or 0), request.POST.get("comment", "")
+                request.user, ticket, _pk(request.POST.get("score")) or 0, request.POST.get("comment", "")
             )
             messages.success(request, "感谢您的评价")
         else:

@@ -39,6 +39,15 @@ class CaiweiAdminSite(admin.AdminSite):
 UNDECLARED = object()
 
 
+def covers_whole_tree(user) -> bool:
+    """Whether ``user`` sees every region except the ones above their own grants (a league grant in a one-league
+    tree covers it; a county grant does not)."""
+    paths = list(user.regions.values_list("path", flat=True)) if user.is_authenticated else []
+    above = {code for path in paths for code in path.split("/") if code}
+    foreign = Region.objects.exclude(pk__in=visible_regions(user).values("pk")).exclude(code__in=above)
+    return bool(paths) and not foreign.exists()
+
+
 class CapabilityAdmin(admin.ModelAdmin):
     """Admin screens answer to capabilities (see accounts.roles), never to Django's per-model permissions.
 
@@ -72,11 +81,42 @@ class CapabilityAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return self._can(request, self.capability)
 
+    def _writable(self, request, obj) -> bool:
+        """A row of a several-regions screen that is tied to no region is shared by all of them: the default SLA
+        policy applies wherever nothing more specific does, a preset is a template any region may adopt. Only an
+        account whose grant covers the whole tree (every region but those above its own grants) may change or
+        delete it; a county account may read it, not rewrite the service levels of its neighbours."""
+        if obj is None or not self.region_field or not self.region_field.endswith("regions"):
+            return True
+        if getattr(obj, self.region_field).exists():
+            return True
+        return covers_whole_tree(request.user)
+
     def has_change_permission(self, request, obj=None):
-        return self._can(request, self.capability) and self._reachable(request, obj)
+        return (
+            self._can(request, self.capability)
+            and self._reachable(request, obj)
+            and self._writable(request, obj)
+        )
 
     def has_delete_permission(self, request, obj=None):
-        return self._can(request, self.capability) and self._reachable(request, obj)
+        return (
+            self._can(request, self.capability)
+            and self._reachable(request, obj)
+            and self._writable(request, obj)
+        )
+
+    def get_list_filter(self, request):
+        # Django's filter on a foreign key offers every row of the related table (every region's name, every
+        # ticket); offer only the values present in this user's own rows.
+        narrowed = []
+        for item in super().get_list_filter(request):
+            if isinstance(item, str) and "__" not in item:
+                field = self.model._meta.get_field(item)
+                if field.is_relation:
+                    item = (item, admin.RelatedOnlyFieldListFilter)
+            narrowed.append(item)
+        return narrowed
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
