@@ -6,7 +6,7 @@ import threading
 import pytest
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db import connection, connections
+from django.db import connections
 from django.test import Client
 
 from caiwei.accounts.models import LoginThrottle, User
@@ -14,10 +14,12 @@ from caiwei.audit.models import AuditAction, AuditEvent
 from caiwei.conftest import PASSWORD
 
 
+@pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="row locks are what is tested: PostgreSQL",
+)
 @pytest.mark.django_db(transaction=True)
 def test_parallel_wrong_passwords_lock_once_with_an_exact_count(make_user):
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks are what is tested: PostgreSQL")
     make_user("t_target")
     attempts = settings.LOCKOUT_THRESHOLD * 3  # well over the threshold, all at once
     barrier = threading.Barrier(attempts)
