@@ -83,6 +83,13 @@ class UserAdmin(CapabilityAdmin, BaseUserAdmin):
     ]
     actions = ["deactivate", "activate", "lock", "unlock", "reset_otp"]
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.has_role(*TRI_ADMIN_ROLES):
+            # Renaming one of the three would lock them out as surely as deactivating them.
+            fields.append("username")
+        return fields
+
     @admin.display(description="角色")
     def roles(self, obj):
         return "、".join(obj.role_labels()) or "-"

@@ -119,6 +119,10 @@ def test_sysadmin_cannot_deactivate_auditor_through_the_admin_form(users, client
     assert response.status_code == 302, response.content.decode()[:1500]
     auditor.refresh_from_db()
     assert auditor.is_active and not auditor.is_locked
+    # Nor can it rename the auditor, which would keep them out just as well.
+    client.post(f"/admin/accounts/user/{auditor.pk}/change/", {"username": "renamed", "full_name": "x"})
+    auditor.refresh_from_db()
+    assert auditor.username == "t_auditor"
 
 
 @pytest.mark.parametrize("victim", ["auditor", "secadmin"])
