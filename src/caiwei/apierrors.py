@@ -119,7 +119,11 @@ def explain(errors: list[dict[str, Any]]) -> tuple[str, dict[str, list[str]]]:
         where, name = field_name(error.get("loc") or ())
         text = phrase(error)
         if not name and error.get("type") == "missing":
-            line = f"{where.removesuffix('字段')}：缺少请求内容" if where == "请求体字段" else f"{where}：必须填写"
+            line = (
+                f"{where.removesuffix('字段')}：缺少请求内容"
+                if where == "请求体字段"
+                else f"{where}：必须填写"
+            )
         else:
             line = f"{where}“{name}”：{text}" if name else f"{where}：{text}"
         lines.append(line)
