@@ -236,7 +236,9 @@ def test_data_checks_from_run_to_ticket(live_server, users, regions, page, tmp_p
 
     ensure_defaults(BusinessCalendar, KeyPeriod)  # a transactional test starts from an empty database
     SHOTS.mkdir(parents=True, exist_ok=True)
-    settings.CAIWEI_SQLITE_TARGET_DIR = str(tmp_path)  # SQLite targets live only under the configured directory
+    settings.CAIWEI_SQLITE_TARGET_DIR = str(
+        tmp_path
+    )  # SQLite targets live only under the configured directory
     path = tmp_path / "finance.sqlite3"
     generate(f"sqlite:///{path}", GenerateSpec(payments=3000, seed=5, faults=parse_faults("all=1")))
     target = Target.objects.create(
