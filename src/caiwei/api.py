@@ -81,6 +81,35 @@ def _add_request_invalid_handler():
 
 _add_request_invalid_handler()
 
+# Ninja's own HttpError texts (a body that is no JSON, a missing token, throttling) are English: answered in
+# Chinese with the same status. A message that is already Chinese (raised by our code) is kept.
+HTTP_ERROR_TEXTS = {
+    400: "请求体无法解析：应为 JSON（Content-Type: application/json），请检查格式",
+    401: "未登录或令牌无效",
+    403: "无权限",
+    404: "对象不存在或不在您的授权范围内",
+    405: "不支持该请求方法",
+    429: "请求过于频繁，请稍后再试",
+}
+
+
+def on_http_error(request, exc):
+    import re
+
+    message = str(exc)
+    if not re.search(r"[\u4e00-\u9fff]", message):
+        message = HTTP_ERROR_TEXTS.get(exc.status_code, "请求无法处理")
+    return api.create_response(request, {"detail": message}, status=exc.status_code)
+
+
+def _add_http_error_handler():
+    from ninja.errors import HttpError
+
+    api.add_exception_handler(HttpError, on_http_error)
+
+
+_add_http_error_handler()
+
 
 class TokenRequest(Schema):
     username: str

@@ -1,5 +1,6 @@
 """One search used by the page, the API and the CLI export."""
 
+import ipaddress
 import json
 from datetime import date, datetime, time
 from typing import Any
@@ -8,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from caiwei.inputs import text_problem
 from caiwei.web.exports import safe_cell
 
 from .models import AuditEvent
@@ -40,7 +42,39 @@ def _day(value: Any, field: str, end: bool = False) -> datetime | None:
     return timezone.make_aware(datetime.combine(day, time.max if end else time.min))
 
 
+TEXT_FILTERS = {
+    "action": "动作",
+    "actor": "操作人",
+    "ip": "来源地址",
+    "object_type": "对象类型",
+    "source": "途径",
+    "q": "关键字",
+}
+
+
+def _check_filters(filters: dict[str, Any]) -> None:
+    """Refuse filter text no row can hold (a NUL would reach PostgreSQL as a 500) and an ip that is no address."""
+    errors = []
+    for name, label in TEXT_FILTERS.items():
+        value = filters.get(name)
+        if not value:
+            continue
+        problem = text_problem(str(value))
+        if problem is None and len(str(value)) > 200:
+            problem = "最多 200 个字符"
+        if problem is None and name == "ip":
+            try:
+                ipaddress.ip_address(str(value))
+            except ValueError:
+                problem = f"“{value}”不是有效的 IP 地址"
+        if problem:
+            errors.append(f"{label}（{name}）：{problem}")
+    if errors:
+        raise ValidationError(errors)
+
+
 def search_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
+    _check_filters(filters)
     qs = AuditEvent.objects.all()
     since, until = _day(filters.get("since"), "起始日期"), _day(filters.get("until"), "截止日期", end=True)
     if since:

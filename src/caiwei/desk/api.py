@@ -371,7 +371,7 @@ class VendorIn(Schema):
     @field_validator("due")
     @classmethod
     def _due(cls, value):
-        if value > timezone.localdate() + timedelta(days=366):
+        if value > timezone.localdate() + timedelta(days=services.VENDOR_DUE_MAX_DAYS):
             raise ValueError("要求答复日期不能晚于一年之后")
         return value
 

@@ -1,4 +1,5 @@
 from django import forms
+from django.core.exceptions import ValidationError
 
 from caiwei.regions.models import Region
 from caiwei.regions.scoping import visible_regions
@@ -49,3 +50,14 @@ class CallForm(RegionScopedForm):
         model = HotlineCall
         fields = ["region", "at", "answered", "caller_number", "caller_name", "caller_org", "summary"]
         widgets = {"at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")}
+
+    def clean_at(self):
+        from .services import check_call_time
+
+        at = self.cleaned_data.get("at")
+        if at is not None:
+            try:
+                check_call_time(at)
+            except ValidationError as exc:
+                raise ValidationError(exc.message_dict["at"]) from exc
+        return at

@@ -10,6 +10,8 @@ from django.utils import timezone
 from . import flow, services
 from .models import Complaint, HotlineCall, Survey, Ticket
 
+FIRST_YEAR, LAST_YEAR = 2000, 2100  # the months a report can be asked for
+
 SATISFACTION_TARGET, COUNTY_SATISFACTION_TARGET, ANSWER_TARGET = 0.95, 0.90, 0.95
 
 
@@ -20,6 +22,8 @@ def month_bounds(month: str | None) -> tuple[datetime, datetime, str]:
             first = date.fromisoformat(f"{month}-01")
         except ValueError as exc:
             raise ValueError(f"月份“{month}”格式应为 YYYY-MM") from exc
+        if not FIRST_YEAR <= first.year <= LAST_YEAR:
+            raise ValueError(f"月份“{month}”应在 {FIRST_YEAR}-01 至 {LAST_YEAR}-12 之间")
     else:
         first = timezone.localdate().replace(day=1)
     nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)

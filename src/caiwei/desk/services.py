@@ -1,6 +1,6 @@
 """Service-desk operations with their rules in one place; pages, the API and commands call these."""
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -12,6 +12,7 @@ from caiwei.accounts.roles import Capability
 from caiwei.bizcalendar.engine import end_of_business_day
 from caiwei.bizcalendar.models import BusinessCalendar
 from caiwei.bizcalendar.services import parse_instant
+from caiwei.inputs import text_problem
 from caiwei.regions.scoping import visible_regions
 
 from . import flow, outbox
@@ -35,6 +36,31 @@ from .sla import Ticket as SlaTicket
 from .sla import evaluate
 
 DEFAULT_PRESET = "xilingol"
+VENDOR_DUE_MAX_DAYS = 366  # a vendor's answer is due within a year (pages and API)
+EARLIEST_CALL = date(2000, 1, 1)
+
+
+def check_text(field: str, label: str, value: str, max_length: int, multiline: bool = True) -> str:
+    """Refuse text a field cannot hold (control characters, NUL, too long) instead of storing or cutting it."""
+    problem = text_problem(value, multiline=multiline)
+    if problem is None and len(value) > max_length:
+        problem = f"最多 {max_length} 个字符（现有 {len(value)} 个）"
+    if problem:
+        raise ValidationError({field: f"{label}：{problem}"})
+    return value
+
+
+def check_call_time(at: datetime) -> datetime:
+    """来电时间 within 2000-01-01 and a day from now: a year-1 or year-9999 call is a typing slip."""
+    earliest = timezone.make_aware(datetime.combine(EARLIEST_CALL, datetime.min.time()))
+    latest = timezone.now() + timedelta(days=1)
+    if not earliest <= at <= latest:
+        raise ValidationError(
+            {
+                "at": f"来电时间应在 {EARLIEST_CALL:%Y-%m-%d} 至 {timezone.localtime(latest):%Y-%m-%d %H:%M} 之间"
+            }
+        )
+    return at
 
 
 def visible_tickets(user):
@@ -225,6 +251,8 @@ def assign(user, ticket: Ticket, assignee, tier: str | None = None) -> Ticket:
     if assignee is not None and not Ticket.objects.visible_to(assignee).filter(pk=ticket.pk).exists():
         # A worker of another region would hold a ticket they cannot open (and get its notices).
         raise ValidationError({"assignee": f"{assignee} 的授权区划不含该工单所在区划，不能分派给他"})
+    if tier and tier not in Ticket.Tier.values:
+        raise ValidationError({"tier": f"处理层级“{tier}”不正确，应为 {'、'.join(Ticket.Tier.labels)} 之一"})
     ticket.assignee = assignee
     if tier:
         ticket.tier = tier
@@ -248,7 +276,7 @@ def log_call(
     ensure(user, Capability.DESK_WORK, "desk.log_call")
     if not visible_regions(user).filter(pk=region.pk).exists():
         raise PermissionDenied(f"无权在区划“{region.name}”登记来电")
-    at = at or timezone.now()
+    at = check_call_time(at) if at else timezone.now()
     call = HotlineCall(
         region=region,
         at=at,
@@ -270,12 +298,13 @@ def log_call(
 @transaction.atomic
 def call_back(user, call: HotlineCall, summary: str = "") -> HotlineCall:
     ensure(user, Capability.DESK_WORK, "desk.call_back")
+    check_text("summary", "回拨情况", summary, 300)
     if call.answered:
         raise ValidationError("该来电已接听，无需回拨")
     if call.callback_at is not None:
         raise ValidationError(f"该来电已于 {timezone.localtime(call.callback_at):%m-%d %H:%M} 回拨")
     call.callback_at, call.callback_by = timezone.now(), user
-    call.callback_note = summary[:300]
+    call.callback_note = summary
     call.save()
     return call
 
@@ -303,11 +332,12 @@ def _own(user, ticket: Ticket) -> None:
 
 def _record_change(user, ticket: Ticket, target: str, note: str = "") -> None:
     """Append the change to the history, stamp the ticket's milestones and recompute its due times."""
+    check_text("note", "说明", note, 300)
     now = timezone.now()
     if ticket.responded_at is None and target != flow.NEW:
         ticket.responded_at = now
     TicketChange.objects.create(
-        ticket=ticket, at=now, old_status=ticket.status, new_status=target, by=user, note=note[:300]
+        ticket=ticket, at=now, old_status=ticket.status, new_status=target, by=user, note=note
     )
     if target == flow.RESOLVED:
         ticket.resolved_at = now
@@ -350,7 +380,8 @@ def rate(user, ticket: Ticket, score: int, comment: str = "") -> Survey:
         raise ValidationError("该工单已评价")
     if score not in range(1, 6):
         raise ValidationError({"score": "评分应为 1～5"})
-    return Survey.objects.create(ticket=ticket, score=score, comment=comment[:500], by=user)
+    check_text("comment", "评价意见", comment, 500)
+    return Survey.objects.create(ticket=ticket, score=score, comment=comment, by=user)
 
 
 def satisfaction_by_region(surveys) -> list[dict]:
@@ -371,7 +402,8 @@ def satisfaction_by_region(surveys) -> list[dict]:
 @transaction.atomic
 def decide_complaint(user, complaint: Complaint, valid: bool, note: str = "") -> Complaint:
     ensure(user, Capability.DESK_DECIDE, "desk.decide_complaint")
-    complaint.valid, complaint.decided_by, complaint.decision_note = valid, user, note[:300]
+    check_text("note", "认定说明", note, 300)
+    complaint.valid, complaint.decided_by, complaint.decision_note = valid, user, note
     complaint.save()
     return complaint
 
@@ -395,8 +427,13 @@ def to_vendor(
     ensure(user, Capability.DESK_WORK, "desk.to_vendor")
     if not reference.strip():
         raise ValidationError({"reference": "请填写厂商单号"})
+    check_text("reference", "厂商单号", reference.strip(), 60, multiline=False)
+    check_text("vendor", "厂商", vendor, 80, multiline=False)
+    check_text("note", "跟进情况", note, 500)
     if due is None or due < timezone.localdate():
         raise ValidationError({"due": "要求答复日期不能早于今天"})
+    if due > timezone.localdate() + timedelta(days=VENDOR_DUE_MAX_DAYS):
+        raise ValidationError({"due": "要求答复日期不能晚于一年之后"})
     if VendorOrder.objects.filter(vendor=vendor, reference=reference.strip()).exists():
         raise ValidationError({"reference": f"厂商单号“{reference}”已登记"})
     order = VendorOrder.objects.create(
@@ -415,9 +452,10 @@ def follow_up(user, order: VendorOrder, note: str, status: str) -> VendorFollowU
         raise ValidationError({"status": f"未知的厂商工单状态“{status}”"})
     if not note.strip():
         raise ValidationError({"note": "请填写跟进情况"})
+    check_text("note", "跟进情况", note.strip(), 500)
     order.status = status
     order.save(update_fields=["status"])
-    return VendorFollowUp.objects.create(order=order, by=user, note=note.strip()[:500], status=status)
+    return VendorFollowUp.objects.create(order=order, by=user, note=note.strip(), status=status)
 
 
 def read_uploads(uploads) -> list[tuple[str, bytes, str]]:
