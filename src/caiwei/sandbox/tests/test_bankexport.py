@@ -1,5 +1,6 @@
 """Bank files written from the sandbox parse back to the totals the database holds, except where a fault says."""
 
+import os
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -18,9 +19,10 @@ CENT = Decimal("0.01")
 def db_url_pg():
     from caiwei.sandbox.tests.test_generator import _server
 
-    url = "postgresql+psycopg://postgres@127.0.0.1:5432/caiwei_sandbox_bank_test"
+    name = f"caiwei_sandbox_bank_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     try:
-        return _server(url, "CREATE DATABASE caiwei_sandbox_bank_test")
+        return _server(url, f"CREATE DATABASE {name}")
     except sa.exc.ProgrammingError:
         return url  # exists already
 

@@ -379,19 +379,24 @@ def _server(url: str, create_sql: str) -> str:
     return url
 
 
+# One database per pytest-xdist worker: two workers dropping and creating the same tables deadlock on MariaDB's
+# metadata locks.
+SERVER_DB = f"caiwei_sandbox_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
 def db_url(request, tmp_path_factory):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('sandbox') / 'sandbox.sqlite3'}"
     if request.param == "postgresql":
-        url = "postgresql+psycopg://postgres@127.0.0.1:5432/caiwei_sandbox_test"
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{SERVER_DB}"
         try:
-            return _server(url, "CREATE DATABASE caiwei_sandbox_test")
+            return _server(url, f"CREATE DATABASE {SERVER_DB}")
         except sa.exc.ProgrammingError:
             return url  # exists already
     return _server(
-        "mysql+pymysql://root@127.0.0.1:3306/caiwei_sandbox_test",
-        "CREATE DATABASE IF NOT EXISTS caiwei_sandbox_test CHARACTER SET utf8mb4",
+        f"mysql+pymysql://root@127.0.0.1:3306/{SERVER_DB}",
+        f"CREATE DATABASE IF NOT EXISTS {SERVER_DB} CHARACTER SET utf8mb4",
     )
 
 
