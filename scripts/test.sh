@@ -21,5 +21,10 @@ echo "== 冒烟：scripts/up.sh（SQLite）"
 
 echo "== pytest（PostgreSQL）"
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/caiwei}
-.venv/bin/pytest -p no:cacheprovider "$@"
-echo "== pytest 审计链（SQLite）" && sqlite_db=$(mktemp --suffix=.sqlite3) && DATABASE_URL=sqlite:///$sqlite_db .venv/bin/pytest -p no:cacheprovider src/caiwei/audit -q; rm -f "$sqlite_db"
+# Two workers on the two cores; a test file stays on one worker (module fixtures own their server databases).
+.venv/bin/pytest -p no:cacheprovider -n "${CAIWEI_TEST_WORKERS:-2}" --dist loadfile "$@"
+
+echo "== pytest 审计链（SQLite）"
+sqlite_db=$(mktemp --suffix=.sqlite3)
+trap 'rm -f "$sqlite_db"' EXIT
+DATABASE_URL=sqlite:///$sqlite_db .venv/bin/pytest -p no:cacheprovider src/caiwei/audit -q
