@@ -1,8 +1,7 @@
 import re
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
-from croniter import croniter
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from ninja import Path, Query, Router, Schema
@@ -14,7 +13,7 @@ from caiwei.accounts.roles import Capability
 from caiwei.inputs import Line, Text
 from caiwei.regions.models import Region
 
-from . import services
+from . import limits, services
 from .engine import shipped_packs
 from .models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
 
@@ -22,9 +21,8 @@ router = Router(tags=["数据检查"])
 
 # Bad input is refused here with the field named, before the services and the models see it.
 ID = Path(..., gt=0, le=2**63 - 1)
-PORT = Field(None, ge=1, le=65535)
-TIMEOUT = Field(None, ge=1, le=86400)
-EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
+PORT = Field(None, ge=limits.PORT_MIN, le=limits.PORT_MAX)
+TIMEOUT = Field(None, ge=limits.TIMEOUT_MIN, le=limits.TIMEOUT_MAX)
 HOST = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+)$")
 
 
@@ -36,8 +34,8 @@ def _host(value: str | None) -> str | None:
 
 
 def _in_range(value: date | None) -> date | None:
-    if value is not None and not EARLIEST <= value <= LATEST:
-        raise ValueError("日期应在 2000-01-01 至 2100-12-31 之间")
+    if problem := limits.date_problem(value):
+        raise ValueError(problem)
     return value
 
 
@@ -74,7 +72,7 @@ class DatabaseIn(Schema):
     username: Line(60) = ""
     password: Line(256) = ""  # write-only: sealed, never returned
     read_only: bool = True
-    timeout_s: int = Field(300, ge=1, le=86400)
+    timeout_s: int = Field(300, ge=limits.TIMEOUT_MIN, le=limits.TIMEOUT_MAX)
     as_of: date | None = None
     mapping: dict = {}
 
@@ -160,14 +158,8 @@ class ScheduleIn(Schema):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value):
-        """Five fields (minute hour day month weekday) that fire at some time: no seconds, years or @reboot."""
-        fields = value.split()
-        if len(fields) != 5 or not croniter.is_valid(value):
-            raise ValueError(f"cron 表达式“{value}”不正确，应为 5 段（分 时 日 月 周），如 0 2 * * *")
-        try:
-            croniter(value, datetime(2026, 1, 1)).get_next(datetime)
-        except Exception:  # croniter's "no such date" (0 0 30 2 *) and kin
-            raise ValueError(f"cron 表达式“{value}”永远不会执行（如 2 月 30 日）") from None
+        if problem := limits.cron_problem(value):
+            raise ValueError(problem)
         return value
 
 

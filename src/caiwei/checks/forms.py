@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 
 from caiwei.regions.scoping import visible_regions
 
+from . import limits
 from .engine import RuleError, shipped_packs
 from .models import CheckSchedule, Target, TargetDatabase
 from .sqlplan import Mapping
@@ -37,8 +38,8 @@ class RunForm(forms.Form):
     )
     regions = forms.CharField(label="区划代码", required=False, help_text="空格或逗号分隔；留空为全部")
     year = forms.IntegerField(label="年度", required=False, min_value=2000, max_value=2100)
-    date_from = forms.DateField(label="日期起", required=False)
-    date_to = forms.DateField(label="日期止", required=False)
+    date_from = forms.DateField(label="日期起", required=False, validators=[limits.validate_date])
+    date_to = forms.DateField(label="日期止", required=False, validators=[limits.validate_date])
     sample = forms.BooleanField(label="抽取问题数据与样本（用于比对与导出）", required=False, initial=True)
     params = forms.CharField(
         label="规则参数", required=False, help_text="如 BIZ-001.cutoff=5（天），逗号分隔；留空用规则默认值"

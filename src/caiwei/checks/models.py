@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 from caiwei.desk.models import SYSTEMS
 from caiwei.regions.scoping import RegionScopedQuerySet
 
-from . import sqlitefile, vault
+from . import limits, sqlitefile, vault
 from .engine import RuleError
 from .sqlplan import Mapping
 
@@ -69,7 +69,7 @@ class TargetDatabase(models.Model):
     name = models.CharField("名称", max_length=40, help_text="如：业务库、只读备库")
     dialect = models.CharField("数据库类型", max_length=12, choices=Dialect.choices)
     host = models.CharField("主机", max_length=120, blank=True)
-    port = models.PositiveIntegerField("端口", null=True, blank=True)
+    port = models.PositiveIntegerField("端口", null=True, blank=True, validators=[limits.validate_port])
     database = models.CharField("库名 / 服务名 / 文件路径", max_length=255)
     username = models.CharField("用户名", max_length=60, blank=True)
     secret = models.TextField("密码（加密）", blank=True, editable=False)
@@ -78,8 +78,16 @@ class TargetDatabase(models.Model):
         default=True,
         help_text="只读账号或只读备库；数据检查只走只读通道，每条语句也在只读事务中执行",
     )
-    timeout_s = models.PositiveIntegerField("语句超时（秒）", default=300)
-    as_of = models.DateField("固定检查日", null=True, blank=True, help_text="演练库用其截止日；留空为当天")
+    timeout_s = models.PositiveIntegerField(
+        "语句超时（秒）", default=300, validators=[limits.validate_timeout]
+    )
+    as_of = models.DateField(
+        "固定检查日",
+        null=True,
+        blank=True,
+        help_text="演练库用其截止日；留空为当天",
+        validators=[limits.validate_date],
+    )
     mapping = models.JSONField("表名与列名映射", default=dict, blank=True)
     last_test_at = models.DateTimeField("最近连接测试", null=True, blank=True)
     last_test_ok = models.BooleanField("测试通过", null=True, blank=True)
@@ -193,7 +201,12 @@ class CheckSchedule(models.Model):
     packs = models.CharField(
         "规则包", max_length=200, default="all", help_text="规则包名，逗号分隔；all 为全部"
     )
-    cron = models.CharField("执行时间（cron）", max_length=60, help_text="如 0 2 * * * 为每天 2 点")
+    cron = models.CharField(
+        "执行时间（cron）",
+        max_length=60,
+        help_text="如 0 2 * * * 为每天 2 点",
+        validators=[limits.validate_cron],
+    )
     scope = models.JSONField("范围", default=dict, blank=True)
     sample = models.BooleanField("抽取样本与明细", default=True)
     enabled = models.BooleanField("启用", default=True)

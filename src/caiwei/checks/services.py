@@ -23,7 +23,7 @@ from caiwei.desk.models import SYSTEMS, Ticket
 from caiwei.regions.models import Region
 from caiwei.regions.scoping import visible_regions
 
-from . import sqlitefile, vault
+from . import limits, sqlitefile, vault
 from .engine import RuleError, parse_overrides, select_rules, shipped_packs, shipped_rule
 from .models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
 from .runner import Options, explain_error, logical_columns, read_only, run_rules
@@ -176,6 +176,21 @@ def _is_changed(database: TargetDatabase) -> bool:
 # --- runs -------------------------------------------------------------------------------------------------------
 
 
+def _check_scope(scope: Scope) -> None:
+    """Region codes that name a region, dates within the years a check can mean."""
+    errors = []
+    if scope.regions:
+        known = set(Region.objects.filter(code__in=scope.regions).values_list("code", flat=True))
+        unknown = [c for c in scope.regions if c not in known]
+        if unknown:
+            errors.append(f"区划代码不存在：{'、'.join(unknown)}")
+    for label, value in (("日期起", scope.date_from), ("日期止", scope.date_to)):
+        if problem := limits.date_problem(value):
+            errors.append(f"{label}：{problem}")
+    if errors:
+        raise ValidationError(errors)
+
+
 def start_run(
     user,
     database: TargetDatabase,
@@ -196,6 +211,7 @@ def start_run(
         overrides = parse_overrides(params, rules)
     except (RuleError, ValueError) as exc:
         raise ValidationError(str(exc)) from exc
+    _check_scope(scope_obj)
     from caiwei.jobs import runner
 
     run = CheckRun.objects.create(
@@ -418,8 +434,8 @@ def open_ticket(user, result: RuleResult) -> Ticket:
 def save_schedule(user, schedule: CheckSchedule) -> CheckSchedule:
     ensure(user, Capability.MANAGE_TARGETS, "checks.schedule")
     _own_database(user, schedule.database)
-    if not croniter.is_valid(schedule.cron):
-        raise ValidationError({"cron": f"cron 表达式“{schedule.cron}”不正确，应为 5 段，如 0 2 * * *"})
+    if problem := limits.cron_problem(schedule.cron):
+        raise ValidationError({"cron": problem})
     try:
         select_rules(schedule.packs)
     except RuleError as exc:

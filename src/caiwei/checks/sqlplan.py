@@ -129,12 +129,19 @@ class Mapping:
         unknown = set(data) - {"tables", "columns", "schema"}
         if unknown:
             raise RuleError(f"映射中有未知的键 {'、'.join(sorted(unknown))}，只能是 tables、columns、schema")
-        tables = {str(k): str(v) for k, v in (data.get("tables") or {}).items()}
-        columns = {
-            str(t): {str(k): str(v) for k, v in cols.items()}
-            for t, cols in (data.get("columns") or {}).items()
-        }
-        schema = str(data.get("schema") or "")
+        raw_tables, raw_columns = data.get("tables") or {}, data.get("columns") or {}
+        if not isinstance(raw_tables, dict) or not all(isinstance(v, str) for v in raw_tables.values()):
+            raise RuleError('映射中的 tables 应为“逻辑表名: 实际表名”的键值对，如 {"pay_voucher": "zf_zfsq"}')
+        if not isinstance(raw_columns, dict) or not all(
+            isinstance(cols, dict) and all(isinstance(v, str) for v in cols.values())
+            for cols in raw_columns.values()
+        ):
+            raise RuleError("映射中的 columns 应为“逻辑表名: {逻辑列名: 实际列名}”的键值对")
+        if not isinstance(data.get("schema") or "", str):
+            raise RuleError("映射中的 schema 应为文本")
+        tables = {str(k): v for k, v in raw_tables.items()}
+        columns = {str(t): {str(k): v for k, v in cols.items()} for t, cols in raw_columns.items()}
+        schema = data.get("schema") or ""
         names = [*tables.values(), *(c for cols in columns.values() for c in cols.values())] + (
             [schema] if schema else []
         )

@@ -19,6 +19,14 @@ def _errors(exc: ValidationError) -> str:
     return "；".join(exc.messages)
 
 
+def _form_errors(form) -> str:
+    """A bound form's errors with each field's label: “执行时间（cron）：这个字段是必填项。”."""
+    return "；".join(
+        f"{form.fields[f].label}：{'，'.join(e)}" if f in form.fields else "，".join(e)
+        for f, e in form.errors.items()
+    )
+
+
 @require(Capability.CHECKS_VIEW)
 def index(request):
     user = request.user
@@ -239,7 +247,7 @@ def schedule_new(request, pk):
         else:
             messages.success(request, f"已添加定时检查，下次执行 {schedule.next_run_at:%Y-%m-%d %H:%M}")
     else:
-        messages.error(request, "；".join("，".join(e) for e in form.errors.values()))
+        messages.error(request, _form_errors(form))
     return redirect("checks:index")
 
 
