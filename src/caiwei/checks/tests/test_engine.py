@@ -313,7 +313,7 @@ def test_parameters_are_overridden_per_rule(faulty_sqlite):
         "BIZ-001.cutoff": "格式应为",
         "BIZ-009.cutoff=3": "没有规则 BIZ-009",
         "BIZ-001.days=3": "没有参数 days（可用：cutoff）",
-        "BIZ-001.cutoff=三": "应为数字",
+        "BIZ-001.cutoff=三": "应为整数（天数）",
         "BIZ-001.cutoff=99999": "0～3660",
     }.items():
         with pytest.raises(RuleError, match=message):
