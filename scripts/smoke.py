@@ -61,6 +61,7 @@ def login(username, password):
     req = urllib.request.Request(f"{BASE}/login/", data=data.encode(), headers={"Referer": f"{BASE}/login/"})
     home = op.open(req)
     body = home.read().decode()
+    secret = None
     if home.geturl().endswith("/accounts/login/enrol/"):
         # The three administrators bind an authenticator at their first sign-in: do what the person would, with
         # the key the page shows, and land on the home page.
@@ -72,6 +73,7 @@ def login(username, password):
         body = home.read().decode()
     if home.geturl().rstrip("/") != BASE or "退出" not in body:
         raise SystemExit(f"演示账号 {username} 登录失败")
+    return secret
     return op
 
 
@@ -94,17 +96,24 @@ def main():
         print(f"smoke: 网站已就绪，用时 {time.time() - started:.1f} 秒（SQLite：{var}/caiwei.sqlite3）")
         accounts = json.loads((var / "demo_accounts.json").read_text())
         output = (var / "up.log").read_text()
+        secrets = {}
         for username, password in accounts.items():
             if password not in output:
                 raise SystemExit(f"up.sh 没有打印演示账号 {username} 的密码")
-            login(username, password)
+            secrets[username] = login(username, password)
         print(f"smoke: {len(accounts)} 个演示账号均可登录")
         req = urllib.request.Request(
             f"{BASE}/api/auth/token",
             method="POST",
             headers={"Content-Type": "application/json"},
             data=json.dumps(
-                {"username": "auditor", "password": accounts["auditor"], "name": "smoke"}
+                # A code of the next 30-second step: the one used at enrolment may not be used again.
+                {
+                    "username": "auditor",
+                    "password": accounts["auditor"],
+                    "name": "smoke",
+                    "otp": totp(secrets["auditor"], time.time() + 30),
+                }
             ).encode(),
         )
         token = json.loads(urllib.request.urlopen(req).read())["token"]
