@@ -81,28 +81,6 @@ class DatabaseIn(Schema):
     _host = field_validator("host")(_host)
 
 
-class DatabasePatch(Schema):
-    """Only the fields given change. An empty or absent password keeps the sealed one — but only while dialect, host,
-    port, database and username stay the same: change any of them and give the password again (or clear_password)."""
-
-    name: Line(40, required=True) | None = None
-    dialect: Line(12) | None = None
-    host: Line(120) | None = None
-    port: int | None = PORT
-    database: Line(255, required=True) | None = None
-    username: Line(60) | None = None
-    password: Line(256) = ""
-    clear_password: bool = False
-    read_only: bool | None = None
-    timeout_s: int | None = TIMEOUT
-    as_of: date | None = None
-    mapping: dict | None = None
-
-    _as_of = field_validator("as_of")(_in_range)
-    _mapping = field_validator("mapping")(_mapping)
-    _host = field_validator("host")(_host)
-
-
 class ConnectionTest(Schema):
     """Values to test without saving them (absent fields are the stored ones). The stored password is used only when
     dialect, host, port, database and username are all unchanged; otherwise give the password to test with."""
@@ -118,6 +96,18 @@ class ConnectionTest(Schema):
 
     _mapping = field_validator("mapping")(_mapping)
     _host = field_validator("host")(_host)
+
+
+class DatabasePatch(ConnectionTest):
+    """Only the fields given change. An empty or absent password keeps the sealed one — but only while dialect, host,
+    port, database and username stay the same: change any of them and give the password again (or clear_password)."""
+
+    name: Line(40, required=True) | None = None
+    clear_password: bool = False
+    read_only: bool | None = None
+    as_of: date | None = None
+
+    _as_of = field_validator("as_of")(_in_range)
 
 
 class ScopeIn(Schema):
@@ -372,9 +362,7 @@ class ScheduleChangeIn(Schema):
 @router.post("/schedules/{schedule_id}", summary="启用、停用或删除定时检查")
 def change_schedule(request, data: ScheduleChangeIn, schedule_id: int = ID):
     ensure(request.user, Capability.MANAGE_TARGETS, "api:checks.schedule")
-    schedule = get_object_or_404(
-        CheckSchedule, pk=schedule_id, database__in=services.visible_databases(request.user)
-    )
+    schedule = get_object_or_404(services.visible_schedules(request.user), pk=schedule_id)
     services.change_schedule(
         request.user, schedule, enabled=data.action == "enable", delete=data.action == "delete"
     )
@@ -411,12 +399,12 @@ def run_detail(request, run_id: int = ID):
 @router.get("/results/{result_id}", summary="一条规则的结果：主键、脱敏样本、列出全部问题的 SQL、比对与趋势")
 def result_detail(request, result_id: int = ID):
     ensure(request.user, Capability.CHECKS_VIEW, "api:checks.result")
-    result = get_object_or_404(RuleResult, pk=result_id, run__in=services.visible_runs(request.user))
+    result = get_object_or_404(services.visible_results(request.user), pk=result_id)
     return _result_out(result, full=True)
 
 
 @router.post("/results/{result_id}/ticket", summary="由问题开工单（一条结果一张工单，重复调用返回同一张）")
 def result_ticket(request, result_id: int = ID):
-    result = get_object_or_404(RuleResult, pk=result_id, run__in=services.visible_runs(request.user))
+    result = get_object_or_404(services.visible_results(request.user), pk=result_id)
     ticket = services.open_ticket(request.user, result)
     return {"ticket": ticket.number, "id": ticket.pk, "severity": ticket.severity}

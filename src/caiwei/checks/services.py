@@ -49,6 +49,14 @@ def visible_runs(user):
     )
 
 
+def visible_results(user):
+    return RuleResult.objects.filter(run__in=visible_runs(user))
+
+
+def visible_schedules(user):
+    return CheckSchedule.objects.filter(database__in=visible_databases(user))
+
+
 def _own_database(user, database: TargetDatabase) -> None:
     if user is None:
         return

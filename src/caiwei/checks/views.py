@@ -11,7 +11,7 @@ from caiwei.audit.log import record_export
 from . import services
 from .engine import shipped_packs, shipped_rule
 from .forms import DatabaseForm, RunForm, ScheduleForm, TargetForm
-from .models import CheckRun, CheckSchedule, RuleResult
+from .models import CheckRun
 from .present import heading, run_workbook
 
 
@@ -119,9 +119,10 @@ def run_export(request, pk):
 @require(Capability.CHECKS_VIEW)
 def result_detail(request, pk):
     result = get_object_or_404(
-        RuleResult.objects.select_related("run", "run__database", "run__database__target", "ticket"),
+        services.visible_results(request.user).select_related(
+            "run", "run__database", "run__database__target", "ticket"
+        ),
         pk=pk,
-        run__in=services.visible_runs(request.user),
     )
     packs = shipped_packs()
     rule = shipped_rule(result.rule_id)
@@ -143,7 +144,7 @@ def result_detail(request, pk):
 @require(Capability.CHECKS_RUN)
 @require_POST
 def result_ticket(request, pk):
-    result = get_object_or_404(RuleResult, pk=pk, run__in=services.visible_runs(request.user))
+    result = get_object_or_404(services.visible_results(request.user), pk=pk)
     try:
         ticket = services.open_ticket(request.user, result)
     except ValidationError as exc:
@@ -254,7 +255,7 @@ def schedule_new(request, pk):
 @require(Capability.MANAGE_TARGETS)
 @require_POST
 def schedule_change(request, pk):
-    schedule = get_object_or_404(CheckSchedule, pk=pk, database__in=services.visible_databases(request.user))
+    schedule = get_object_or_404(services.visible_schedules(request.user), pk=pk)
     done = {"enable": "已启用定时检查", "disable": "已停用定时检查", "delete": "已删除定时检查"}
     action = request.POST.get("action")
     if action not in done:

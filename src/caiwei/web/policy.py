@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
 
 from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
@@ -96,30 +95,16 @@ def own_tokens(user):
     return user.api_tokens.all()
 
 
-def visible_results(user):
-    from caiwei.checks.models import RuleResult
-    from caiwei.checks.services import visible_runs
-
-    return RuleResult.objects.filter(run__in=visible_runs(user))
-
-
-def visible_schedules(user):
-    from caiwei.checks.models import CheckSchedule
-    from caiwei.checks.services import visible_databases
-
-    return CheckSchedule.objects.filter(database__in=visible_databases(user))
-
-
 TICKET = Obj("number", "caiwei.desk.views.visible_tickets", "number")
 OWN_TICKET = Obj("number", "caiwei.web.policy.own_tickets", "number")
 CALL = Obj("pk", "caiwei.web.policy.visible_calls")
 JOB = Obj("pk", "caiwei.jobs.views.visible_jobs")
 OWN_TOKEN = Obj("pk", "caiwei.web.policy.own_tokens")
 RUN = Obj("pk", "caiwei.checks.services.visible_runs")
-RESULT = Obj("pk", "caiwei.web.policy.visible_results")
+RESULT = Obj("pk", "caiwei.checks.services.visible_results")
 TARGET = Obj("target_pk", "caiwei.checks.services.visible_targets")
 DATABASE = Obj("pk", "caiwei.checks.services.visible_databases")
-SCHEDULE = Obj("pk", "caiwei.web.policy.visible_schedules")
+SCHEDULE = Obj("pk", "caiwei.checks.services.visible_schedules")
 REGION = "按授权区划（含下级）"
 OWN = "本人"
 
@@ -307,8 +292,3 @@ def policy_for(match, method: str) -> Policy | None:
     if match.namespace == "api" and match.url_name not in ("openapi-json", "openapi-view"):
         return API.get((method.upper(), api_path(match.route)))
     return PAGES.get(match.view_name)
-
-
-@cache
-def declared_api_paths() -> frozenset[tuple[str, str]]:
-    return frozenset(API)

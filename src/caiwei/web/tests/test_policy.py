@@ -178,10 +178,10 @@ KIND_BY_QUERYSET = {
     "caiwei.jobs.views.visible_jobs": "job",
     "caiwei.web.policy.own_tokens": "token",
     "caiwei.checks.services.visible_runs": "run",
-    "caiwei.web.policy.visible_results": "result",
+    "caiwei.checks.services.visible_results": "result",
     "caiwei.checks.services.visible_targets": "target",
     "caiwei.checks.services.visible_databases": "database",
-    "caiwei.web.policy.visible_schedules": "schedule",
+    "caiwei.checks.services.visible_schedules": "schedule",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}
