@@ -1,8 +1,15 @@
-"""Contract KPIs 考核指标 for a month: what the seed contracts pay for, computed from the desk's records."""
+"""Contract KPIs 考核指标 for a month: what the seed contracts pay for, computed from the desk's records.
+
+A timeliness rate counts only what is due: an item whose deadline has passed, or that was completed (responded,
+resolved, called back) whatever the time. An item still inside its deadline is 进行中: counted apart, in neither
+the numerator nor the denominator, so mid-month nothing reads 0 % or 未达标 before it could have been missed.
+A rate with nothing due is None (shown “—（无到期项）”).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.utils import timezone
@@ -13,9 +20,11 @@ from .models import Complaint, HotlineCall, Survey, Ticket
 FIRST_YEAR, LAST_YEAR = 2000, 2100  # the months a report can be asked for
 
 SATISFACTION_TARGET, COUNTY_SATISFACTION_TARGET, ANSWER_TARGET = 0.95, 0.90, 0.95
+NOTHING_DUE, NO_DATA = "—（无到期项）", "—（无数据）"
+MET, MISSED, PENDING = "met", "missed", "pending"
 
 
-def month_bounds(month: str | None) -> tuple[datetime, datetime, str]:
+def month_bounds(month: str | None, today: date | None = None) -> tuple[datetime, datetime, str]:
     """“2026-11” → [start, end) in Beijing time; None → the current month."""
     if month:
         try:
@@ -25,7 +34,7 @@ def month_bounds(month: str | None) -> tuple[datetime, datetime, str]:
         if not FIRST_YEAR <= first.year <= LAST_YEAR:
             raise ValueError(f"月份“{month}”应在 {FIRST_YEAR}-01 至 {LAST_YEAR}-12 之间")
     else:
-        first = timezone.localdate().replace(day=1)
+        first = (today or timezone.localdate()).replace(day=1)
     nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     tz = timezone.get_current_timezone()
     return (
@@ -39,36 +48,102 @@ def ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def monthly_kpis(user, month: str | None = None) -> dict:
-    start, end, label = month_bounds(month)
+def outcome(done_at: datetime | None, due: datetime | None, now: datetime) -> str:
+    """One deadline item at ``now``: completed by its deadline (met), completed late or past its deadline undone
+    (missed), or still inside its deadline and undone (pending, 进行中)."""
+    if done_at is not None and done_at <= now:
+        return MET if due is None or done_at <= due else MISSED
+    if due is not None and now > due:
+        return MISSED
+    return PENDING
+
+
+def clock_outcome(state, now: datetime) -> str:
+    """The same for an SLA clock (its due instant moves with pauses; ``breached`` is measured on running time)."""
+    if state.met_at is not None and state.met_at <= now:
+        return MISSED if state.breached else MET
+    passed = state.due is not None and now > state.due
+    return MISSED if state.breached or passed else PENDING
+
+
+@dataclass
+class Tally:
+    met: int = 0
+    missed: int = 0
+    pending: int = 0
+
+    def add(self, result: str) -> None:
+        setattr(self, result, getattr(self, result) + 1)
+
+    @property
+    def due(self) -> int:
+        return self.met + self.missed
+
+    @property
+    def rate(self) -> float | None:
+        return ratio(self.met, self.due)
+
+
+def rate_row(
+    key: str, label: str, requirement: str, target: float, tally: Tally, deadline: bool = True
+) -> dict:
+    """One line of the KPI table, the same on the dashboard, in the API and in the report."""
+    rate = tally.rate
+    if rate is None:
+        verdict = NOTHING_DUE if deadline else NO_DATA
+    else:
+        verdict = "达标" if rate >= target - 1e-9 else "未达标"
+    return {
+        "key": key,
+        "label": label,
+        "requirement": requirement,
+        "target": target,
+        "met": tally.met,
+        "due": tally.due,
+        "pending": tally.pending,
+        "rate": rate,
+        "verdict": verdict,
+        "ok": None if rate is None else verdict == "达标",
+        "deadline": deadline,
+    }
+
+
+def monthly_kpis(user, month: str | None = None, now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    start, end, label = month_bounds(month, timezone.localdate(now))
     tickets = list(
         Ticket.objects.visible_to(user)
-        .filter(opened_at__gte=start, opened_at__lt=end)
+        .filter(opened_at__gte=start, opened_at__lt=end, opened_at__lte=now)
         .select_related("region", "policy")
         .prefetch_related("changes", "policy__rules")
     )
     specs = services.calendars()
-    now = timezone.now()
-    responded_in_time = with_response_target = 0
+    first_response, resolution, same_day, callback = Tally(), Tally(), Tally(), Tally()
     breaches: Counter = Counter()
-    consultations = closed_same_day = 0
+    consultations = 0
     for ticket in tickets:
         states = services.clock_states(ticket, now=now, specs=specs)
-        first = states["first_response"]
-        if first.target is not None:
-            with_response_target += 1
-            responded_in_time += first.met_at is not None and not first.breached
-        for clock in ("first_response", "resolution"):
-            if states[clock].target is not None and states[clock].breached:
+        for clock, tally in (("first_response", first_response), ("resolution", resolution)):
+            state = states[clock]
+            if state.target is None:
+                continue
+            tally.add(clock_outcome(state, now))
+            if state.breached:
                 breaches[(ticket.severity, clock)] += 1
         if ticket.ticket_type == "咨询":
             consultations += 1
-            resolved = ticket.resolved_at
-            closed_same_day += resolved is not None and resolved <= services.end_of_business_day(
-                specs["workday"], ticket.opened_at
-            )
-    calls = HotlineCall.objects.visible_to(user).filter(at__gte=start, at__lt=end)
+            deadline = services.end_of_business_day(specs["workday"], ticket.opened_at)
+            same_day.add(outcome(ticket.resolved_at, deadline, now))
+    calls = HotlineCall.objects.visible_to(user).filter(at__gte=start, at__lt=end, at__lte=now)
     hotline = services.hotline_kpis(calls)
+    for call in calls.filter(answered=False):
+        callback.add(outcome(call.callback_at, call.callback_due, now))
+    hotline.update(
+        callback_in_time=callback.met,
+        callback_due=callback.due,
+        callback_pending=callback.pending,
+        callback_rate=callback.rate,
+    )
     surveys = Survey.objects.filter(ticket__in=[t.pk for t in tickets])
     by_region = services.satisfaction_by_region(surveys)
     for row in by_region:
@@ -83,15 +158,32 @@ def monthly_kpis(user, month: str | None = None) -> dict:
         per_agent.setdefault(name, [0, 0])
         per_agent[name][0] += 1
         per_agent[name][1] += survey.satisfied
+    answered = Tally(met=hotline["answered"], missed=hotline["missed"])
+    rated_tally = Tally(met=satisfied, missed=rated - satisfied)
+    rates = [
+        rate_row("answer", "热线接通率", "≥ 95%", ANSWER_TARGET, answered, deadline=False),
+        rate_row("callback", "未接来电当日回拨率", "100%", 1.0, callback),
+        rate_row("first_response", "首次响应及时率", "100%", 1.0, first_response),
+        rate_row("resolution", "解决及时率", "100%", 1.0, resolution),
+        rate_row("same_day_closure", "咨询当日办结率", "100%", 1.0, same_day),
+        rate_row("satisfaction", "用户满意率", "≥ 95%", SATISFACTION_TARGET, rated_tally, deadline=False),
+    ]
     return {
         "month": label,
+        "as_of": now,
         "tickets": len(tickets),
         "open": sum(t.status in flow.OPEN_STATUSES for t in tickets),
         "hotline": hotline,
         "answer_target": ANSWER_TARGET,
-        "first_response_rate": ratio(responded_in_time, with_response_target),
+        "rates": rates,
+        "first_response_rate": first_response.rate,
+        "first_response_pending": first_response.pending,
+        "resolution_rate": resolution.rate,
+        "resolution_pending": resolution.pending,
         "consultations": consultations,
-        "same_day_closure_rate": ratio(closed_same_day, consultations),
+        "same_day_closure_rate": same_day.rate,
+        "same_day_closure_pending": same_day.pending,
+        "pending": sum(r["pending"] for r in rates),
         "breaches": [
             {
                 "severity": s,
