@@ -1,5 +1,8 @@
 """Business calendar engine 业务日历: working periods, statutory holidays and 调休, 7×24, key periods.
 
+Statutory days: computed from the law for any year (``statutory``), the official 调休 schedules of the
+``chinesecalendar`` package, and State Council notices imported by an administrator (highest precedence).
+
 Plain Python (no Django): the SLA evaluator and the pages call it with a CalendarSpec built from stored data.
 All arithmetic is on timedelta (microseconds), so adding N minutes and counting them back is exact.
 """
@@ -7,10 +10,12 @@ All arithmetic is on timedelta (microseconds), so adding N minutes and counting 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from . import statutory
 
 DAY = timedelta(days=1)
 MIDNIGHT = time(0, 0)
@@ -75,12 +80,44 @@ class CalendarSpec:
         return sum((end - start for start, end in self.offsets), timedelta(0))
 
 
-@functools.cache
-def china_statutory_days() -> tuple[frozenset[date], frozenset[date]]:
-    """(holidays, make-up workdays 调休) from the chinesecalendar package."""
-    import chinese_calendar
+# Years whose statutory holidays are computed from the law (the pages and the API accept 2000–2100).
+LAW_YEARS = range(2000, 2101)
+Official = Mapping[int, tuple[frozenset[date], frozenset[date]]]
 
-    return frozenset(chinese_calendar.holidays), frozenset(chinese_calendar.workdays)
+
+@functools.cache
+def _base_days() -> tuple[frozenset[date], frozenset[date], frozenset[int]]:
+    """Law days of every year in LAW_YEARS, plus the package's official schedules where it has them."""
+    pkg_holidays, pkg_workdays, pkg_years = statutory.package_data()
+    law = frozenset(d for year in LAW_YEARS for d in statutory.law_holidays(year))
+    return law | pkg_holidays, pkg_workdays, pkg_years
+
+
+def official_years(imported: Iterable[int] = ()) -> frozenset[int]:
+    """Years whose 调休 schedule is known: shipped in the package or imported from a notice."""
+    return _base_days()[2] | frozenset(imported)
+
+
+def china_statutory_days(official: Official | None = None) -> tuple[frozenset[date], frozenset[date]]:
+    """(days off, make-up workdays 调休) of China.
+
+    Per year, by precedence: an imported State Council notice (``official``: year → (休, 班) days), else the
+    ``chinesecalendar`` package's schedule, else the law's days alone (no 调休; the pages warn). The law's days
+    are always off unless a notice lists them as 班. A notice's days in the December before its year (元旦 调休)
+    override that December too.
+    """
+    holidays, workdays, pkg_years = _base_days()
+    if not official:
+        return holidays, workdays
+    holidays, workdays = set(holidays), set(workdays)
+    for year, (off, work) in official.items():
+        if year in pkg_years:  # the notice replaces the package's schedule of that year
+            holidays = {d for d in holidays if d.year != year}
+            workdays = {d for d in workdays if d.year != year}
+            holidays |= set(statutory.law_holidays(year)) if year in LAW_YEARS else set()
+        holidays = (holidays | off) - work
+        workdays = (workdays | work) - off
+    return frozenset(holidays), frozenset(workdays)
 
 
 def china_calendar(
@@ -89,9 +126,10 @@ def china_calendar(
     extra_workdays: tuple[date, ...] | frozenset[date] = (),
     key_periods: tuple[KeyPeriod, ...] = (),
     always_open: bool = False,
+    official: Official | None = None,
 ) -> CalendarSpec:
     """China's calendar plus administrator-added days; an added day overrides the statutory data."""
-    holidays, workdays = china_statutory_days()
+    holidays, workdays = china_statutory_days(official)
     extra_h, extra_w = frozenset(extra_holidays), frozenset(extra_workdays)
     return CalendarSpec(
         periods=periods,

@@ -61,7 +61,7 @@ class BusinessCalendar(models.Model):
         holidays: set = set()
         workdays: set = set()
         if self.use_statutory:
-            statutory_holidays, statutory_workdays = engine.china_statutory_days()
+            statutory_holidays, statutory_workdays = engine.china_statutory_days(official_days())
             holidays |= statutory_holidays
             workdays |= statutory_workdays
         for day in self.days.all():
@@ -126,3 +126,50 @@ class KeyPeriod(models.Model):
 
     def as_engine(self) -> engine.KeyPeriod:
         return engine.KeyPeriod(code=self.code, name=self.name, start=self.start, end=self.end)
+
+
+class HolidayNotice(models.Model):
+    """国务院办公厅关于某年部分节假日安排的通知, imported by an administrator: that year's 休/班 days.
+
+    Nationwide, so shared by every calendar that follows the statutory days; it takes precedence over the
+    package's schedule and the days computed from the law (see engine.china_statutory_days)."""
+
+    year = models.PositiveSmallIntegerField("年份", unique=True)
+    title = models.CharField("通知标题", max_length=200, blank=True)
+    text = models.TextField("导入内容")
+    imported_at = models.DateTimeField("导入时间", auto_now=True)
+    imported_by = models.CharField("导入人", max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-year"]
+        verbose_name = verbose_name_plural = "节假日安排通知"
+
+    def __str__(self) -> str:
+        return self.title or f"{self.year} 年部分节假日安排"
+
+
+class HolidayNoticeDay(models.Model):
+    notice = models.ForeignKey(
+        HolidayNotice, on_delete=models.CASCADE, related_name="days", verbose_name="通知"
+    )
+    date = models.DateField("日期")
+    kind = models.CharField("类型", max_length=10, choices=CalendarDay.Kind.choices)
+    note = models.CharField("说明", max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        verbose_name = verbose_name_plural = "通知中的日期"
+        constraints = [models.UniqueConstraint(fields=["notice", "date"], name="noticeday_once")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.get_kind_display()}"
+
+
+def official_days() -> dict[int, tuple[frozenset, frozenset]]:
+    """Imported notices as the engine takes them: year → (休 days, 班 days). Read fresh on every call, so a
+    calendar spec built after an import uses it (specs are not cached across requests)."""
+    result: dict[int, tuple[set, set]] = {}
+    for year, day, kind in HolidayNoticeDay.objects.values_list("notice__year", "date", "kind"):
+        off, work = result.setdefault(year, (set(), set()))
+        (off if kind == CalendarDay.Kind.HOLIDAY else work).add(day)
+    return {year: (frozenset(off), frozenset(work)) for year, (off, work) in result.items()}

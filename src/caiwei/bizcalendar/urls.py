@@ -6,4 +6,5 @@ app_name = "bizcalendar"
 urlpatterns = [
     path("", views.index, name="index"),
     path("calculate/", views.calculate, name="calculate"),
+    path("notice/", views.import_notice, name="notice"),
 ]
