@@ -77,6 +77,12 @@ class Rule:
     scope: dict[str, str] = field(default_factory=dict)
     amount: str = ""  # output column whose sum is the money involved
     labels: dict[str, str] = field(default_factory=dict)
+    evidence: tuple[str, ...] = ()  # output columns that prove a finding, shown right after the key
+    amount_title: str = ""  # what the sum of ``amount`` means, when not simply 涉及金额 (e.g. 重复多付金额)
+
+    @property
+    def amount_label(self) -> str:
+        return self.amount_title or "涉及金额"
 
     @functools.cached_property
     def tree(self) -> exp.Expression:
@@ -138,6 +144,9 @@ def load_rule(path: Path, pack: str = "") -> Rule:
         absent = [k for k in [*key, data.get("amount")] if k and k not in outputs]
         if absent:
             raise RuleError(f"{where}：主键或金额列 {'、'.join(absent)} 不在查询结果的列中")
+        absent = [k for k in data.get("evidence") or [] if k not in outputs]
+        if absent:
+            raise RuleError(f"{where}：证据列 {'、'.join(absent)} 不在查询结果的列中")
     scope = dict(data.get("scope") or {})
     if set(scope) - set(SCOPES):
         raise RuleError(f"{where}：scope 只能包含 {'、'.join(SCOPES)}")
@@ -160,6 +169,8 @@ def load_rule(path: Path, pack: str = "") -> Rule:
         scope=scope,
         amount=data.get("amount") or "",
         labels=dict(data.get("labels") or {}),
+        evidence=tuple(str(c) for c in data.get("evidence") or ()),
+        amount_title=str(data.get("amount_title") or ""),
     )
 
 

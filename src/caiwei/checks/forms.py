@@ -27,6 +27,25 @@ class Styled:
             widget.attrs.setdefault("class", css)
 
 
+class ChineseDateField(forms.DateField):
+    """A date typed as 2026-12-31, 2026/12/31, 2026.12.31, 20261231 or 2026年12月31日 (limits.parse_date); errors
+    name the field. A text input: the browser's date picker would refuse the other spellings before they arrive."""
+
+    widget = forms.TextInput
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("help_text", "如 2026-12-31、2026/12/31、20261231 或 2026年12月31日")
+        super().__init__(*args, **kwargs)
+        self.widget.attrs.setdefault("placeholder", "2026-12-31")
+        self.widget.attrs.setdefault("inputmode", "numeric")
+
+    def to_python(self, value):
+        return limits.parse_date(value, str(self.label or "日期"))
+
+    def prepare_value(self, value):
+        return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def pack_choices():
     return [(name, f"{pack.title}（{len(pack.rules)} 条）") for name, pack in shipped_packs().items()]
 
@@ -38,8 +57,8 @@ class RunForm(forms.Form):
     )
     regions = forms.CharField(label="区划代码", required=False, help_text="空格或逗号分隔；留空为全部")
     year = forms.IntegerField(label="年度", required=False, min_value=2000, max_value=2100)
-    date_from = forms.DateField(label="日期起", required=False, validators=[limits.validate_date])
-    date_to = forms.DateField(label="日期止", required=False, validators=[limits.validate_date])
+    date_from = ChineseDateField(label="日期起", required=False)
+    date_to = ChineseDateField(label="日期止", required=False)
     sample = forms.BooleanField(label="抽取问题数据与样本（用于比对与导出）", required=False, initial=True)
     params = forms.CharField(
         label="规则参数", required=False, help_text="如 BIZ-001.cutoff=5（天），逗号分隔；留空用规则默认值"
@@ -115,7 +134,7 @@ class DatabaseForm(Styled, forms.ModelForm):
             "timeout_s",
             "as_of",
         ]
-        widgets = {"as_of": forms.DateInput(attrs={"type": "date"})}
+        field_classes = {"as_of": ChineseDateField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

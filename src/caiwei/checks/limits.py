@@ -3,6 +3,8 @@ models) and the API."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import date, datetime
 
 from croniter import croniter
@@ -62,3 +64,40 @@ def validate_date(value):
 
 def validate_cron(value):
     _raise(cron_problem(value))
+
+
+DATE_SPELLINGS = "2026-12-31、2026/12/31、2026.12.31、20261231 或 2026年12月31日"
+_DATE_PATTERNS = (
+    re.compile(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})"),  # 2026-12-31, 2026/12/31, 2026.12.31 (one separator)
+    re.compile(r"(\d{4})()(\d{2})(\d{2})"),  # 20261231
+    re.compile(r"(\d{4})年()\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?"),  # 2026年12月31日
+)
+
+
+def parse_date(value: str | date | None, field: str = "日期") -> date | None:
+    """One reading of a typed date for every date input of data checks: ``2026-12-31``, ``2026/12/31``,
+    ``2026.12.31``, ``20261231`` and ``2026年12月31日`` (full-width digits too). Empty is None; anything else raises
+    ValidationError naming ``field`` in Chinese. The range (EARLIEST…LATEST) is checked as well."""
+    if value is None or isinstance(value, date):
+        parsed = value.date() if isinstance(value, datetime) else value
+    else:
+        text = unicodedata.normalize("NFKC", str(value)).strip()
+        if not text:
+            return None
+        parsed = None
+        for pattern in _DATE_PATTERNS:
+            match = pattern.fullmatch(text)
+            if match:
+                year, _, month, day = match.groups()
+                try:
+                    parsed = date(int(year), int(month), int(day))
+                except ValueError:
+                    raise ValidationError(
+                        f"{field}：“{value}”不是有效的日期（{year} 年没有 {int(month)} 月 {int(day)} 日）"
+                    ) from None
+                break
+        if parsed is None:
+            raise ValidationError(f"{field}：无法识别日期“{value}”，请写作 {DATE_SPELLINGS}")
+    if parsed is not None and (problem := date_problem(parsed)):
+        raise ValidationError(f"{field}：{problem}")
+    return parsed

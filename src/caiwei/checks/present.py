@@ -85,13 +85,115 @@ COLUMN_LABELS = {
     "input_user_id": "录入人",
     "audit_user_id": "审核人",
     "vouchers": "凭证数",
+    # the remaining columns of the logical tables (sandbox schema, DOMAIN.md)
+    "account_name": "账户名称",
+    "account_no": "账号",
+    "account_type": "账户类型",
+    "act_lqd_date": "实际清算日期",
+    "admin_kind": "三员类别",
+    "agency_name": "单位名称",
+    "agent_business_no": "银行交易流水号",
+    "back_amt": "退款金额",
+    "back_date": "退款日期",
+    "back_id": "退款单",
+    "back_reason": "退款原因",
+    "bank_name": "银行名称",
+    "bgt_doc_no": "指标文号",
+    "code": "代码",
+    "name": "名称",
+    "credit_subject": "贷方科目",
+    "debit_subject": "借方科目",
+    "file_format": "文件格式",
+    "fiscal_year": "年度",
+    "info_key": "信息项",
+    "info_value": "信息值",
+    "is_enabled": "是否启用",
+    "is_leaf": "是否末级",
+    "is_plan_control": "是否计划控制",
+    "last_login_time": "最近登录时间",
+    "leave_date": "离职日期",
+    "level_no": "级次",
+    "mof_div_name": "区划名称",
+    "next_year": "结转年度",
+    "parent_code": "上级代码",
+    "payee_bank_name": "收款银行",
+    "payer_acct_no": "付款账号",
+    "pro_name": "项目名称",
+    "receipt_no": "回单号",
+    "role_id": "角色",
+    "role_name": "角色名称",
+    "send_user_id": "发送人",
+    "user_code": "用户代码",
+    "user_id": "用户",
+    "user_name": "用户名称",
+    "n": "条数",
+    "total": "合计",
+    "surplus_amt": "多付金额",
+}
+# What proves a finding, when a rule does not list its evidence columns: amounts, dates, accounts, purposes,
+# states and counts, in the order the rule returns them (after the key).
+EVIDENCE_SUFFIXES = (
+    "_amt",
+    "amount",
+    "_value",
+    "_depr",
+    "planned",
+    "paid",
+    "paid_detail",
+    "_date",
+    "_acct_no",
+)
+EVIDENCE_NAMES = {
+    "use_des",
+    "status",
+    "sign_status",
+    "vouchers",
+    "vou_count",
+    "detail_count",
+    "area",
+    "plate_no",
 }
 
 
+def column_label(column: str, labels: dict[str, str] | None = None) -> str | None:
+    """The rule's own label for the column, else the common one (None for a column nobody named)."""
+    return (labels or {}).get(column) or COLUMN_LABELS.get(column)
+
+
 def heading(column: str, labels: dict[str, str] | None = None) -> str:
-    """“支付金额（pay_amt）”: the rule's own label for the column, else the common one, with the column name."""
-    label = (labels or {}).get(column) or COLUMN_LABELS.get(column)
+    """“支付金额（pay_amt）”: the label with the column name (the Excel export, for whoever writes the SQL)."""
+    label = column_label(column, labels)
     return f"{label}（{column}）" if label else column
+
+
+def is_evidence(column: str) -> bool:
+    return column in EVIDENCE_NAMES or column.endswith(EVIDENCE_SUFFIXES)
+
+
+def sample_columns(rule, columns: list[str]) -> list[dict]:
+    """The sample's columns in the order a reader checks a finding: the key, then the evidence (the rule's own
+    ``evidence`` list, else its amount and the amount/date/account/purpose columns), then the rest. Each as
+    {"name", "label" (None when unknown), "kind": key|evidence|other, "wide": long text that may wrap}."""
+    key = [c for c in (rule.key if rule else ()) if c in columns]
+    if rule and rule.evidence:
+        evidence = [c for c in rule.evidence if c in columns and c not in key]
+    else:
+        amount = [rule.amount] if rule and rule.amount in columns else []
+        evidence = amount + [c for c in columns if is_evidence(c) and c not in key and c not in amount]
+    rest = [c for c in columns if c not in key and c not in evidence]
+    labels = rule.labels if rule else None
+    return [
+        {
+            "name": c,
+            "label": column_label(c, labels),
+            "kind": kind,
+            "money": c == (rule.amount if rule else None)
+            or c.endswith(("_amt", "amount", "_value", "_depr")),
+            "wide": c in ("use_des", "payee_acct_name", "asset_name", "agency_name", "pro_name", "item_name"),
+        }
+        for kind, names in (("key", key), ("evidence", evidence), ("other", rest))
+        for c in names
+    ]
 
 
 def run_workbook(run, results) -> bytes:

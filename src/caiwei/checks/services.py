@@ -384,25 +384,67 @@ def trend(result: RuleResult, limit: int = 30) -> list[dict]:
 # --- tickets ----------------------------------------------------------------------------------------------------
 
 
-def open_ticket(user, result: RuleResult) -> Ticket:
-    """由问题开工单: one ticket per result, carrying the rule's severity, advice and the listing SQL."""
+TICKET_KEYS = 50  # failing keys listed in a ticket's description
+
+
+def ticket_engineers(region):
+    """Who a ticket from a finding may go to: active 二线工程师 whose granted regions cover ``region``."""
+    from caiwei.accounts.models import User
+
+    parts = [p for p in region.path.split("/") if p]
+    paths = ["".join(f"{p}/" for p in parts[: i + 1]) for i in range(len(parts))]
+    return (
+        User.objects.filter(
+            role_grants__role="engineer", is_active=True, region_grants__region__path__in=paths
+        )
+        .distinct()
+        .order_by("username")
+    )
+
+
+def failing_keys_text(result: RuleResult, limit: int = TICKET_KEYS) -> str:
+    """“问题数据主键（pay_app_id，共 3 条）：PA1、PA2、PA3” — the stored (masked where sensitive) keys, up to ``limit``."""
+    rule = shipped_rule(result.rule_id)
+    names = "/".join(rule.key) if rule else "主键"
+    keys = ["/".join(str(v) for v in key) for key in (result.keys or [])[:limit]]
+    shown = len(keys)
+    more = ""
+    if (result.count or 0) > shown:
+        more = f"……（仅列出前 {shown} 条，全部主键见结果页或导出的 Excel）"
+    head = f"问题数据主键（{names}，共 {result.count} 条）："
+    return head + ("、".join(keys) if keys else "（本次只计数，未抽取主键）") + more
+
+
+def open_ticket(user, result: RuleResult, assignee=None, severity: str | None = None) -> Ticket:
+    """由问题开工单: one ticket per result, with the severity chosen (the rule's by default), handed to an engineer of
+    the target's region if one is chosen; the description carries the failing keys, the advice and the listing SQL."""
     ensure(user, Capability.CHECKS_RUN, "checks.ticket")
     _own_database(user, result.run.database)
     if result.ticket_id:
         return result.ticket
     if not result.count:
         raise ValidationError("该规则没有发现问题，无需开工单")
+    from caiwei.desk.models import SEVERITY_CHOICES
     from caiwei.desk.services import create_ticket
 
     run, database = result.run, result.run.database
-    amount = f"，涉及金额 {result.amount:,.2f} 元" if result.amount is not None else ""
+    severity = severity or result.severity
+    allowed = [s for s, _ in SEVERITY_CHOICES]
+    if severity not in allowed:
+        raise ValidationError(f"严重程度“{severity}”不正确，应为 {'、'.join(allowed)} 之一")
+    if assignee is not None and not ticket_engineers(database.target.region).filter(pk=assignee.pk).exists():
+        raise ValidationError(f"{assignee} 不是{database.target.region.name}的二线工程师，不能分派给他")
+    rule = shipped_rule(result.rule_id)
+    amount_label = rule.amount_label if rule else "涉及金额"
+    amount = f"，{amount_label} {result.amount:,.2f} 元" if result.amount is not None else ""
     description = "\n".join(
         [
             f"数据检查发现问题：{result.rule_id} {result.title}",
             f"运维对象：{database}；检查日 {run.as_of:%Y-%m-%d}；检查记录 #{run.pk}",
             f"问题 {result.count} 条{amount}。",
+            failing_keys_text(result),
             "",
-            f"处理建议：{rule.advice if (rule := shipped_rule(result.rule_id)) else ''}",
+            f"处理建议：{rule.advice if rule else ''}",
             "",
             "列出全部问题数据的 SQL：",
             result.sql,
@@ -419,7 +461,8 @@ def open_ticket(user, result: RuleResult) -> Ticket:
             module=shipped_packs()[result.pack].title if result.pack in shipped_packs() else result.pack,
             requester_kind=Ticket.RequesterKind.INTERNAL,
             ticket_type="数据变更",
-            severity=result.severity,
+            severity=severity,
+            assignee=assignee,
             title=f"数据检查：{result.title}（{result.count} 条）"[:120],
             description=description,
             requester_name=user.get_full_name() or user.username,
@@ -430,7 +473,7 @@ def open_ticket(user, result: RuleResult) -> Ticket:
             object_type="checks.ruleresult",
             object_id=str(result.pk),
             object_repr=f"{result.rule_id} {result.title}",
-            after={"ticket": ticket.number},
+            after={"ticket": ticket.number, "severity": severity, "assignee": str(assignee or "")},
         )
     result.refresh_from_db()
     return ticket

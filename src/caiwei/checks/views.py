@@ -7,12 +7,17 @@ from django.views.decorators.http import require_POST
 from caiwei.accounts.permissions import require
 from caiwei.accounts.roles import Capability
 from caiwei.audit.log import record_export
+from caiwei.desk.models import SEVERITY_CHOICES
 
 from . import services
 from .engine import shipped_packs, shipped_rule
 from .forms import DatabaseForm, RunForm, ScheduleForm, TargetForm
 from .models import CheckRun
-from .present import heading, run_workbook
+from .present import run_workbook, sample_columns
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.isdigit() and len(value) < 12 else None
 
 
 def _errors(exc: ValidationError) -> str:
@@ -126,6 +131,8 @@ def result_detail(request, pk):
     )
     packs = shipped_packs()
     rule = shipped_rule(result.rule_id)
+    columns = sample_columns(rule, result.columns)
+    can_run = request.user.can(Capability.CHECKS_RUN)
     return render(
         request,
         "checks/result.html",
@@ -133,10 +140,14 @@ def result_detail(request, pk):
             "result": result,
             "rule": rule,
             "pack": packs.get(result.pack),
-            "headings": [heading(c, rule.labels if rule else None) for c in result.columns],
-            "sample_rows": [[row.get(c) for c in result.columns] for row in result.sample],
+            "amount_label": rule.amount_label if rule else "涉及金额",
+            "columns": columns,
+            "sample_rows": [[(c, row.get(c["name"])) for c in columns] for row in result.sample],
             "trend": services.trend(result),
-            "can_run": request.user.can(Capability.CHECKS_RUN),
+            "can_run": can_run,
+            "technical": request.user.can(Capability.MANAGE_TARGETS),
+            "engineers": services.ticket_engineers(result.run.database.target.region) if can_run else [],
+            "severities": [s for s, _ in SEVERITY_CHOICES],
         },
     )
 
@@ -144,9 +155,22 @@ def result_detail(request, pk):
 @require(Capability.CHECKS_RUN)
 @require_POST
 def result_ticket(request, pk):
-    result = get_object_or_404(services.visible_results(request.user), pk=pk)
+    result = get_object_or_404(
+        services.visible_results(request.user).select_related("run__database__target__region"), pk=pk
+    )
+    assignee = None
+    wanted = request.POST.get("assignee", "").strip()
+    if wanted:
+        assignee = (
+            services.ticket_engineers(result.run.database.target.region).filter(pk=_int(wanted)).first()
+        )
+        if assignee is None:
+            messages.error(request, "处理人不是该区划的二线工程师，请重新选择")
+            return redirect("checks:result", pk)
     try:
-        ticket = services.open_ticket(request.user, result)
+        ticket = services.open_ticket(
+            request.user, result, assignee=assignee, severity=request.POST.get("severity") or None
+        )
     except ValidationError as exc:
         messages.error(request, _errors(exc))
         return redirect("checks:result", pk)

@@ -75,9 +75,11 @@ def test_run_from_the_page_then_diff_after_the_data_changes(target_db, sandbox, 
 
     detail = client.get(f"/checks/results/{again.pk}/").content.decode()
     assert "新增 <strong>1</strong>" in detail and "按行驶证补录号牌" in detail
-    assert "号牌（plate_no）" in detail and "asset_card" in detail
+    assert '号牌<small class="text-muted fw-normal">（plate_no）</small>' in detail and "asset_card" in detail
     amount = client.get(f"/checks/results/{result(run, 'BIZ-005').pk}/").content.decode()
-    assert "凭证金额（pay_amt）" in amount  # the rule's own heading for the column
+    assert (
+        '凭证金额<small class="text-muted fw-normal">（pay_amt）' in amount
+    )  # the rule's own heading for the column
     assert services.trend(again) == [
         {"run": run.pk, "at": timezone.localtime(run.created_at).strftime("%m-%d %H:%M"), "count": 1},
         {"run": second.pk, "at": timezone.localtime(second.created_at).strftime("%m-%d %H:%M"), "count": 1},
