@@ -147,10 +147,54 @@ def create_ticket(request, data: TicketIn):
     return Status(201, ticket_out(ticket))
 
 
-@router.get("/tickets/{number}", response=TicketOut, summary="工单详情")
+class EventOut(Schema):
+    at: datetime
+    kind: str
+    label: str
+    text: str
+    actor: str
+    internal: bool
+    data: dict
+
+
+class LinkedCallOut(Schema):
+    id: int
+    at: datetime
+    caller_number: str
+    caller_name: str
+    answered: bool
+
+
+class TicketDetailOut(TicketOut):
+    timeline: list[EventOut]
+    calls: list[LinkedCallOut]
+
+
+@router.get(
+    "/tickets/{number}",
+    response=TicketDetailOut,
+    summary="工单详情，含时间线（受理、分派、状态与计时暂停、回复、附件、来电、邮件、升级、评价）",
+)
 def get_ticket(request, number: str = NUMBER):
+    from . import timeline
+
     ensure(request.user, Capability.DESK_CREATE, "api:desk.ticket")
-    return ticket_out(get_object_or_404(visible_tickets(request.user), number=number))
+    ticket = get_object_or_404(visible_tickets(request.user), number=number)
+    calls = ticket.calls.all() if request.user.can(Capability.DESK_WORK) else []
+    return {
+        **ticket_out(ticket),
+        "timeline": [e.as_dict() for e in timeline.events(ticket, request.user)],
+        "calls": [
+            {
+                "id": c.pk,
+                "at": c.at,
+                "caller_number": c.caller_number,
+                "caller_name": c.caller_name,
+                "answered": c.answered,
+            }
+            for c in calls
+        ],
+    }
 
 
 class StatusIn(Schema):
@@ -279,6 +323,34 @@ class AttachmentOut(Schema):
     id: int
     name: str
     size: int
+
+
+class ReplyOut(Schema):
+    id: int
+    ticket: str
+    status: str
+    attachments: list[AttachmentOut]
+
+
+@router.post(
+    "/tickets/{number}/replies",
+    response={201: ReplyOut},
+    summary="提出人回复（可附文件，按内容核对类型）；等待用户时回复即恢复处理与计时",
+)
+def reply(request, number: str = NUMBER, body: Form[str] = "", files: File[list[UploadedFile]] = None):
+    ensure(request.user, Capability.DESK_CREATE, "api:desk.reply")
+    ticket = get_object_or_404(visible_tickets(request.user).filter(requester=request.user), number=number)
+    note = services.comment(request.user, ticket, body, files=files or [])
+    ticket.refresh_from_db(fields=["status"])
+    return Status(
+        201,
+        {
+            "id": note.pk,
+            "ticket": number,
+            "status": ticket.status,
+            "attachments": [{"id": a.pk, "name": a.name, "size": a.size} for a in note.attachments.all()],
+        },
+    )
 
 
 class CommentOut(Schema):

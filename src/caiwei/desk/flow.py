@@ -58,6 +58,12 @@ def check_transition(current: str, target: str) -> None:
         )
 
 
+def after_requester_reply(current: str) -> str | None:
+    """The status the requester's reply moves a ticket to, or None: their answer ends 等待用户 (the clocks run again
+    from the reply; the pause is not counted) and the ticket is 处理中 again."""
+    return IN_PROGRESS if current == WAITING else None
+
+
 def is_reopen(current: str, target: str) -> bool:
     return current in (RESOLVED, CLOSED) and target == IN_PROGRESS
 

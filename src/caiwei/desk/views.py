@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -15,7 +16,7 @@ from caiwei.accounts.models import User
 from caiwei.accounts.permissions import require
 from caiwei.accounts.roles import Capability
 
-from . import flow, services
+from . import flow, services, timeline
 from .forms import CallForm, TicketForm
 from .models import HotlineCall, MailIntake, OutgoingMail, Ticket, VendorOrder
 from .services import public_comments, visible_attachments, visible_tickets  # noqa: F401
@@ -115,7 +116,11 @@ def calls(request):
     qs = HotlineCall.objects.visible_to(request.user).select_related(
         "region", "agent", "ticket", "callback_by"
     )
-    form = CallForm(request.POST or None, user=request.user)
+    # Most calls are answered, and are logged as they come in.
+    initial = {"answered": True, "at": timezone.localtime().replace(second=0, microsecond=0)}
+    form = CallForm(request.POST or None, user=request.user, initial=initial)
+    if request.GET.get("call"):
+        qs = qs.filter(pk=_pk(request.GET["call"]) or 0)  # the call a ticket page links to
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         number = data.pop("ticket_number", "").strip()
@@ -135,6 +140,9 @@ def calls(request):
                     "" if call.answered else f"，回拨时限 {timezone.localtime(call.callback_due):%m-%d %H:%M}"
                 ),
             )
+            if request.POST.get("then") == "ticket" and call.ticket_id is None:
+                # 登记并开工单: the new-ticket form, filled from the call; saving it links the two.
+                return redirect(f"{reverse('desk:new')}?call={call.pk}")
             return redirect("desk:calls")
     month_start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return render(
@@ -198,6 +206,10 @@ def _detail_context(request, ticket):
         "vendor_orders": ticket.vendor_orders.prefetch_related("follow_ups__by") if can_work else [],
         "vendor_statuses": VendorOrder.Status.choices,
         "attachments": visible_attachments(request.user, ticket),
+        "timeline": timeline.events(ticket, request.user),
+        # Calls are the hotline's records: shown (and linked back) to those who work calls.
+        "calls": ticket.calls.all() if can_work else [],
+        "can_reply": not can_work and ticket.requester_id == request.user.pk,
     }
 
 
@@ -258,12 +270,39 @@ def act(request, number: str):
             assignee = User.objects.filter(pk=_pk(wanted)).first() if wanted else None
             if wanted and assignee is None:
                 raise ValidationError("所选处理人不存在")
-            services.assign(request.user, ticket, assignee, request.POST.get("tier") or None)
+            before = (ticket.assignee, ticket.tier)
+            ticket = services.assign(request.user, ticket, assignee, request.POST.get("tier") or None)
+            if (ticket.assignee, ticket.tier) == before:
+                messages.info(request, "处理人与处理层级未变化")
+            else:
+                messages.success(
+                    request,
+                    f"已分派给 {ticket.assignee or '（未分派）'}（{ticket.get_tier_display()}），已记入时间线",
+                )
         else:
             raise ValidationError("未知的操作")
     except ValidationError as exc:
         messages.error(request, "；".join(exc.messages))
     return redirect("desk:detail", number=number)
+
+
+@require(Capability.DESK_CREATE)
+@require_POST
+def reply(request, number: str):
+    """提出人回复 with files: answering 等待用户 puts the ticket back to 处理中 and the clocks run again."""
+    ticket = get_object_or_404(visible_tickets(request.user).filter(requester=request.user), number=number)
+    waiting = ticket.status == flow.WAITING
+    try:
+        services.comment(
+            request.user, ticket, request.POST.get("body", ""), files=request.FILES.getlist("files")
+        )
+    except ValidationError as exc:
+        messages.error(request, "；".join(exc.messages))
+    else:
+        ticket.refresh_from_db(fields=["status"])
+        resumed = "，工单已恢复处理，服务时限恢复计时" if waiting and ticket.status != flow.WAITING else ""
+        messages.success(request, f"已回复{resumed}")
+    return redirect(f"{reverse('desk:detail', args=[number])}#reply")
 
 
 @require(Capability.DESK_CREATE)
@@ -274,7 +313,12 @@ def mine(request):
     return render(
         request,
         "desk/mine.html",
-        {"page": Paginator(qs, 50).get_page(request.GET.get("page")), "waiting": waiting},
+        {
+            "page": Paginator(qs, 50).get_page(request.GET.get("page")),
+            "waiting": waiting,
+            # 等待用户: the O&M team asked them something; the clocks stand still until they answer.
+            "asked": qs.filter(status=flow.WAITING),
+        },
     )
 
 

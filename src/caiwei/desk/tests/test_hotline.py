@@ -1,13 +1,16 @@
 """The hotline log: missed calls get a same-business-day callback; answer and callback rates; a call opens a ticket."""
 
+import json
+import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from caiwei.desk import services
-from caiwei.desk.models import HotlineCall, Ticket
+from caiwei.desk.models import HotlineCall, Ticket, TicketAssignment
 
 SH = ZoneInfo("Asia/Shanghai")
 pytestmark = pytest.mark.django_db
@@ -275,3 +278,111 @@ def test_a_linked_call_is_not_linked_again(users, regions, client_for, call):
         "13900000000"
         not in agent.get(f"/desk/new/?call={call.pk}").content.decode().split("以下为普通登记")[1]
     )
+
+
+def test_answered_is_ticked_by_default(users, client_for):
+    page = client_for(users["agent"]).get("/desk/calls/").content.decode()
+    (checkbox,) = re.findall(r'<input[^>]*name="answered"[^>]*>', page)
+    assert "checked" in checkbox
+    assert 'name="then" value="ticket"' in page  # 登记并开工单
+
+
+def test_log_call_then_open_ticket_links_both_ways(users, regions, client_for):
+    agent = client_for(users["agent"])
+    logged = agent.post(
+        "/desk/calls/",
+        {
+            "region": regions["152502000"].pk,
+            "at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+            "answered": "on",
+            "caller_number": "0479-7000000",
+            "caller_name": "来电人乙",
+            "caller_org": "某县财政局",
+            "summary": "授权支付凭证被退回",
+            "then": "ticket",
+        },
+    )
+    call = HotlineCall.objects.get()
+    assert call.answered and logged.status_code == 302 and logged.url == f"/desk/new/?call={call.pk}"
+    form = agent.get(logged.url).content.decode()
+    for value in ("0479-7000000", "来电人乙", "某县财政局", "授权支付凭证被退回", 'value="hotline" selected'):
+        assert value in form
+    assert re.search(rf'<option value="{regions["152502000"].pk}" selected>', form)
+    saved = agent.post(
+        "/desk/new/",
+        {
+            **TICKET_POST,
+            "call": call.pk,
+            "region": regions["152502000"].pk,
+            "requester_name": "来电人乙",
+            "requester_org": "某县财政局",
+            "requester_phone": "0479-7000000",
+        },
+    )
+    ticket = Ticket.objects.get()
+    call.refresh_from_db()
+    assert saved.url == f"/desk/{ticket.number}/" and call.ticket == ticket
+    page = agent.get(saved.url).content.decode()
+    assert f'data-call="{call.pk}"' in page and f'href="/desk/calls/?call={call.pk}"' in page
+    assert 'data-event="call"' in page
+    listing = agent.get(f"/desk/calls/?call={call.pk}").content.decode()
+    assert f'data-call="{call.pk}"' in listing and f"/desk/{ticket.number}/" in listing
+    # Logging without 开工单 stays on the call log.
+    plain = agent.post(
+        "/desk/calls/",
+        {
+            "region": regions["152502000"].pk,
+            "at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+            "answered": "on",
+            "caller_number": "1",
+        },
+    )
+    assert plain.url == "/desk/calls/"
+
+
+def test_assignment_shows_a_message_and_enters_the_history(users, regions, client_for):
+    ticket = services.create_ticket(
+        users["agent"],
+        region=regions["152502000"],
+        system="其他",
+        ticket_type="咨询",
+        title="t",
+        description="d",
+        requester_name="n",
+    )
+    agent = client_for(users["agent"])
+    response = agent.post(
+        f"/desk/{ticket.number}/act/",
+        {"action": "assign", "assignee": users["engineer"].pk, "tier": "second"},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "已分派给 t_engineer（二线）" in page
+    assert 'data-event="assigned"' in page
+    (row,) = TicketAssignment.objects.filter(ticket=ticket)
+    assert (row.by, row.from_user, row.to_user, row.old_tier, row.new_tier) == (
+        users["agent"],
+        None,
+        users["engineer"],
+        "first",
+        "second",
+    )
+    again = agent.post(
+        f"/desk/{ticket.number}/act/",
+        {"action": "assign", "assignee": users["engineer"].pk, "tier": "second"},
+        follow=True,
+    )
+    assert "处理人与处理层级未变化" in again.content.decode() and TicketAssignment.objects.count() == 1
+    api = agent.post(
+        f"/api/desk/tickets/{ticket.number}/assign",
+        json.dumps({"assignee": "t_pm"}),
+        content_type="application/json",
+    )
+    assert api.status_code == 200 and api.json()["assignee"] == "t_pm"
+    detail = agent.get(f"/api/desk/tickets/{ticket.number}").json()
+    assigned = [e for e in detail["timeline"] if e["kind"] == "assigned"]
+    assert [(e["data"]["from"], e["data"]["to"], e["data"]["by"]) for e in assigned] == [
+        (None, "t_engineer", "t_agent"),
+        ("t_engineer", "t_pm", "t_agent"),
+    ]
+    assert all(e["at"] for e in assigned)
