@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from docx import Document
 
 from caiwei.audit.models import AuditAction, AuditEvent
@@ -39,11 +40,20 @@ def test_report_from_the_page(users, regions, client_for):
     text = "\n".join(p.text for p in doc.paragraphs)
     assert text.startswith("运维月报") and "本月受理工单 2 张" in text
     cells = [[c.text for c in row.cells] for table in doc.tables for row in table.rows]
-    assert ["用户满意率", "≥ 95%", "50%", "未达标"] in cells
+    assert ["用户满意率", "≥ 95%", "2", "1", "—", "50%", "未达标"] in cells
     assert ["锡林浩特市", "1", "1", "100%", "90%", "达标"] in cells
     assert len(doc.inline_shapes) == 2  # the satisfaction and the systems charts
     assert AuditEvent.objects.filter(action=AuditAction.EXPORT, object_type="desk.monthly_report").exists()
     assert client_for(users["unit"]).get("/desk/report.docx").status_code == 403
+    pdf = client_for(users["pm"]).get("/desk/report.pdf?month=" + timezone.localdate().strftime("%Y-%m"))
+    assert (
+        pdf.status_code == 200
+        and pdf["Content-Type"] == "application/pdf"
+        and pdf.content.startswith(b"%PDF")
+    )
+    assert client_for(users["unit"]).get("/desk/report.pdf").status_code == 403
+    api = client_for(users["pm"]).get("/api/desk/report?format=pdf")
+    assert api.status_code == 200 and api.content.startswith(b"%PDF")
     from django.conf import settings
 
     sample = settings.VAR_DIR / "screenshots" / "monthly-report.docx"  # kept for rendering and looking at
@@ -57,3 +67,6 @@ def test_report_from_the_cli(users, regions, tmp_path, monkeypatch):
     out = tmp_path / "m.docx"
     call_command("desk", "report", "--actor", "t_pm", "-o", str(out), stdout=StringIO())
     assert "本月受理工单 2 张" in "\n".join(p.text for p in Document(out).paragraphs)
+    pdf = tmp_path / "m.pdf"
+    call_command("desk", "report", "--actor", "t_pm", "-o", str(pdf), stdout=StringIO())
+    assert pdf.read_bytes().startswith(b"%PDF")
