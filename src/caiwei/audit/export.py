@@ -2,6 +2,7 @@
 
 import ipaddress
 import json
+import re
 from datetime import date, datetime, time
 from typing import Any
 
@@ -14,9 +15,11 @@ from caiwei.web.exports import safe_cell
 
 from .models import AuditEvent
 
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # every time on the audit page and in the export, in Beijing time
+ZONE_NAME = "北京时间"
 EXPORT_COLUMNS = [
     ("seq", "序号"),
-    ("at", "时间"),
+    ("at", f"时间（{ZONE_NAME}，UTC+8）"),
     ("action", "动作"),
     ("actor", "操作人"),
     ("ip", "来源地址"),
@@ -30,6 +33,36 @@ EXPORT_COLUMNS = [
     ("detail", "说明"),
     ("hash", "哈希"),
 ]
+
+
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+def as_local(value: Any) -> datetime | None:
+    """A stored time (a datetime, or an ISO string such as ``2026-05-01T02:00:00Z`` / ``…+00:00``) in Beijing time
+    (settings.TIME_ZONE); None for anything else. A time without a zone is taken as already local."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and ISO_TIME.fullmatch(value.strip()):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    if timezone.is_naive(moment):
+        return moment
+    return timezone.localtime(moment)
+
+
+def localize(value: Any) -> Any:
+    """``value`` (a JSON value from the chain) with every time in it written in Beijing time, ``+08:00``."""
+    if isinstance(value, dict):
+        return {k: localize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [localize(v) for v in value]
+    moment = as_local(value)
+    return moment.isoformat(timespec="seconds") if moment is not None else value
 
 
 def _day(value: Any, field: str, end: bool = False) -> datetime | None:
@@ -101,10 +134,10 @@ def export_rows(filters: dict[str, Any]):
         for name, _ in EXPORT_COLUMNS:
             value = getattr(event, name)
             if name == "at":
-                value = timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+                value = timezone.localtime(value).strftime(TIME_FORMAT)
             elif name == "action":
                 value = event.get_action_display()
             elif name in ("before", "after", "detail"):
-                value = "" if value in (None, {}) else json.dumps(value, ensure_ascii=False)
+                value = "" if value in (None, {}) else json.dumps(localize(value), ensure_ascii=False)
             values.append(safe_cell(value))
         yield values
