@@ -329,6 +329,15 @@ def _repeat_header(row) -> None:
     trpr.append(flag)
 
 
+def _column_widths(columns: int) -> list[float]:
+    """Millimetres across the 156 mm type area: the first (label) column wider once there are four or more."""
+    full = 210 - MARGINS_MM["left"] - MARGINS_MM["right"]
+    if columns < 4:
+        return [full / columns] * columns
+    first = 36
+    return [first] + [(full - first) / (columns - 1)] * (columns - 1)
+
+
 def render_docx(report: Report) -> bytes:
     from docx import Document
     from docx.enum.table import WD_TABLE_ALIGNMENT
@@ -397,17 +406,24 @@ def render_docx(report: Report) -> bytes:
                 cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.CENTER
                 _fonts(cell.paragraphs[0].add_run(text), HEADING_FONT, 10.5)
             for values in block.rows:
-                for cell, text in zip(table.add_row().cells, values, strict=True):
-                    cell.paragraphs[0].paragraph_format.line_spacing_rule = WD_LINE_SPACING.SINGLE
+                for n, (cell, text) in enumerate(zip(table.add_row().cells, values, strict=True)):
+                    if n:
+                        cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.CENTER
                     _fonts(cell.paragraphs[0].add_run(text), BODY_FONT, 10.5)
+            widths = _column_widths(len(block.header))
+            table.autofit = False
+            for column, width in zip(table.columns, widths, strict=True):
+                column.width = Mm(width)  # the grid, which LibreOffice and WPS follow
             for row in table.rows:
-                for cell in row.cells:
+                for cell, width in zip(row.cells, widths, strict=True):
+                    cell.width = Mm(width)
                     cell.paragraphs[0].paragraph_format.line_spacing_rule = WD_LINE_SPACING.SINGLE
         elif block.kind == "chart":
             picture = doc.add_paragraph()
             picture.alignment = WD_ALIGN_PARAGRAPH.CENTER
             picture.paragraph_format.line_spacing_rule = WD_LINE_SPACING.SINGLE
             picture.paragraph_format.keep_with_next = True
+            picture.paragraph_format.space_before = Pt(8)
             picture.add_run().add_picture(io.BytesIO(block.image), width=Cm(15))
             paragraph(block.text, BODY_FONT, 12, WD_ALIGN_PARAGRAPH.CENTER)
     # 落款: the issuer and the date, right, with some room above (GB/T 9704 7.3.5).
@@ -454,6 +470,7 @@ def render_html(report: Report) -> str:
         "th { white-space: nowrap; } td:first-child { text-align: left; }",
         f"th {{ font-family: {PDF_HEADING}; font-weight: normal; }} tr {{ break-inside: avoid; }}",
         "div.chart { text-align: center; break-inside: avoid; } div.chart img { width: 150mm; }",
+        "div.tail { break-inside: avoid; }",
         "div.sign { break-inside: avoid; margin-top: 56pt; text-align: right; padding-right: 2em; }",
         "</style></head><body>",
         f"<h1>{e(report.title)}</h1>",
@@ -467,7 +484,9 @@ def render_html(report: Report) -> str:
         ("报送日期", report.issued),
     ):
         parts.append(f"<p class='meta'>{label}：{e(value)}</p>")
-    for block in report.blocks:
+    for n, block in enumerate(report.blocks):
+        if n == len(report.blocks) - 1:
+            parts.append("<div class='tail'>")  # the last block shares its page with the 落款
         if block.kind == "heading":
             parts.append(f"<h2>{e(block.text)}</h2>")
         elif block.kind == "para":
@@ -485,7 +504,7 @@ def render_html(report: Report) -> str:
                 f"<div class='chart'><img src='data:image/png;base64,{data}' alt='{e(block.text)}'>"
                 f"<p class='figure'>{e(block.text)}</p></div>"
             )
-    parts.append(f"<div class='sign'><p>{e(report.issuer)}</p><p>{e(report.issued)}</p></div>")
+    parts.append(f"<div class='sign'><p>{e(report.issuer)}</p><p>{e(report.issued)}</p></div></div>")
     parts.append("</body></html>")
     return "".join(parts)
 

@@ -1,5 +1,6 @@
 """Monthly contract KPIs from records whose outcome is known by construction."""
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -192,3 +193,18 @@ def test_rates_follow_the_rule(users, regions, items, calls, now):
             pending,
         ), key
         assert rows[key]["verdict"] == (NOTHING_DUE if rate is None else ("达标" if rate == 1 else "未达标"))
+
+
+def test_dashboard_and_api_show_in_progress(users, regions, client_for):
+    """A ticket just opened: its first response is 进行中 on the page and in the API, not 0 % or 未达标."""
+    services.create_ticket(users["agent"], region=regions["152500000"], ticket_type="故障", **FIELDS)
+    client = client_for(users["pm"])
+    html = client.get("/desk/dashboard/").content.decode()
+    assert re.search(r'data-kpi="first_response">\s*—（无到期项）', html)
+    assert 'data-pending="first_response">进行中 1<' in html and "未达标" not in html
+    assert 'href="/desk/report.pdf?month=' in html and "/desk/manage/policies/" in html
+    k = client.get("/api/desk/kpis").json()
+    rows = {r["key"]: r for r in k["rates"]}
+    assert k["first_response_rate"] is None and k["first_response_pending"] == 1
+    assert rows["first_response"]["verdict"] == NOTHING_DUE and rows["first_response"]["pending"] == 1
+    assert "/desk/manage/" not in client_for(users["engineer"]).get("/desk/dashboard/").content.decode()
