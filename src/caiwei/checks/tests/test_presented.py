@@ -13,13 +13,10 @@ from django.core.exceptions import ValidationError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caiwei.checks import services
-from caiwei.checks.describe import connection_text, cron_matches, cron_text
+from caiwei.checks import limits, present, services
 from caiwei.checks.engine import find_rule, select_rules, shipped_packs
 from caiwei.checks.forms import DatabaseForm, RunForm
-from caiwei.checks.limits import parse_date
 from caiwei.checks.models import CheckRun, CheckSchedule, TargetDatabase
-from caiwei.checks.present import column_label, sample_columns
 from caiwei.checks.runner import Options, run_rules
 from caiwei.checks.tests.test_app import sandbox, target_db  # noqa: F401  (fixtures)
 from caiwei.sandbox.schema import metadata
@@ -48,17 +45,19 @@ def test_evidence_columns_follow_the_key_for_every_rule():
     for pack in shipped_packs().values():
         for rule in pack.rules:
             outputs = [c.lower() for c in rule.tree.named_selects]
-            kinds = [c["kind"] for c in sample_columns(rule, outputs)]
-            assert [c["name"] for c in sample_columns(rule, outputs)][: len(rule.key)] == list(rule.key)
+            kinds = [c["kind"] for c in present.sample_columns(rule, outputs)]
+            assert [c["name"] for c in present.sample_columns(rule, outputs)][: len(rule.key)] == list(
+                rule.key
+            )
             assert kinds == sorted(kinds, key=["key", "evidence", "other"].index), (
                 rule.id
             )  # key, evidence, rest
             if rule.amount:
                 assert rule.amount in [
-                    c["name"] for c in sample_columns(rule, outputs) if c["kind"] != "other"
+                    c["name"] for c in present.sample_columns(rule, outputs) if c["kind"] != "other"
                 ]
     dup = find_rule("DUP-001")
-    names = [c["name"] for c in sample_columns(dup, [c.lower() for c in dup.tree.named_selects])]
+    names = [c["name"] for c in present.sample_columns(dup, [c.lower() for c in dup.tree.named_selects])]
     assert names[:5] == ["pay_app_id", "payee_acct_no", "pay_amt", "pay_app_date", "use_des"]
 
 
@@ -182,11 +181,11 @@ def test_every_output_column_of_every_rule_has_a_chinese_label():
     for pack in shipped_packs().values():
         for rule in pack.rules:
             for column in rule.tree.named_selects:
-                label = column_label(column.lower(), rule.labels)
+                label = present.column_label(column.lower(), rule.labels)
                 assert label and CJK.search(label), (rule.id, column)
     for table in metadata.sorted_tables:  # and every column of the logical tables (DOMAIN.md)
         for column in table.columns:
-            assert column_label(column.name), (table.name, column.name)
+            assert present.column_label(column.name), (table.name, column.name)
 
 
 def test_every_sample_heading_of_the_sandbox_run_is_chinese(full_run, users, client_for):
@@ -214,8 +213,8 @@ SPELLINGS = (
 
 @given(st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31)), st.sampled_from(SPELLINGS))
 def test_the_date_parser_reads_every_spelling(day, spell):
-    assert parse_date(spell(day), "固定检查日") == day
-    assert parse_date(f"  {spell(day)} ", "固定检查日") == day
+    assert limits.parse_date(spell(day), "固定检查日") == day
+    assert limits.parse_date(f"  {spell(day)} ", "固定检查日") == day
 
 
 @pytest.mark.parametrize(
@@ -233,7 +232,7 @@ def test_the_date_parser_reads_every_spelling(day, spell):
 )
 def test_the_date_parser_refuses_what_is_no_date_naming_the_field(text):
     with pytest.raises(ValidationError) as caught:
-        parse_date(text, "固定检查日")
+        limits.parse_date(text, "固定检查日")
     assert caught.value.messages[0].startswith("固定检查日：") and CJK.search(caught.value.messages[0][6:])
 
 
@@ -285,12 +284,16 @@ CRON_WORDS = {
 
 @pytest.mark.parametrize("expression", sorted(CRON_WORDS))
 def test_cron_in_words(expression):
+    from caiwei.checks.describe import cron_text
+
     assert cron_text(expression) == CRON_WORDS[expression]
 
 
 @pytest.mark.parametrize("expression", [e for e in sorted(CRON_WORDS) if "自定义" not in CRON_WORDS[e]])
 def test_the_describer_reads_cron_as_croniter_fires_it(expression):
     """The describer's reading of each field matches croniter's next fire times (and nothing in between)."""
+    from caiwei.checks.describe import cron_matches
+
     start = datetime(2026, 1, 1)
     fires = croniter(expression, start)
     moment = start
@@ -306,6 +309,8 @@ def test_the_describer_reads_cron_as_croniter_fires_it(expression):
 
 
 def test_connections_in_words_without_password_or_scheme(regions):
+    from caiwei.checks.describe import connection_text
+
     target = services.Target.objects.create(name="一体化", system="国库集中支付", region=regions["152500000"])
     db = TargetDatabase(
         target=target, name="业务库", dialect="postgresql", host="127.0.0.1", port=5432, database="finance"
