@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.urls import reverse
+from django.utils import timezone
 
 from caiwei.accounts.roles import Capability
 
@@ -119,7 +120,8 @@ def _collect(ticket: Ticket, allowed: set[str]):
     yield Event(
         ticket.opened_at,
         "opened",
-        f"经{ticket.get_channel_display()}受理：{ticket.requester_org} {ticket.requester_name}".strip(),
+        f"经{ticket.get_channel_display()}受理："
+        + " ".join(p for p in (ticket.requester_org, ticket.requester_name) if p),
         _name(ticket.created_by),
         link=reverse("desk:detail", args=[ticket.number]),
     )
@@ -146,7 +148,7 @@ def _collect(ticket: Ticket, allowed: set[str]):
         old, new = flow.STATUS_LABELS.get(c.old_status, c.old_status), c.new_label
         kind, text = "status", f"{old} → {new}"
         if c.new_status == flow.WAITING:
-            kind, text = "paused", f"{old} → {new}：等待用户，服务时限暂停计时"
+            kind, text = "paused", f"{old} → {new}：服务时限暂停计时"
         elif c.old_status == flow.WAITING:
             kind, text = "resumed", f"{old} → {new}：服务时限恢复计时"
         yield Event(
@@ -190,12 +192,13 @@ def _collect(ticket: Ticket, allowed: set[str]):
 def _work_events(ticket: Ticket):
     for call in HotlineCall.objects.filter(ticket=ticket).select_related("agent"):
         state = "已接听" if call.answered else "未接"
+        if call.callback_at is not None:
+            state += f"，{timezone.localtime(call.callback_at):%m-%d %H:%M} 已回拨"
         yield Event(
             call.at,
             "call",
-            f"{call.caller_number} {call.caller_name} {call.caller_org}（{state}）{call.summary}".replace(
-                "  ", " "
-            ),
+            " ".join(p for p in (call.caller_number, call.caller_name, call.caller_org) if p)
+            + f"（{state}）{call.summary}",
             _name(call.agent),
             WORK,
             link=f"{reverse('desk:calls')}?call={call.pk}",

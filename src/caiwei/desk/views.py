@@ -105,7 +105,12 @@ def new(request):
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, f"已登记工单 {ticket.number}")
+            linked = (
+                f"，已关联 {timezone.localtime(call.at):%m-%d %H:%M} 来电 {call.caller_number}"
+                if call
+                else ""
+            )
+            messages.success(request, f"已登记工单 {ticket.number}{linked}")
             return redirect("desk:detail", number=ticket.number)
     return render(request, "desk/new.html", {"form": form, "call": call})
 

@@ -323,6 +323,7 @@ def test_log_call_then_open_ticket_links_both_ways(users, regions, client_for):
     call.refresh_from_db()
     assert saved.url == f"/desk/{ticket.number}/" and call.ticket == ticket
     page = agent.get(saved.url).content.decode()
+    assert f"已登记工单 {ticket.number}，已关联" in page and "来电 0479-7000000" in page
     assert f'data-call="{call.pk}"' in page and f'href="/desk/calls/?call={call.pk}"' in page
     assert 'data-event="call"' in page
     listing = agent.get(f"/desk/calls/?call={call.pk}").content.decode()

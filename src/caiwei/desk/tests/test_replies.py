@@ -10,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from caiwei.bizcalendar.engine import add_business_time, business_time_between
+from caiwei.bizcalendar.engine import add_business_time, business_time_between, key_periods_at
 from caiwei.desk import flow, services, sla
 from caiwei.desk.models import Notification, TicketAttachment, TicketChange, TicketComment
 
@@ -76,8 +76,10 @@ def waiting(users, ticket):
 
 def resolution_rule(ticket):
     """The resolution target the ticket's policy sets for it, and the calendar it runs on."""
-    target = ticket.policy.engine().targets(ticket.severity, ticket.ticket_type)["resolution"]
-    spec = services.calendars()[target.calendar]
+    specs = services.calendars()
+    periods = {p.code for p in key_periods_at(specs["workday"], ticket.opened_at)}
+    target = ticket.policy.engine().targets(ticket.severity, ticket.ticket_type, periods)["resolution"]
+    spec = specs[target.calendar]
     return spec, sla.target_duration(target, spec, ticket.opened_at)
 
 
@@ -175,6 +177,12 @@ def test_only_the_requester_replies(users, regions, make_user, client_for):
         assert client.post(f"/api/desk/tickets/{ticket.number}/comments", {"body": "冒充"}).status_code == 404
     ticket.refresh_from_db()
     assert ticket.status == flow.WAITING and not TicketComment.objects.filter(body="冒充").exists()
+    # The requester themself is answered, on the page and by the API.
+    own = client_for(users["unit"])
+    assert own.post(f"/desk/{ticket.number}/reply/", {"body": "本人答复"}).status_code == 302
+    assert own.post(f"/api/desk/tickets/{ticket.number}/replies", {"body": "本人再答"}).status_code == 201
+    ticket.refresh_from_db()
+    assert ticket.status == flow.IN_PROGRESS
 
 
 def test_requester_writes_no_internal_notes_and_sees_none(users, regions, client_for, media):
