@@ -111,7 +111,21 @@ def entries(data: Any, model=None) -> list[tuple[str, str]]:
         return []
     if not isinstance(data, dict):
         return [("内容", _value(data, model))]
-    return [(_label(str(k), model), _value(v, model)) for k, v in data.items()]
+    return [(_label(str(k), model), _choice(model, str(k), v) or _value(v, model)) for k, v in data.items()]
+
+
+def _choice(model, key: str, value: Any) -> str:
+    """A stored choice (“queued”, “engineer”) as its label (“排队中”, “二线工程师”) when the field says so."""
+    if model is None or isinstance(value, (dict, list)) or value in (None, ""):
+        return ""
+    from django.core.exceptions import FieldDoesNotExist
+
+    try:
+        choices = dict(model._meta.get_field(key).flatchoices)
+    except (FieldDoesNotExist, TypeError):
+        return ""
+    label = choices.get(value)
+    return str(label) if label is not None else ""
 
 
 def _present(event) -> dict:
