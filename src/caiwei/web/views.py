@@ -6,6 +6,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 
 from caiwei.accounts import login_steps, twofactor
+from caiwei.accounts.roles import Capability
 from caiwei.jobs.runner import worker_alive
 from caiwei.regions.scoping import visible_regions
 
@@ -37,10 +38,12 @@ class LoginView(auth_views.LoginView):
 def home(request):
     # Granted regions and their subtrees, as the scoping filter sees them.
     regions = visible_regions(request.user)
+    # The worker warning is for those who see the jobs it runs; a bank or budget-unit user cannot act on it.
+    warn_worker = request.user.can(Capability.VIEW_JOBS) and not worker_alive()
     return render(
         request,
         "web/home.html",
-        {"tiles": tiles_for(request.user), "regions": regions, "worker_alive": worker_alive()},
+        {"tiles": tiles_for(request.user), "regions": regions, "warn_worker": warn_worker},
     )
 
 
