@@ -9,7 +9,6 @@ Clocks stop while the ticket waits for the requester and between resolution and 
 from __future__ import annotations
 
 import bisect
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -169,14 +168,25 @@ class Ticket:
     )  # earlier resolutions, each before a reopen
 
 
-@functools.lru_cache(maxsize=32)
-def _exceptions(
-    holidays: frozenset[date], workdays: frozenset[date], weekend: frozenset[int]
-) -> tuple[list[date], list[date]]:
-    """Sorted weekday holidays and weekend make-up workdays: the only days weekday arithmetic gets wrong."""
-    off = sorted(d for d in holidays if d.weekday() not in weekend and d not in workdays)
-    on = sorted(d for d in workdays if d.weekday() in weekend)
-    return off, on
+_EXCEPTIONS: dict[int, tuple[CalendarSpec, list[date], list[date], dict[tuple[int, int], int]]] = {}
+
+
+def _exceptions(spec: CalendarSpec) -> tuple[list[date], list[date], dict[tuple[int, int], int]]:
+    """Sorted weekday holidays and weekend make-up workdays (the only days weekday arithmetic gets wrong), and the
+    working weekdays among ``rest`` days from a weekday, kept per calendar object (the sweep asks 100 000 times)."""
+    entry = _EXCEPTIONS.get(id(spec))
+    if entry is None or entry[0] is not spec:
+        off = sorted(d for d in spec.holidays if d.weekday() not in spec.weekend and d not in spec.workdays)
+        on = sorted(d for d in spec.workdays if d.weekday() in spec.weekend)
+        partial = {
+            (start, rest): sum((start + i) % 7 not in spec.weekend for i in range(rest))
+            for start in range(7)
+            for rest in range(7)
+        }
+        if len(_EXCEPTIONS) > 64:
+            _EXCEPTIONS.clear()
+        entry = _EXCEPTIONS[id(spec)] = (spec, off, on, partial)
+    return entry[1], entry[2], entry[3]
 
 
 def _business_days(spec: CalendarSpec, first: date, last: date) -> int:
@@ -185,10 +195,9 @@ def _business_days(spec: CalendarSpec, first: date, last: date) -> int:
         return 0
     if spec.always_open:
         return (last - first).days
+    off, on, partial = _exceptions(spec)
     weeks, rest = divmod((last - first).days, 7)
-    count = weeks * (7 - len(spec.weekend))
-    count += sum((first + timedelta(days=i)).weekday() not in spec.weekend for i in range(rest))
-    off, on = _exceptions(spec.holidays, spec.workdays, spec.weekend)
+    count = weeks * (7 - len(spec.weekend)) + partial[first.weekday(), rest]
     count -= bisect.bisect_left(off, last) - bisect.bisect_left(off, first)
     count += bisect.bisect_left(on, last) - bisect.bisect_left(on, first)
     return count
