@@ -1,7 +1,5 @@
 import csv
-from typing import Any
 
-from django.apps import apps
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -16,127 +14,13 @@ from caiwei.jobs import runner
 from caiwei.jobs.models import Job
 
 from .chain import SealFileError
-from .export import EXPORT_COLUMNS, TIME_FORMAT, as_local, export_rows, search_events
+from .export import EXPORT_COLUMNS, export_rows, search_events
 from .log import record_export
 from .models import AuditAction
+from .present import present
 from .seals import SealError, export_name, export_seals, latest, seal_quietly, seal_time
 
 FILTER_NAMES = ("since", "until", "action", "actor", "ip", "object_type", "source", "q")
-
-# Keys of ``detail`` (and of before/after outside a model's own fields) in words.
-KEY_LABELS = {
-    "action": "操作",
-    "operation": "操作",
-    "event": "事件",
-    "reason": "原因",
-    "ok": "是否成功",
-    "message": "结果",
-    "url": "连接",
-    "until": "锁定至",
-    "failures": "失败次数",
-    "unknown_account": "账号不存在",
-    "tokens_revoked": "作废的令牌数",
-    "rows": "行数",
-    "filters": "筛选条件",
-    "capability": "所需权限",
-    "field": "字段",
-    "change": "变更",
-    "ids": "涉及编号",
-    "continued_after": "接续的行",
-    "year": "年度",
-    "warnings": "提示",
-    "n": "数量",
-    "ticket": "工单",
-    "severity": "严重程度",
-    "assignee": "处理人",
-    "status": "状态",
-    "since": "起始日期",
-    "q": "关键字",
-    "actor": "操作人",
-    "ip": "来源地址",
-    "object_type": "对象类型",
-    "source": "途径",
-    "run": "检查记录",
-    "password": "密码",
-    "secret": "密文",
-    "last_login": "最近登录",
-    "created_at": "创建时间",
-    "at": "时间",
-    "updated_at": "修改时间",
-}
-VALUE_WORDS = {"add": "添加", "remove": "移除", "clear": "清空"}
-SHOWN_ITEMS = 20  # of a list value
-
-
-def _model(object_type: str):
-    try:
-        return apps.get_model(object_type) if object_type.count(".") == 1 else None
-    except (LookupError, ValueError):
-        return None
-
-
-def _label(key: str, model) -> str:
-    if model is not None:
-        from django.core.exceptions import FieldDoesNotExist
-
-        try:
-            return str(model._meta.get_field(key).verbose_name)
-        except FieldDoesNotExist:  # a computed or detail key
-            pass
-        if key.endswith("_id"):
-            return _label(key.removesuffix("_id"), model)
-    return KEY_LABELS.get(key, key)
-
-
-def _value(value: Any, model=None) -> str:
-    """A stored value for reading: times in Beijing time, 是/否, lists and nested objects compact."""
-    if value is None or value == "":
-        return "（空）"
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    moment = as_local(value)
-    if moment is not None:
-        return moment.strftime(TIME_FORMAT)
-    if isinstance(value, dict):
-        return "；".join(f"{_label(str(k), model)}：{_value(v, model)}" for k, v in value.items()) or "（空）"
-    if isinstance(value, list):
-        shown = "、".join(_value(v, model) for v in value[:SHOWN_ITEMS])
-        return f"{shown}……（共 {len(value)} 项）" if len(value) > SHOWN_ITEMS else shown or "（空）"
-    return VALUE_WORDS.get(str(value), str(value))
-
-
-def entries(data: Any, model=None) -> list[tuple[str, str]]:
-    """(label, value) pairs of a JSON object from the chain, for a key/value list on the page."""
-    if data in (None, {}, ""):
-        return []
-    if not isinstance(data, dict):
-        return [("内容", _value(data, model))]
-    return [(_label(str(k), model), _choice(model, str(k), v) or _value(v, model)) for k, v in data.items()]
-
-
-def _choice(model, key: str, value: Any) -> str:
-    """A stored choice (“queued”, “engineer”) as its label (“排队中”, “二线工程师”) when the field says so."""
-    if model is None or isinstance(value, (dict, list)) or value in (None, ""):
-        return ""
-    from django.core.exceptions import FieldDoesNotExist
-
-    try:
-        choices = dict(model._meta.get_field(key).flatchoices)
-    except (FieldDoesNotExist, TypeError):
-        return ""
-    label = choices.get(value)
-    return str(label) if label is not None else ""
-
-
-def _present(event) -> dict:
-    model = _model(event.object_type)
-    return {
-        "event": event,
-        "type_label": str(model._meta.verbose_name) if model is not None else "",
-        "before": entries(event.before, model),
-        "after": entries(event.after, model),
-        "detail": entries(event.detail),
-    }
 
 
 def _filters(request) -> dict:
@@ -162,7 +46,7 @@ def events(request):
         seal_error = str(exc)
     context = {
         "page": page,
-        "rows": [_present(e) for e in page],
+        "rows": [present(e) for e in page],
         "filters": filters,
         "actions": AuditAction.choices,
         "last_verify": last_verify,
