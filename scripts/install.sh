@@ -26,14 +26,22 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 npm ci --no-audit --no-fund --loglevel=error >/dev/null
 
-# Charts in Word reports need a CJK font (Debian's fonts-noto-cjk).
+# Charts in Word reports need a CJK font (Debian's fonts-noto-cjk); the PDF of the monthly report is laid out by
+# WeasyPrint on Pango (Debian's libpango-1.0-0 and libpangoft2-1.0-0).
+need=()
 if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh 2>/dev/null | head -1)" ]; then
+  need+=(fonts-noto-cjk)
+fi
+if ! ldconfig -p 2>/dev/null | grep -q "libpangoft2-1.0.so.0"; then
+  need+=(libpango-1.0-0 libpangoft2-1.0-0)
+fi
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== 安装中文字体 fonts-noto-cjk"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null) || \
-      echo "未能安装中文字体：报表中的图表文字可能无法显示" >&2
+    echo "== 安装 ${need[*]}"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null) || \
+      echo "未能安装 ${need[*]}：报表图表中的中文或 PDF 月报可能不可用" >&2
   else
-    echo "缺少中文字体：请安装 fonts-noto-cjk，否则报表图表中的中文无法显示" >&2
+    echo "缺少 ${need[*]}：请用系统包管理器安装，否则报表图表中的中文或 PDF 月报不可用" >&2
   fi
 fi
 

@@ -170,7 +170,13 @@ REDIS_URL = os.environ.get("CAIWEI_REDIS_URL", "")
 HUEY = {
     "name": os.environ.get("CAIWEI_HUEY_NAME", "caiwei"),
     "immediate": envbool("CAIWEI_HUEY_IMMEDIATE"),
-    "consumer": {"workers": envint("CAIWEI_WORKERS", 2), "worker_type": "thread"},
+    # An idle consumer backs off up to max_delay between polls (huey's default is 10 s, which made a 0.6 s check
+    # run look like a 6 s wait on the run page); half a second costs one cheap query per poll.
+    "consumer": {
+        "workers": envint("CAIWEI_WORKERS", 2),
+        "worker_type": "thread",
+        "max_delay": float(os.environ.get("CAIWEI_WORKER_MAX_DELAY", "0.5")),
+    },
 }
 if REDIS_URL:
     HUEY |= {"huey_class": "huey.PriorityRedisHuey", "url": REDIS_URL}

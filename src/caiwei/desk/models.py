@@ -174,6 +174,10 @@ class Ticket(models.Model):
     closed_at = models.DateTimeField("关闭时间", null=True, blank=True)
     due_first_response = models.DateTimeField("响应时限", null=True, blank=True, db_index=True)
     due_resolution = models.DateTimeField("解决时限", null=True, blank=True, db_index=True)
+    # For the queue's 即将超时 / 已超时 views (desk.sla.queue_instants): kept with the due times on every status
+    # change and reconciled by the SLA sweep; None while the clocks are stopped.
+    sla_warn_at = models.DateTimeField("预警时刻", null=True, blank=True)
+    sla_overdue_at = models.DateTimeField("超时时刻", null=True, blank=True)
     survey_reminded_at = models.DateTimeField("评价提醒时间", null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -201,6 +205,16 @@ class Ticket(models.Model):
                 fields=["region", "due_first_response", "-opened_at"],
                 condition=models.Q(status__in=sorted(flow.OPEN_STATUSES)),
                 name="ticket_open_due",
+            ),
+            models.Index(
+                fields=["sla_overdue_at"],
+                condition=models.Q(status__in=sorted(flow.OPEN_STATUSES)),
+                name="ticket_open_overdue",
+            ),
+            models.Index(
+                fields=["sla_warn_at"],
+                condition=models.Q(status__in=sorted(flow.OPEN_STATUSES)),
+                name="ticket_open_warn",
             ),
         ]
 
@@ -234,6 +248,28 @@ class TicketChange(models.Model):
 
     def as_flow(self) -> flow.Change:
         return flow.Change(self.at, self.old_status, self.new_status)
+
+
+class TicketAssignment(models.Model):
+    """分派记录: who handed the ticket from whom to whom (and between tiers), and when; ``by`` None is the system."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="assignments")
+    at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    from_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    old_tier = models.CharField(max_length=8, choices=Ticket.Tier.choices, blank=True)
+    new_tier = models.CharField(max_length=8, choices=Ticket.Tier.choices, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id}: {self.from_user_id}→{self.to_user_id}"
 
 
 class TicketComment(models.Model):
@@ -596,3 +632,23 @@ class OutgoingMail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.to} {self.subject}"
+
+
+class ReportSettings(models.Model):
+    """运维月报的页眉与落款: the contract and who reports under it, per region (a league's covers its counties)."""
+
+    region = models.OneToOneField(
+        "regions.Region", on_delete=models.PROTECT, related_name="report_settings", verbose_name="财政区划"
+    )
+    contract_name = models.CharField("合同名称", max_length=120)
+    issuer = models.CharField("报送单位", max_length=60, help_text="运维服务商或项目组，用于页眉与落款")
+    recipient = models.CharField("主送单位", max_length=60, blank=True, help_text="如某某财政局，可不填")
+
+    objects = RegionScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["region__path"]
+        verbose_name = verbose_name_plural = "月报设置"
+
+    def __str__(self) -> str:
+        return f"{self.region} {self.contract_name}"

@@ -25,6 +25,7 @@ from .models import (
     SlaRule,
     Survey,
     Ticket,
+    TicketAssignment,
     TicketAttachment,
     TicketChange,
     TicketComment,
@@ -33,9 +34,11 @@ from .models import (
 )
 from .presets import PRESETS
 from .sla import Ticket as SlaTicket
-from .sla import evaluate
+from .sla import evaluate, queue_instants
 
 DEFAULT_PRESET = "xilingol"
+# The stored instants recomputed from a ticket's history (the queue sorts and filters on them).
+DUE_FIELDS = ["due_first_response", "due_resolution", "sla_warn_at", "sla_overdue_at"]
 VENDOR_DUE_MAX_DAYS = 366  # a vendor's answer is due within a year (pages and API)
 EARLIEST_CALL = date(2000, 1, 1)
 
@@ -170,6 +173,7 @@ def _refresh_due(ticket: Ticket) -> None:
     states = clock_states(ticket)
     ticket.due_first_response = states["first_response"].due
     ticket.due_resolution = states["resolution"].due
+    ticket.sla_warn_at, ticket.sla_overdue_at = queue_instants(states)
 
 
 def _next_number(now: datetime) -> str:
@@ -193,12 +197,17 @@ def create_ticket(user, *, region, **fields) -> Ticket:
         try:
             with transaction.atomic():
                 ticket = Ticket(region=region, created_by=user, number=_next_number(timezone.now()), **fields)
-                if user.has_role("unit_user", "bank_user") and ticket.requester_id is None:
+                # Units, banks and finance sections ask for themselves: they follow and answer their tickets.
+                if (
+                    user.has_role("unit_user", "bank_user", "finance_staff", "finance_approver")
+                    and not user.can(Capability.DESK_WORK)
+                    and ticket.requester_id is None
+                ):
                     ticket.requester = user
                 ticket.full_clean()
                 ticket.save()
                 _refresh_due(ticket)
-                ticket.save(update_fields=["due_first_response", "due_resolution"])
+                ticket.save(update_fields=DUE_FIELDS)
                 return ticket
         except IntegrityError:
             continue
@@ -218,9 +227,26 @@ def change_status(user, ticket: Ticket, target: str, note: str = "") -> Ticket:
     return ticket
 
 
+def _check_requester_reply(user, ticket: Ticket) -> None:
+    """Those who do not work tickets write only on tickets they raised, and only while they are open."""
+    if user.can(Capability.DESK_WORK):
+        return
+    if ticket.requester_id != user.pk:
+        raise PermissionDenied("只能回复自己提出的工单")
+    if not ticket.is_open:
+        raise ValidationError(
+            f"工单已{flow.STATUS_LABELS[ticket.status]}，不能再回复；如问题仍未解决，请选择“不认可”或提交新问题"
+        )
+
+
 def comment(user, ticket: Ticket, body: str, internal: bool = False, files=()) -> TicketComment:
-    """A reply or internal note with its files: every file is checked first, then all are saved or none."""
+    """A reply or internal note with its files: every file is checked first, then all are saved or none.
+
+    The requester's reply to a ticket 等待用户 starts its clocks again (flow.after_requester_reply), in the same
+    transaction; the assignee hears of every reply from the requester.
+    """
     ensure(user, Capability.DESK_WORK if internal else Capability.DESK_CREATE, "desk.comment")
+    _check_requester_reply(user, ticket)
     if not body.strip():
         raise ValidationError({"body": "内容不能为空"})
     if "\x00" in body:
@@ -237,10 +263,27 @@ def comment(user, ticket: Ticket, body: str, internal: bool = False, files=()) -
                     ticket=ticket, comment=note, name=name, size=len(data), content_type=content_type
                 )
                 store_file(item, data, saved)
+            if not internal and ticket.requester_id == user.pk:
+                _after_requester_reply(user, ticket, note)
     except BaseException:
         discard(saved)
         raise
     return note
+
+
+def _after_requester_reply(user, ticket: Ticket, note: TicketComment) -> None:
+    locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    target = flow.after_requester_reply(locked.status)
+    if target is not None:
+        _record_change(user, locked, target)
+        ticket.status, ticket.due_first_response, ticket.due_resolution = (
+            locked.status,
+            locked.due_first_response,
+            locked.due_resolution,
+        )
+    if locked.assignee_id and locked.assignee_id != user.pk:
+        resumed = "，工单恢复处理、服务时限恢复计时" if target is not None else ""
+        notify(locked.assignee, f"提出人回复了工单 {locked.number}（{locked.title}）{resumed}", locked)
 
 
 @transaction.atomic
@@ -253,11 +296,32 @@ def assign(user, ticket: Ticket, assignee, tier: str | None = None) -> Ticket:
         raise ValidationError({"assignee": f"{assignee} 的授权区划不含该工单所在区划，不能分派给他"})
     if tier and tier not in Ticket.Tier.values:
         raise ValidationError({"tier": f"处理层级“{tier}”不正确，应为 {'、'.join(Ticket.Tier.labels)} 之一"})
-    ticket.assignee = assignee
-    if tier:
-        ticket.tier = tier
-    ticket.save(update_fields=["assignee", "tier"])
+    locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    record_assignment(user, locked, assignee, tier or locked.tier)
+    ticket.assignee, ticket.tier = locked.assignee, locked.tier  # the caller's copy follows
     return ticket
+
+
+def record_assignment(user, ticket: Ticket, assignee, tier: str) -> TicketAssignment | None:
+    """Hand ``ticket`` (locked by the caller) to ``assignee`` on ``tier`` and keep who did it, from whom, to whom.
+
+    None when nothing changes. ``user`` None is the system (an escalation rule).
+    """
+    if assignee == ticket.assignee and tier == ticket.tier:
+        return None
+    record = TicketAssignment.objects.create(
+        ticket=ticket,
+        by=user,
+        from_user=ticket.assignee,
+        to_user=assignee,
+        old_tier=ticket.tier,
+        new_tier=tier,
+    )
+    ticket.assignee, ticket.tier = assignee, tier
+    ticket.save(update_fields=["assignee", "tier"])
+    if assignee is not None and assignee != user:
+        notify(assignee, f"工单 {ticket.number}（{ticket.title}）已分派给您", ticket)
+    return record
 
 
 def log_call(
@@ -500,6 +564,7 @@ def discard(saved: list[str]) -> None:
 def attach_files(user, ticket: Ticket, uploads) -> list[TicketAttachment]:
     """上传附件 without a comment: all files pass the checks and are saved, or none is."""
     ensure(user, Capability.DESK_CREATE, "desk.attach")
+    _check_requester_reply(user, ticket)
     checked = read_uploads(uploads)
     if not checked:
         raise ValidationError("请选择要上传的文件")
@@ -556,7 +621,7 @@ def remind_surveys(now: datetime | None = None) -> int:
 
 def refresh_due(ticket: Ticket) -> None:
     _refresh_due(ticket)
-    ticket.save(update_fields=["due_first_response", "due_resolution"])
+    ticket.save(update_fields=DUE_FIELDS)
 
 
 @transaction.atomic

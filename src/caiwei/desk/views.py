@@ -5,7 +5,6 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Q
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,33 +23,42 @@ from .services import public_comments, visible_attachments, visible_tickets  # n
 
 @require(Capability.DESK_VIEW)
 def queue(request):
-    qs = visible_tickets(request.user)
-    status = request.GET.get("status", "open")
-    if status == "open":
-        qs = qs.filter(status__in=flow.OPEN_STATUSES)
-    elif status in flow.STATUS_LABELS:
-        qs = qs.filter(status=status)
-    for name in ("severity", "ticket_type"):
-        if request.GET.get(name):
-            qs = qs.filter(**{name: request.GET[name]})
-    if request.GET.get("region"):
-        qs = qs.filter(region__code=request.GET["region"])
-    if request.GET.get("q"):
-        q = request.GET["q"].strip()
-        qs = qs.filter(Q(number=q) | Q(title__icontains=q) | Q(requester_org__icontains=q))
-    page = Paginator(
-        qs.order_by("due_first_response", "-opened_at") if status == "open" else qs, 50
-    ).get_page(request.GET.get("page"))
+    """工单队列 with saved views (我的待办 …) and filters, all in the query string; see desk.queue."""
+    from . import queue as q
+
+    filters = q.Filters.from_query(request.GET)
+    now = timezone.now()
+    regions = q.user_regions(request.user)
+    error = None
+    try:
+        qs = q.tickets(request.user, filters, now, regions)
+    except ValidationError as exc:
+        error = "；".join(exc.messages)
+        qs = Ticket.objects.none()
+    if filters.region and not any(r.code == filters.region for r in regions):
+        error = f"区划“{filters.region[:20]}”不存在或不在您的授权区划内"
+    page = q.CappedPaginator(qs, 50).get_page(request.GET.get("page"))
+    clocks = q.Clocks(q.calendars(), now).load(page.object_list)
     notices = request.user.notifications.filter(read=False).select_related("ticket")[:10]
     context = {
         "page": page,
-        "now": timezone.now(),
-        "status": status,
+        "rows": q.rows_html([(t, clocks.of(t)) for t in page.object_list]),
+        "filters": filters,
+        "error": error,
+        "views": [
+            (code, label, q.VIEW_HELP[code], filters.query_string(view=code))
+            for code, label in q.VIEWS.items()
+        ],
         "statuses": flow.STATUS_LABELS,
+        "tiers": Ticket.Tier.choices,
+        "severities": q.sla.SEVERITIES,
+        "types": q.sla.TYPES,
+        "regions": regions,
+        "assignees": q.assignee_choices(regions),
         "notices": notices,
         "can_work": request.user.can(Capability.DESK_WORK),
     }
-    return render(request, "desk/queue.html", context)
+    return render(request, "desk/queue.html", context, status=400 if error else 200)
 
 
 def usable_call(user, pk) -> HotlineCall | None:
@@ -365,7 +373,11 @@ def dashboard(request):
             for r in kpis["satisfaction_by_region"]
         ],
     }
-    return render(request, "desk/dashboard.html", {"k": kpis, "chart": chart})
+    return render(
+        request,
+        "desk/dashboard.html",
+        {"k": kpis, "chart": chart, "can_decide": request.user.can(Capability.DESK_DECIDE)},
+    )
 
 
 @require(Capability.DESK_CREATE)
@@ -376,23 +388,22 @@ def attachment(request, number: str, pk: int):
 
 
 @require(Capability.DESK_VIEW)
-def report(request):
-    """运维月报 (Word) for the month, over the user's regions; the download is an audited export."""
+def report(request, fmt: str = "docx"):
+    """运维月报 (Word, or PDF at report.pdf) for the month, over the user's regions; the download is an audited
+    export."""
     from django.http import HttpResponse
 
     from caiwei.audit.log import record_export
 
-    from .report import monthly_report
+    from .report import content_type, monthly_report
 
     try:
-        name, data = monthly_report(request.user, request.GET.get("month") or None)
+        name, data = monthly_report(request.user, request.GET.get("month") or None, fmt=fmt)
     except ValueError as exc:
         messages.error(request, str(exc))
         return redirect("desk:dashboard")
-    record_export("desk.monthly_report", 1, {"month": request.GET.get("month", "")})
-    response = HttpResponse(
-        data, content_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-    )
+    record_export("desk.monthly_report", 1, {"month": request.GET.get("month", ""), "format": fmt})
+    response = HttpResponse(data, content_type=content_type(fmt))
     response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name)}"
     return response
 

@@ -106,6 +106,9 @@ TARGET = Obj("target_pk", "caiwei.checks.services.visible_targets")
 DATABASE = Obj("pk", "caiwei.checks.services.visible_databases")
 SCHEDULE = Obj("pk", "caiwei.checks.services.visible_schedules")
 REGION = "按授权区划（含下级）"
+COMPLAINT = Obj("pk", "caiwei.web.policy.visible_complaints")
+SLA_POLICY = Obj("pk", "caiwei.desk.manage_views.visible_policies")
+POLICY_SCOPE = "适用区划全在授权内的策略；未指定区划的全辖策略只读，授权覆盖全辖者可改"
 OWN = "本人"
 
 # Pages, by URL name (namespace:name).
@@ -114,6 +117,7 @@ PAGES: dict[str, Policy] = {
     "login": Policy(PUBLIC),
     "logout": Policy(PUBLIC),
     "healthz": Policy(PUBLIC),
+    "favicon": Policy(PUBLIC),
     "accounts:profile": Policy(LOGIN, OWN),
     "accounts:revoke_token": Policy(LOGIN, OWN, (OWN_TOKEN,)),
     "accounts:grants": P(C.GRANT),
@@ -133,6 +137,7 @@ PAGES: dict[str, Policy] = {
     "regions:list": P(C.VIEW_REGIONS, scope=REGION),
     "bizcalendar:index": P(C.VIEW_CALENDAR),
     "bizcalendar:calculate": P(C.VIEW_CALENDAR),
+    "bizcalendar:notice": P(C.MANAGE_CALENDAR),
     "jobs:list": P(C.VIEW_JOBS, scope="本人发起的，项目经理另见授权区划内的"),
     "jobs:detail": P(C.VIEW_JOBS, scope="本人发起的，项目经理另见授权区划内的", objs=(JOB,)),
     "sandbox:index": P(C.VIEW_SANDBOX, scope=SANDBOX, gate=SANDBOX_GATE),
@@ -146,10 +151,18 @@ PAGES: dict[str, Policy] = {
     "desk:mine": P(C.DESK_CREATE, scope=OWN),
     "desk:dashboard": P(C.DESK_VIEW, scope=REGION),
     "desk:report": P(C.DESK_VIEW, scope=REGION),
+    "desk:report_pdf": P(C.DESK_VIEW, scope=REGION),
+    "desk:manage_policies": P(C.DESK_DECIDE, scope=POLICY_SCOPE),
+    "desk:manage_policy_new": P(C.DESK_DECIDE, scope=POLICY_SCOPE),
+    "desk:manage_policy_edit": P(C.DESK_DECIDE, scope=POLICY_SCOPE, objs=(SLA_POLICY,)),
+    "desk:manage_complaints": P(C.DESK_DECIDE, scope=REGION),
+    "desk:manage_complaint": P(C.DESK_DECIDE, scope=REGION, objs=(COMPLAINT,)),
+    "desk:manage_report_settings": P(C.DESK_DECIDE, scope=REGION),
     "desk:call_back": P(C.DESK_WORK, scope=REGION, objs=(CALL,)),
     "desk:detail": P(C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的", objs=(TICKET,)),
     "desk:act": P(C.DESK_WORK, scope=REGION, objs=(TICKET,)),
     "desk:confirm": P(C.DESK_CREATE, scope="本人提出的", objs=(OWN_TICKET,)),
+    "desk:reply": P(C.DESK_CREATE, scope="本人提出的", objs=(OWN_TICKET,)),
     "desk:attachment": P(C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的", objs=(TICKET,)),
     "checks:index": P(C.CHECKS_VIEW, scope=REGION),
     "checks:start": P(C.CHECKS_RUN, scope=REGION),
@@ -212,6 +225,7 @@ API: dict[tuple[str, str], Policy] = {
     ("GET", "/api/calendar"): P(C.VIEW_CALENDAR),
     ("GET", "/api/calendar/{code}/due"): P(C.VIEW_CALENDAR),
     ("GET", "/api/calendar/{code}/between"): P(C.VIEW_CALENDAR),
+    ("POST", "/api/calendar/notices"): P(C.MANAGE_CALENDAR),
     ("GET", "/api/sandbox"): P(C.VIEW_SANDBOX, scope=SANDBOX, gate=SANDBOX_GATE),
     ("POST", "/api/sandbox/generate"): P(C.MANAGE_SANDBOX, scope=SANDBOX, gate=SANDBOX_GATE),
     ("GET", "/api/desk/tickets"): P(C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的"),
@@ -223,6 +237,7 @@ API: dict[tuple[str, str], Policy] = {
         C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的", objs=(TICKET,)
     ),
     ("POST", "/api/desk/tickets/{number}/rating"): P(C.DESK_CREATE, scope="本人提出的", objs=(OWN_TICKET,)),
+    ("POST", "/api/desk/tickets/{number}/replies"): P(C.DESK_CREATE, scope="本人提出的", objs=(OWN_TICKET,)),
     ("POST", "/api/desk/tickets/{number}/comments"): P(
         C.DESK_CREATE, scope="按授权区划；预算单位与银行只见本人提出的", objs=(TICKET,)
     ),
@@ -245,6 +260,12 @@ API: dict[tuple[str, str], Policy] = {
         C.DESK_DECIDE, scope=REGION, objs=(Obj("complaint_id", "caiwei.web.policy.visible_complaints"),)
     ),
     ("GET", "/api/desk/report"): P(C.DESK_VIEW, scope=REGION),
+    ("GET", "/api/desk/complaints"): P(C.DESK_DECIDE, scope=REGION),
+    ("GET", "/api/desk/policies"): P(C.DESK_DECIDE, scope=POLICY_SCOPE),
+    ("POST", "/api/desk/policies"): P(C.DESK_DECIDE, scope=POLICY_SCOPE),
+    ("PUT", "/api/desk/policies/{policy_id}"): P(
+        C.DESK_DECIDE, scope=POLICY_SCOPE, objs=(_api("policy_id", SLA_POLICY),)
+    ),
     ("GET", "/api/checks/packs"): P(C.CHECKS_VIEW),
     ("GET", "/api/checks/targets"): P(C.CHECKS_VIEW, scope=REGION),
     ("POST", "/api/checks/targets"): P(C.MANAGE_TARGETS, scope=REGION),

@@ -260,7 +260,7 @@ def test_auditor_reads_and_exports_on_every_path(
     page = client.get("/audit/?action=create")
     assert page.status_code == 200 and "t_agent" in page.content.decode()
     csv_body = b"".join(client.get("/audit/export.csv").streaming_content).decode("utf-8-sig")
-    assert csv_body.splitlines()[0].startswith("序号,时间,动作")
+    assert csv_body.splitlines()[0].startswith("序号,时间（北京时间，UTC+8）,动作")
     api = client.get("/api/audit/events?actor=t_secadmin", **token_for(auditor))
     assert api.status_code == 200
     monkeypatch.setenv("CAIWEI_PASSWORD", PASSWORD)

@@ -161,6 +161,7 @@ def test_hotline_to_resolution_confirmed_and_rated(live_server, users, regions, 
     page.fill("#id_caller_number", "0479-5000000")
     page.fill("#id_caller_name", "经办人（演示）")
     page.fill("#id_summary", "支付凭证发送失败")
+    page.uncheck("#id_answered")  # 已接听 is ticked by default: this call was missed
     page.click("button:has-text('登记')")
     page.wait_for_selector("text=回拨时限")
     page.fill("[data-pending] input[name=summary]", "已回拨，需开工单")

@@ -23,7 +23,7 @@ from caiwei.accounts.roles import CAPABILITIES, FINANCE_ROLES, OPS_ROLES, TRI_AD
 from caiwei.api import api
 from caiwei.checks.models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
 from caiwei.desk import services as desk
-from caiwei.desk.models import Complaint, TicketAttachment
+from caiwei.desk.models import Complaint, SlaPolicy, TicketAttachment
 from caiwei.jobs.models import Job
 from caiwei.web import policy
 from caiwei.web.admin_site import CapabilityAdmin
@@ -139,6 +139,12 @@ def world(regions, make_user, tmp_path, settings):
             region=regions[FOREIGN], complainant=f"投诉人{MARK}", description="慢"
         ),
     }
+    objs["policy"] = {}
+    for key, code in (("own", OWN), ("foreign", FOREIGN)):
+        sla_policy = SlaPolicy.objects.create(code=f"m-{key}", name=f"策略{MARK if key == 'foreign' else ''}")
+        sla_policy.regions.set([regions[code]])
+        sla_policy.rules.create(clock="first_response", minutes=120)
+        objs["policy"][key] = sla_policy
     targets, databases, runs, results, schedules = {}, {}, {}, {}, {}
     for key, code in (("own", OWN), ("foreign", FOREIGN)):
         mark = MARK if key == "foreign" else ""
@@ -175,6 +181,7 @@ KIND_BY_QUERYSET = {
     "caiwei.web.policy.own_tickets": "ticket",
     "caiwei.web.policy.visible_calls": "call",
     "caiwei.web.policy.visible_complaints": "complaint",
+    "caiwei.desk.manage_views.visible_policies": "policy",
     "caiwei.jobs.views.visible_jobs": "job",
     "caiwei.web.policy.own_tokens": "token",
     "caiwei.checks.services.visible_runs": "run",

@@ -25,7 +25,9 @@ class Command(BaseCommand):
         imp = sub.add_parser("import", help="导入工单（CSV：UTF-8 或 GBK；或 Excel），全部校验通过才写入")
         imp.add_argument("file", type=Path)
         imp.add_argument("--actor", required=True, help="导入人账号；密码取自 CAIWEI_PASSWORD 或提示输入")
-        rep = sub.add_parser("report", help="生成运维月报（Word），按操作人的授权区划")
+        rep = sub.add_parser(
+            "report", help="生成运维月报（Word；输出文件以 .pdf 结尾时为 PDF），按操作人的授权区划"
+        )
         rep.add_argument("--month", help="YYYY-MM，缺省为本月")
         rep.add_argument("--actor", required=True, help="操作人账号；密码取自 CAIWEI_PASSWORD 或提示输入")
         rep.add_argument("--output", "-o", type=Path, required=True)
@@ -143,11 +145,12 @@ class Command(BaseCommand):
 
         with authenticate_actor(actor, Capability.DESK_VIEW) as user:
             try:
-                name, data = monthly_report(user, month)
+                fmt = "pdf" if output.suffix.lower() == ".pdf" else "docx"
+                name, data = monthly_report(user, month, fmt=fmt)
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
             output.write_bytes(data)
-            record_export("desk.monthly_report", 1, {"month": month or ""})
+            record_export("desk.monthly_report", 1, {"month": month or "", "format": fmt})
         self.stdout.write(f"已生成 {name} → {output}")
 
     def import_file(self, file, actor, **_):
