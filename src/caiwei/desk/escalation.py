@@ -52,10 +52,9 @@ def apply(ticket: Ticket, rule: EscalationRule, states: dict) -> Escalation | No
         with transaction.atomic():
             escalation = Escalation.objects.create(ticket=ticket, rule=rule, detail=detail[:300])
             if rule.action == EscalationRule.Action.REASSIGN:
-                ticket.tier = Ticket.Tier.SECOND
-                if _sees(rule.target_user, ticket):
-                    ticket.assignee = rule.target_user
-                ticket.save(update_fields=["tier", "assignee"])
+                # Recorded like a hand assignment (by the system), so the timeline and the history show it.
+                target = rule.target_user if _sees(rule.target_user, ticket) else ticket.assignee
+                services.record_assignment(None, ticket, target, Ticket.Tier.SECOND)
             elif rule.action == EscalationRule.Action.RAISE and ticket.severity != RAISE[ticket.severity]:
                 ticket.severity = RAISE[ticket.severity]
                 ticket.save(update_fields=["severity"])

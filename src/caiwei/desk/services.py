@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from caiwei.accounts.permissions import ensure
@@ -371,22 +371,6 @@ def call_back(user, call: HotlineCall, summary: str = "") -> HotlineCall:
     call.callback_note = summary
     call.save()
     return call
-
-
-def hotline_kpis(calls) -> dict:
-    """接通率 and 当日回拨率 over a queryset of calls (contract thresholds: 95 % and 100 %)."""
-    total = calls.count()
-    answered = calls.filter(answered=True).count()
-    missed = calls.filter(answered=False)
-    called_back = missed.filter(callback_at__isnull=False, callback_at__lte=F("callback_due")).count()
-    return {
-        "calls": total,
-        "answered": answered,
-        "answer_rate": answered / total if total else None,
-        "missed": total - answered,
-        "callback_in_time": called_back,
-        "callback_rate": called_back / (total - answered) if total - answered else None,
-    }
 
 
 def _own(user, ticket: Ticket) -> None:

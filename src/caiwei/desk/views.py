@@ -15,7 +15,7 @@ from caiwei.accounts.models import User
 from caiwei.accounts.permissions import require
 from caiwei.accounts.roles import Capability
 
-from . import flow, services, timeline
+from . import flow, kpi, services, timeline
 from .forms import CallForm, TicketForm
 from .models import HotlineCall, MailIntake, OutgoingMail, Ticket, VendorOrder
 from .services import public_comments, visible_attachments, visible_tickets  # noqa: F401
@@ -165,7 +165,7 @@ def calls(request):
             "form": form,
             "page": Paginator(qs, 50).get_page(request.GET.get("page")),
             "pending": qs.filter(answered=False, callback_at__isnull=True).order_by("callback_due"),
-            "kpi": services.hotline_kpis(qs.filter(at__gte=month_start)),
+            "kpi": kpi.hotline_kpis(qs.filter(at__gte=month_start), timezone.now()),
             "now": timezone.now(),
         },
     )

@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from caiwei.desk import services
 from caiwei.desk.escalation import sweep
-from caiwei.desk.models import Escalation, EscalationRule, Notification, Ticket
+from caiwei.desk.models import Escalation, EscalationRule, Notification, Ticket, TicketAssignment
 from caiwei.jobs import runner
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -50,6 +50,15 @@ def test_rules_fire_at_their_threshold_once(users, ticket):
     )  # 110 min ≥ 90 %: reassign; notify not again
     ticket.refresh_from_db()
     assert ticket.tier == "second" and ticket.assignee == users["engineer"]
+    # The hand-over is in the assignment history (by the system), as a hand assignment would be.
+    record = TicketAssignment.objects.get(ticket=ticket)
+    assert (record.by, record.from_user, record.to_user, record.old_tier, record.new_tier) == (
+        None,
+        users["agent"],
+        users["engineer"],
+        "first",
+        "second",
+    )
     assert {e.rule_id for e in Escalation.objects.all()} == {notify.pk, reassign.pk}
     # Resolution: 3 workdays = 1260 min; half is reached on Wednesday afternoon.
     assert sweep(now=datetime(2026, 11, 25, 15, 0, tzinfo=SH)) == 1

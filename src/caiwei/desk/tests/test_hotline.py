@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from caiwei.desk import services
+from caiwei.desk import kpi, services
 from caiwei.desk.models import HotlineCall, Ticket, TicketAssignment
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -52,9 +52,19 @@ def test_rates(users, regions):
     services.call_back(users["agent"], missed[0], "已解答")
     with pytest.raises(ValidationError, match="已于"):
         services.call_back(users["agent"], missed[0])
-    kpi = services.hotline_kpis(HotlineCall.objects.all())
-    assert (kpi["calls"], kpi["answered"], kpi["missed"], kpi["callback_in_time"]) == (20, 18, 2, 1)
-    assert kpi["answer_rate"] == 0.9 and kpi["callback_rate"] == 0.5
+    later = max(c.callback_due for c in missed) + timedelta(minutes=1)
+    result = kpi.hotline_kpis(HotlineCall.objects.all(), later)
+    assert (result["calls"], result["answered"], result["missed"], result["callback_in_time"]) == (
+        20,
+        18,
+        2,
+        1,
+    )
+    assert result["answer_rate"] == 0.9 and result["callback_rate"] == 0.5 and result["callback_pending"] == 0
+    # Before the second call's deadline it is 进行中: neither met nor missed, outside the rate.
+    before = max(timezone.now(), missed[1].callback_due - timedelta(seconds=1))
+    result = kpi.hotline_kpis(HotlineCall.objects.all(), before)
+    assert (result["callback_due"], result["callback_pending"], result["callback_rate"]) == (1, 1, 1.0)
 
 
 def test_scoping_and_roles(users, regions):
