@@ -403,8 +403,21 @@ def result_detail(request, result_id: int = ID):
     return _result_out(result, full=True)
 
 
+class TicketIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    severity: Line(4) = Field("", description="严重程度，缺省取规则的严重程度")
+    assignee: Line(150) = Field("", description="分派给本区划的二线工程师（用户名），缺省不分派")
+
+
 @router.post("/results/{result_id}/ticket", summary="由问题开工单（一条结果一张工单，重复调用返回同一张）")
-def result_ticket(request, result_id: int = ID):
+def result_ticket(request, result_id: int = ID, data: TicketIn | None = None):
     result = get_object_or_404(services.visible_results(request.user), pk=result_id)
-    ticket = services.open_ticket(request.user, result)
+    data = data or TicketIn()
+    assignee = None
+    if data.assignee:
+        engineers = services.ticket_engineers(result.run.database.target.region)
+        assignee = engineers.filter(username=data.assignee).first()
+        if assignee is None:
+            raise ValidationError(f"assignee：“{data.assignee}”不是该区划的二线工程师")
+    ticket = services.open_ticket(request.user, result, assignee=assignee, severity=data.severity or None)
     return {"ticket": ticket.number, "id": ticket.pk, "severity": ticket.severity}

@@ -220,8 +220,28 @@ def test_api_registers_a_postgresql_target_with_a_sealed_password(regions, users
     full = client.get(f"/api/checks/results/{dup['id']}", **auth).json()
     assert len(full["keys"]) == 2 and "%(" not in full["sql"] and "pay_voucher" in full["sql"]
     assert all("*" in row["payee_acct_no"] for row in full["sample"])
-    ticket = client.post(f"/api/checks/results/{dup['id']}/ticket", **auth).json()
+    # No body: the rule's severity, nobody assigned.
+    ticket = client.post(
+        f"/api/checks/results/{dup['id']}/ticket", content_type="application/json", **auth
+    ).json()
     assert ticket["severity"] == "重大"
+    # The API chooses severity and assignee as the page does; an engineer of another region is refused.
+    asset = next(r for r in run["results"] if r["rule"] == "ASSET-002")
+    url = f"/api/checks/results/{asset['id']}/ticket"
+    refused = client.post(url, {"assignee": "nobody"}, content_type="application/json", **auth)
+    assert refused.status_code == 400 and "二线工程师" in refused.json()["detail"]
+    bad = client.post(url, {"severity": "很急"}, content_type="application/json", **auth)
+    assert bad.status_code == 400 and "严重程度" in bad.json()["detail"]
+    chosen = client.post(
+        url,
+        {"severity": "紧急", "assignee": users["engineer"].username},
+        content_type="application/json",
+        **auth,
+    ).json()
+    from caiwei.desk.models import Ticket
+
+    opened = Ticket.objects.get(number=chosen["ticket"])
+    assert (opened.severity, opened.assignee) == ("紧急", users["engineer"])
     # A bank user is not a reader of checks; a finance user of a county does not see the league's target.
     assert client_for(users["bank"]).get("/api/checks/targets").status_code == 403
     county = users["bank"].__class__.objects.get(username="t_unit")
