@@ -245,9 +245,12 @@ def run_workbook(run, results) -> bytes:
         detail.append([f"{r.rule_id} {r.title}（共 {r.count} 条，以下为样本）"])
         detail.cell(row=detail.max_row, column=1).font = bold
         rule = shipped_rule(r.rule_id)
-        detail.append([heading(c, rule.labels if rule else None) for c in r.columns])
+        ordered = [
+            c["name"] for c in sample_columns(rule, r.columns)
+        ]  # key and evidence first, as on the page
+        detail.append([heading(c, rule.labels if rule else None) for c in ordered])
         for row in r.sample:
-            detail.append([row.get(c) for c in r.columns])
+            detail.append([row.get(c) for c in ordered])
         units = [u for u in r.units if "error" not in u]
         if units:
             detail.append(["按预算单位", "单位名称", "问题条数", "涉及金额（元）"])

@@ -144,6 +144,16 @@ def test_excel_export_lists_summary_samples_and_keys(target_db, users, client_fo
     samples = [v for row in book["问题样本（已脱敏）"].values for v in row if v]
     assert any(v == "身份证号（iden_no）" for v in samples)
     assert not any(isinstance(v, str) and len(v) == 18 and v.isdigit() for v in samples)  # ID numbers masked
+    # The sample headings come in the page's order: the rule's key, then its evidence, then the rest.
+    from caiwei.checks.engine import shipped_rule
+    from caiwei.checks.present import heading, sample_columns
+
+    rows = list(book["问题样本（已脱敏）"].values)
+    title = next(i for i, row in enumerate(rows) if str(row[0]).startswith("DUP-001"))
+    result = run.results.get(rule_id="DUP-001")
+    rule = shipped_rule("DUP-001")
+    expected = [heading(c["name"], rule.labels) for c in sample_columns(rule, result.columns)]
+    assert [v for v in rows[title + 1] if v] == expected and expected[0].endswith(f"（{rule.key[0]}）")
 
 
 def test_api_registers_a_postgresql_target_with_a_sealed_password(regions, users, token_for, client_for):
