@@ -153,7 +153,7 @@ def obtain_token(request, data: TokenRequest):
         return Status(401, {"detail": "三员账号须先在网页登录并绑定动态口令，之后换取令牌时提供 otp"})
     if twofactor.has_device(user):
         if not data.otp.strip():
-            return Status(401, {"detail": "该账号已开启动态口令：请在 otp 字段提供验证器 App 上的 6 位数字"})
+            return Status(401, {"detail": "该账号已开启动态口令：请在 otp 字段提供验证器应用 上的 6 位数字"})
         error = twofactor.verify(user, data.otp)
         if error is not None:
             return Status(401, {"detail": error})

@@ -35,6 +35,7 @@ class UserAdmin(CapabilityAdmin, BaseUserAdmin):
     capability = Capability.MANAGE_ACCOUNTS
     view_capability = Capability.GRANT
     region_field = None  # accounts are managed for the whole installation
+    add_form_template = "admin/accounts/user/add_form.html"
     list_display = [
         "username",
         "full_name",

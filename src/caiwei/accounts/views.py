@@ -171,7 +171,7 @@ def login_enrol(request):
         error = twofactor.enrol(user, key, form.cleaned_data["code"])
         if error is None:
             next_url = login_steps.finish(request, user)
-            messages.success(request, "动态口令已绑定，以后每次登录都需输入验证器 App 上的 6 位数字")
+            messages.success(request, "动态口令已绑定，以后每次登录都需输入验证器应用 上的 6 位数字")
             return redirect(_safe_next(request, next_url))
         if (response := _step_failed(request, error)) is not None:
             return response
@@ -220,7 +220,7 @@ def otp(request):
         error = twofactor.enrol(user, key, form.cleaned_data["code"])
         if error is None:
             request.session.pop(login_steps.ENROL_KEY, None)
-            messages.success(request, "动态口令已绑定，以后登录需输入验证器 App 上的 6 位数字")
+            messages.success(request, "动态口令已绑定，以后登录需输入验证器应用 上的 6 位数字")
             return redirect("accounts:profile")
         if (response := _step_failed(request, error)) is not None:
             return response

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from caiwei.accounts.roles import Capability
-from caiwei.web.admin_site import CapabilityAdmin
+from caiwei.web.admin_site import CapabilityAdmin, code_column
 
 from .models import BusinessCalendar, CalendarDay, KeyPeriod
 
@@ -23,7 +23,7 @@ class CalendarDayInline(admin.TabularInline):
 class BusinessCalendarAdmin(CapabilityAdmin):
     capability = Capability.MANAGE_CALENDAR
     region_field = None  # calendars are shared configuration
-    list_display = ["code", "name", "always_open", "periods", "use_statutory"]
+    list_display = [code_column(BusinessCalendar), "name", "always_open", "periods", "use_statutory"]
     inlines = [CalendarDayInline]
 
 
@@ -31,5 +31,5 @@ class BusinessCalendarAdmin(CapabilityAdmin):
 class KeyPeriodAdmin(CapabilityAdmin):
     capability = Capability.MANAGE_CALENDAR
     region_field = None
-    list_display = ["code", "name", "start", "end", "note"]
+    list_display = [code_column(KeyPeriod), "name", "start", "end", "note"]
     date_hierarchy = "start"

@@ -26,6 +26,7 @@ from datetime import date, timedelta
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.html import escape, format_html
 
 from . import engine, statutory
 from .models import BusinessCalendar, CalendarDay, HolidayNotice, HolidayNoticeDay
@@ -186,11 +187,21 @@ def missing_years(today: date | None = None) -> list[int]:
     return [y for y in wanted if y not in known]
 
 
-def missing_message(years: list[int]) -> str:
+def missing_message(years: list[int], *, html: bool = False) -> str:
+    """The warning about the missing years: plain text for logs and the command line, or (``html``) escaped HTML
+    with the command to type in ``<code>``."""
     names = "、".join(f"{y} 年" for y in years)
-    return (
+    text = (
         f"{names}的放假调休安排尚未导入：业务日历暂按《全国年节及纪念日放假办法》计算的法定节假日休息，"
         "不含调休上班日和连休，工单时限可能与实际放假安排不符。国务院办公厅发布该年部分节假日安排的通知后，"
-        "请有“维护业务日历”权限的管理员在业务日历页点击“导入放假安排通知”，或用命令 "
-        "caiwei calendar import-notice、接口 POST /api/calendar/notices 导入。"
+        "请有“维护业务日历”权限的管理员在业务日历页点击“导入放假安排通知”，或用命令 {command}、"
+        "接口 {api} 导入。"
     )
+    command, api = "caiwei calendar import-notice", "POST /api/calendar/notices"
+    if html:
+        return format_html(
+            escape(text),
+            command=format_html("<code>{}</code>", command),
+            api=format_html("<code>{}</code>", api),
+        )
+    return text.format(command=command, api=api)

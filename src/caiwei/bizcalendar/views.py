@@ -23,7 +23,7 @@ def index(request):
         "upcoming": services.upcoming_days(selected) if selected else [],
         "can_manage": request.user.can(Capability.MANAGE_CALENDAR),
         "missing_years": (missing := notices.missing_years()),
-        "missing_message": notices.missing_message(missing) if missing else "",
+        "missing_message": notices.missing_message(missing, html=True) if missing else "",
         "notices": HolidayNotice.objects.all()[:5],
     }
     return render(request, "bizcalendar/index.html", context)

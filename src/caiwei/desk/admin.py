@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from caiwei.accounts.roles import Capability
-from caiwei.web.admin_site import CapabilityAdmin
+from caiwei.web.admin_site import CapabilityAdmin, code_column
 
 from . import services
 from .models import Complaint, EscalationRule, SlaPolicy, SlaRule
@@ -24,18 +24,17 @@ class SlaPolicyAdmin(CapabilityAdmin):
 
     capability = Capability.DESK_DECIDE
     region_field = "regions"
-    list_display = ["code", "name", "warn_ratio", "source"]
+    list_display = [code_column(SlaPolicy), "name", "warn_ratio", "source"]
     filter_horizontal = ["regions"]
     inlines = [SlaRuleInline]
     actions = ["reset_to_preset"]
 
-    @admin.action(description="按合同预设重置所选策略（daxing、foshan、nantong、xilingol）")
+    @admin.action(description="按合同预设重置所选策略（大兴区、佛山市、南通市、锡林郭勒盟）")
     def reset_to_preset(self, request, queryset):
         done = []
         for policy in queryset:
             if policy.code in PRESETS and self.has_change_permission(request, policy):
-                services.apply_preset(policy.code)
-                done.append(policy.code)
+                done.append(services.apply_preset(policy.code).name)
         self.message_user(
             request, f"已按预设重置：{'、'.join(done) or '无（所选策略不是预设）'}", messages.SUCCESS
         )

@@ -32,3 +32,13 @@ def money(value) -> str:
     from decimal import Decimal
 
     return f"{Decimal(str(value)):,.2f}"
+
+
+@register.filter
+def may_open(user, url_name: str) -> bool:
+    """``user|may_open:"desk:queue"`` — whether the page's declared policy (web.policy.PAGES) lets ``user`` in before
+    any object is named: a link to a page the user would get a 403 from is not shown."""
+    from caiwei.web import policy
+
+    rule = policy.PAGES.get(url_name)
+    return rule is not None and policy.admits(rule, user)

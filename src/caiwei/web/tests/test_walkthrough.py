@@ -311,10 +311,6 @@ class Walk:
 
     def console(self, msg) -> str:
         source = (msg.location or {}).get("url", "").replace(self.base, "")
-        if source == "/favicon.ico":
-            # Django's admin pages name no icon, so Chromium sometimes asks for /favicon.ico (not served): a
-            # browser habit, not an error of the page; our own pages name theirs.
-            return ""
         return f"{msg.text}（{source}）" if source else msg.text
 
     def fail(self, where: str, what: str) -> None:

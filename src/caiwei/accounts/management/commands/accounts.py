@@ -94,7 +94,7 @@ class Command(BaseCommand):
         for username, label, password in rows:
             self.stdout.write(f"  {username.ljust(width)}  {password}  {label}")
         self.stdout.write(
-            "三员账号（sysadmin、secadmin、auditor）首次登录时须用手机验证器 App 扫码绑定动态口令，之后每次登录输入 6 位数字。"
+            "三员账号（sysadmin、secadmin、auditor）首次登录时须用手机验证器应用 扫码绑定动态口令，之后每次登录输入 6 位数字。"
         )
 
     def do_bootstrap(self, username, role, **_):
