@@ -32,7 +32,8 @@ need=()
 if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh 2>/dev/null | head -1)" ]; then
   need+=(fonts-noto-cjk)
 fi
-if ! ldconfig -p 2>/dev/null | grep -q "libpangoft2-1.0.so.0"; then
+libs=$(ldconfig -p 2>/dev/null || true)  # not piped into grep -q: with pipefail its early exit fails the pipe
+if [[ "$libs" != *"libpangoft2-1.0.so.0"* ]]; then
   need+=(libpango-1.0-0 libpangoft2-1.0-0)
 fi
 if [ ${#need[@]} -gt 0 ]; then

@@ -13,16 +13,9 @@ from caiwei.accounts.roles import Role
 from caiwei.bizcalendar.engine import CalendarSpec, add_business_time, business_time_between, china_calendar
 from caiwei.desk import flow, queue, services, sla
 from caiwei.desk.models import Ticket, TicketChange
+from caiwei.desk.tests.common import FIELDS
 
 SH = ZoneInfo("Asia/Shanghai")
-FIELDS = {
-    "system": "国库集中支付",
-    "ticket_type": "故障",
-    "severity": "一般",
-    "title": "支付凭证发送失败",
-    "description": "凭证状态一直为“发送中”",
-    "requester_name": "张老师",
-}
 
 
 @pytest.fixture(autouse=True)

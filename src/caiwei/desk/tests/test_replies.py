@@ -13,18 +13,11 @@ from django.utils import timezone
 from caiwei.bizcalendar.engine import add_business_time, business_time_between, key_periods_at
 from caiwei.desk import flow, services, sla
 from caiwei.desk.models import Notification, TicketAttachment, TicketChange, TicketComment
+from caiwei.desk.tests.common import FIELDS
 
 pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
 UNIT_REGION = "152502000"
-FIELDS = {
-    "system": "国库集中支付",
-    "ticket_type": "故障",
-    "severity": "一般",
-    "title": "支付凭证发送失败",
-    "description": "凭证状态一直为“发送中”",
-    "requester_name": "经办人（演示）",
-}
 # A real one-page PDF and a real 1×1 PNG: what a requester attaches.
 PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"

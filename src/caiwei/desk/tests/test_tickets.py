@@ -11,17 +11,10 @@ from caiwei.desk import flow, services
 from caiwei.desk.models import SlaRule, Ticket, TicketChange
 from caiwei.desk.presets import PRESETS
 from caiwei.desk.sla import SEVERITIES, TYPES
+from caiwei.desk.tests.common import FIELDS as COMMON
 
 SH = ZoneInfo("Asia/Shanghai")
-FIELDS = {
-    "system": "国库集中支付",
-    "ticket_type": "故障",
-    "severity": "一般",
-    "title": "支付凭证发送失败",
-    "description": "凭证状态一直为“发送中”",
-    "requester_name": "张老师",
-    "requester_org": "某县教育局",
-}
+FIELDS = COMMON | {"requester_org": "某县教育局"}
 
 
 def test_flow_rules():

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from caiwei.desk import flow, outbox, services, timeline
 from caiwei.desk.models import Escalation, EscalationRule, MailIntake, TicketAssignment
+from caiwei.desk.tests.common import FIELDS
 
 pytestmark = pytest.mark.django_db
 PNG = bytes.fromhex(
@@ -16,14 +17,6 @@ PNG = bytes.fromhex(
     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000200a5d4e6"
     "5b0000000049454e44ae426082"
 )
-FIELDS = {
-    "system": "国库集中支付",
-    "ticket_type": "故障",
-    "severity": "一般",
-    "title": "支付凭证发送失败",
-    "description": "凭证状态一直为“发送中”",
-    "requester_name": "经办人（演示）",
-}
 EVERYTHING = [
     "opened",
     "assigned",

@@ -26,7 +26,14 @@ def browser():
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            # --lang: the browser's own widgets (file and date inputs) as a Chinese user's Chromium draws them.
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--lang=zh-CN",
+            ],
         )
         yield browser
         browser.close()

@@ -26,7 +26,7 @@ from django.test import override_settings
 from django.urls import Resolver404, resolve
 
 from caiwei.accounts.roles import Role
-from caiwei.web.tests.test_browser import CHROMIUM, log_in
+from caiwei.web.tests.test_browser import browser, log_in  # noqa: F401 (browser: the fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
@@ -175,30 +175,6 @@ BROKEN_BUTTONS = """() => {
 LINKS = (
     "() => Array.from(document.querySelectorAll('a[href]'), a => [a.href, a.innerText.trim().slice(0, 40)])"
 )
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Debian 的 Chromium 未安装（apt-get install chromium）")
-        pytest.skip("Debian 的 Chromium 未安装")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            # --lang: the browser's own widgets (file and date inputs) as a Chinese user's Chromium draws them.
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--lang=zh-CN",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -398,7 +374,7 @@ class Walk:
 
 
 @pytest.fixture
-def walk_page(browser):
+def walk_page(browser):  # noqa: F811 (the fixture imported above)
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
     yield context.new_page()
     context.close()
