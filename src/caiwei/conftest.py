@@ -12,6 +12,16 @@ from caiwei.regions.models import Region
 PASSWORD = "Caiwei-Test-2026!"
 
 
+def scratch_db(base: str) -> str:
+    """The name of a scratch database on the PostgreSQL or MariaDB server for this test process: two runs on one
+    machine (another DATABASE_URL, another pytest-xdist worker) never drop each other's."""
+    import os
+    import re
+
+    own = re.sub(r"\W", "_", os.environ.get("DATABASE_URL", "").rsplit("/", 1)[-1])[-20:] or "default"
+    return f"{base}_{own}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"[:63]
+
+
 @pytest.fixture
 def regions(db):
     ensure_demo_regions()

@@ -13,11 +13,13 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from caiwei.checks import services, vault
+from caiwei.checks.engine import select_rules
 from caiwei.checks.models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
-from caiwei.conftest import PASSWORD
+from caiwei.conftest import PASSWORD, scratch_db
 from caiwei.sandbox.generator import GenerateSpec, generate, parse_faults
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/caiwei_checks_app"
+APP_DB = scratch_db("caiwei_checks_app")
+PG_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{APP_DB}"
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def test_run_from_the_page_then_diff_after_the_data_changes(target_db, sandbox, 
     response = client.post("/checks/run/", {"database": target_db.pk, "sample": "on"})
     run = CheckRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/checks/runs/{run.pk}/"
-    assert run.status == "done" and run.rules_total == 41 and run.rules_error == 0
+    assert run.status == "done" and run.rules_total == len(select_rules("all")) and run.rules_error == 0
     plate = result(run, "ASSET-003")
     assert [k[0] for k in plate.keys] == manifest.keys("asset_vehicle_no_plate", "asset_card")
     assert plate.previous is None and plate.new_count is None
@@ -163,8 +165,8 @@ def test_api_registers_a_postgresql_target_with_a_sealed_password(regions, users
         "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
     )
     with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS caiwei_checks_app"))
-        conn.execute(text("CREATE DATABASE caiwei_checks_app"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {APP_DB}"))
+        conn.execute(text(f"CREATE DATABASE {APP_DB}"))
     admin.dispose()
     generate(
         PG_URL,
@@ -184,7 +186,7 @@ def test_api_registers_a_postgresql_target_with_a_sealed_password(regions, users
             "dialect": "postgresql",
             "host": "127.0.0.1",
             "port": 5432,
-            "database": "caiwei_checks_app",
+            "database": APP_DB,
             "username": "postgres",
             "password": "S3cret-口令",
             "as_of": "2026-12-31",
@@ -196,7 +198,7 @@ def test_api_registers_a_postgresql_target_with_a_sealed_password(regions, users
     assert (
         db["has_password"] is True
         and "S3cret" not in json.dumps(db)
-        and db["url"].endswith("@127.0.0.1:5432/caiwei_checks_app")
+        and db["url"].endswith(f"@127.0.0.1:5432/{APP_DB}")
     )
     stored = TargetDatabase.objects.get(pk=db["id"])
     assert stored.secret.startswith("sm4gcm:") and "S3cret" not in stored.secret

@@ -1,6 +1,5 @@
 """Bank files written from the sandbox parse back to the totals the database holds, except where a fault says."""
 
-import os
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from caiwei.conftest import scratch_db
 from caiwei.sandbox.bankfiles import BankFileError, read_bank_file, read_pboc_clearing
 from caiwei.sandbox.generator import GenerateSpec, parse_faults
 from caiwei.sandbox.service import run_generate
@@ -19,7 +19,7 @@ CENT = Decimal("0.01")
 def db_url_pg():
     from caiwei.sandbox.tests.test_generator import _server
 
-    name = f"caiwei_sandbox_bank_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    name = scratch_db("caiwei_sandbox_bank_test")
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     try:
         return _server(url, f"CREATE DATABASE {name}")

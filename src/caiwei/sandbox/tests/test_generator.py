@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from caiwei.conftest import scratch_db
 from caiwei.sandbox.generator import (
     FAULT_TYPES,
     GenerateSpec,
@@ -379,9 +380,9 @@ def _server(url: str, create_sql: str) -> str:
     return url
 
 
-# One database per pytest-xdist worker: two workers dropping and creating the same tables deadlock on MariaDB's
+# One database per test process (DATABASE_URL and pytest-xdist worker): two processes dropping and creating the same tables deadlock on MariaDB's
 # metadata locks.
-SERVER_DB = f"caiwei_sandbox_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+SERVER_DB = scratch_db("caiwei_sandbox_test")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
