@@ -321,3 +321,6 @@ class RuleResult(models.Model):
     @property
     def failing(self) -> bool:
         return bool(self.count)
+
+
+from .custom_models import LocalRule, LocalRuleVersion  # noqa: E402, F401  (本地规则, custom_models.py)

@@ -24,7 +24,8 @@ from caiwei.regions.models import Region
 from caiwei.regions.scoping import visible_regions
 
 from . import limits, sqlitefile, vault
-from .engine import RuleError, parse_overrides, select_rules, shipped_packs, shipped_rule
+from .custom_services import rules_for_run
+from .engine import RuleError, parse_overrides, shipped_packs, shipped_rule
 from .models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
 from .runner import Options, explain_error, logical_columns, read_only, run_rules
 from .sqlplan import Scope
@@ -214,7 +215,7 @@ def start_run(
         ensure(user, Capability.CHECKS_RUN, "checks.run")
         _own_database(user, database)
     try:
-        rules = select_rules(packs)
+        rules = rules_for_run(packs, database)  # shipped packs, plus approved 本地规则 (custom_services.py)
         scope_obj = Scope.from_dict(scope)
         overrides = parse_overrides(params, rules)
     except (RuleError, ValueError) as exc:
@@ -267,7 +268,9 @@ def execute(run: CheckRun, progress=None) -> CheckRun:
     try:
         engine = database.engine()  # a SQLite file is judged again here, and again as the connection opens
         try:
-            outcomes = run_rules(engine, select_rules(run.packs), options, database.get_mapping(), step)
+            outcomes = run_rules(
+                engine, rules_for_run(run.packs, database), options, database.get_mapping(), step
+            )
         finally:
             engine.dispose()
     except (
@@ -488,7 +491,7 @@ def save_schedule(user, schedule: CheckSchedule) -> CheckSchedule:
     if problem := limits.cron_problem(schedule.cron):
         raise ValidationError({"cron": problem})
     try:
-        select_rules(schedule.packs)
+        rules_for_run(schedule.packs)
     except RuleError as exc:
         raise ValidationError({"packs": str(exc)}) from exc
     schedule.next_run_at = next_fire(schedule.cron, timezone.now())
