@@ -37,9 +37,7 @@ class Command(BaseCommand):
         run.add_argument(
             "--actor", help="与 --target 一起用：操作人账号；密码取自 CAIWEI_PASSWORD 或提示输入"
         )
-        run.add_argument(
-            "--pack", default="all", help=f"规则包，逗号分隔或 all：{'、'.join(shipped_packs())}"
-        )
+        run.add_argument("--pack", default="all", help=f"规则包，逗号分隔或 all：{_pack_names()}")
         run.add_argument(
             "--json", type=Path, help="结果写入 JSON 文件（每条规则及其问题数据主键）；- 为标准输出"
         )
@@ -61,10 +59,16 @@ class Command(BaseCommand):
         rules.add_argument("--pack", default="all")
         rules.add_argument("--sql", action="store_true", help="同时打印规则 SQL")
         sub.add_parser("sandbox", help="把已载入的演练库登记为运维对象，并在没有检查记录时做首次检查")
+        generate = sub.add_parser(
+            "generate-rules", help="由表结构约束模型生成规则包 schema_derived（checks/schema/model.py）"
+        )
+        generate.add_argument(
+            "--check", action="store_true", help="只检查已提交的规则文件是否与模型一致，不写入"
+        )
 
     def handle(self, *args, action, **options):
         try:
-            return getattr(self, action)(**options)
+            return getattr(self, action.replace("-", "_"))(**options)
         except (RuleError, ValidationError) as exc:
             raise CommandError("；".join(getattr(exc, "messages", [str(exc)]))) from exc
 
@@ -73,6 +77,21 @@ class Command(BaseCommand):
             self.stdout.write(f"{rule.id}\t{rule.severity}\t{shipped_packs()[rule.pack].title}\t{rule.title}")
             if sql:
                 self.stdout.write(rule.sql + "\n")
+
+    def generate_rules(self, check, **_):
+        from ...schema import generate
+
+        if check:
+            names = generate.check()
+            if names:
+                raise CommandError(
+                    f"{len(names)} 个规则文件与约束模型不一致：{'、'.join(names[:10])}；"
+                    "请执行 caiwei checks generate-rules 重新生成"
+                )
+            self.stdout.write("规则包 schema_derived 与约束模型一致")
+            return
+        changed = generate.write()
+        self.stdout.write(f"已生成 {generate.PACK_DIR}：{len(changed)} 个文件有变化")
 
     def sandbox(self, **_):
         from ...services import register_sandbox
@@ -206,6 +225,13 @@ class Command(BaseCommand):
         else:
             out.write_text(text, encoding="utf-8")
             self.stdout.write(f"已写入 {out}")
+
+
+def _pack_names() -> str:
+    try:
+        return "、".join(shipped_packs())
+    except RuleError as exc:  # a broken rule file must not stop generate-rules from rewriting it
+        return f"（规则文件有误：{exc}）"
 
 
 def _pad(text: str, width: int) -> str:
