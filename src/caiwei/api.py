@@ -16,6 +16,7 @@ from caiwei.accounts.tokens import user_for_bearer
 from caiwei.audit.api import router as audit_router
 from caiwei.bizcalendar.api import router as calendar_router
 from caiwei.checks.api import router as checks_router
+from caiwei.checks.custom_api import router as local_rules_router
 from caiwei.desk.api import router as desk_router
 from caiwei.jobs.api import router as jobs_router
 from caiwei.regions.api import router as regions_router
@@ -170,4 +171,5 @@ api.add_router("/jobs", jobs_router)
 api.add_router("/calendar", calendar_router)
 api.add_router("/sandbox", sandbox_router)
 api.add_router("/desk", desk_router)
+api.add_router("/checks/local-rules", local_rules_router)
 api.add_router("/checks", checks_router)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import custom_views, views
 
 app_name = "checks"
 urlpatterns = [
@@ -17,4 +17,12 @@ urlpatterns = [
     path("databases/<int:pk>/test/", views.database_test, name="database_test"),
     path("databases/<int:pk>/schedules/", views.schedule_new, name="schedule_new"),
     path("schedules/<int:pk>/", views.schedule_change, name="schedule_change"),
+    path("local/", custom_views.local_rules, name="local_rules"),
+    path("local/new/", custom_views.local_rule_new, name="local_rule_new"),
+    path("local/validate/", custom_views.local_rule_validate, name="local_rule_validate"),
+    path("local/import/", custom_views.local_rule_import, name="local_rule_import"),
+    path("local/<int:pk>/", custom_views.local_rule, name="local_rule"),
+    path("local/<int:pk>/action/", custom_views.local_rule_action, name="local_rule_action"),
+    path("local/<int:pk>/decide/", custom_views.local_rule_decide, name="local_rule_decide"),
+    path("local/<int:pk>/export.yaml", custom_views.local_rule_export, name="local_rule_export"),
 ]

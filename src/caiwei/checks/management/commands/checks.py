@@ -55,9 +55,28 @@ class Command(BaseCommand):
             default=[],
             help="覆盖规则参数，如 BIZ-001.cutoff=5（日期类参数为检查日前的天数），可多次",
         )
-        rules = sub.add_parser("rules", help="列出规则包与规则")
+        rules = sub.add_parser(
+            "rules",
+            help="规则：list 列出出厂规则与本地规则；export 导出本地规则文件；import 导入规则文件为草稿版本",
+        )
+        rules.add_argument("op", nargs="?", default="list", choices=["list", "export", "import"])
+        rules.add_argument("files", nargs="*", type=Path, help="import：要导入的规则文件（.yaml）")
         rules.add_argument("--pack", default="all")
         rules.add_argument("--sql", action="store_true", help="同时打印规则 SQL")
+        rules.add_argument(
+            "--id", action="append", default=[], help="export：本地规则编号（可多次，缺省为全部）"
+        )
+        rules.add_argument("--version", type=int, help="export：版本号，缺省为最新版本")
+        rules.add_argument("--approved", action="store_true", help="export：导出已批准的在用版本")
+        rules.add_argument(
+            "--out", type=Path, help="export：输出文件或目录（多条规则时为目录），缺省为标准输出"
+        )
+        rules.add_argument(
+            "--actor", help="import：操作人账号（二线工程师或项目经理）；密码取自 CAIWEI_PASSWORD 或提示输入"
+        )
+        rules.add_argument(
+            "--region", default="", help="import：新规则所属区划代码，缺省为操作人的第一个授权区划"
+        )
         sub.add_parser("sandbox", help="把已载入的演练库登记为运维对象，并在没有检查记录时做首次检查")
         generate = sub.add_parser(
             "generate-rules", help="由表结构约束模型生成规则包 schema_derived（checks/schema/model.py）"
@@ -72,11 +91,19 @@ class Command(BaseCommand):
         except (RuleError, ValidationError) as exc:
             raise CommandError("；".join(getattr(exc, "messages", [str(exc)]))) from exc
 
-    def rules(self, pack, sql, **_):
-        for rule in select_rules(pack):
+    def rules(self, op, pack, sql, **options):
+        if op != "list":
+            from ...custom_cli import run_rules_command
+
+            return run_rules_command(self, op, **options)
+        for rule in select_rules(pack) if pack != "local" else []:
             self.stdout.write(f"{rule.id}\t{rule.severity}\t{shipped_packs()[rule.pack].title}\t{rule.title}")
             if sql:
                 self.stdout.write(rule.sql + "\n")
+        if pack in ("all", "local"):
+            from ...custom_cli import list_local
+
+            list_local(self, sql)
 
     def generate_rules(self, check, **_):
         from ...schema import generate
