@@ -253,9 +253,18 @@ def import_text(user, text: str, region=None) -> LocalRuleVersion:
 # --- dry run on the sandbox ----------------------------------------------------------------------------------------
 
 
-def _sandbox_as_of() -> date:
+def _sandbox_as_of(engine: sa.Engine) -> date:
+    """The sandbox's own as-of date (its generation spec, kept in sandbox_info), else the manifest's, else today."""
     from caiwei.sandbox.service import manifest_path
 
+    try:
+        with engine.connect() as conn:
+            value = conn.execute(
+                sa.text("SELECT info_value FROM sandbox_info WHERE info_key = 'manifest_spec'")
+            ).scalar()
+        return date.fromisoformat(json.loads(value)["as_of"])
+    except (sa.exc.SQLAlchemyError, ValueError, KeyError, TypeError):
+        pass
     try:
         spec = json.loads(manifest_path().read_text()).get("spec") or {}
         return date.fromisoformat(spec["as_of"])
@@ -280,7 +289,7 @@ def dry_run(rule: Rule, timeout_s: int = 30) -> dict:
                 "seconds": 0,
             }
         options = Options(
-            as_of=_sandbox_as_of(), sample=True, sample_size=5, key_cap=1000, timeout_s=timeout_s
+            as_of=_sandbox_as_of(engine), sample=True, sample_size=5, key_cap=1000, timeout_s=timeout_s
         )
         outcome = run_rules(engine, [rule], options)[0]
     except sa.exc.SQLAlchemyError as exc:
