@@ -177,6 +177,8 @@ def sample_columns(rule, columns: list[str]) -> list[dict]:
     key = [c for c in (rule.key if rule else ()) if c in columns]
     if rule and rule.evidence:
         evidence = [c for c in rule.evidence if c in columns and c not in key]
+        if rule.amount in columns and rule.amount not in key + evidence:
+            evidence.append(rule.amount)  # the amount a finding involves proves it too
     else:
         amount = [rule.amount] if rule and rule.amount in columns else []
         evidence = amount + [c for c in columns if is_evidence(c) and c not in key and c not in amount]
