@@ -105,6 +105,10 @@ RESULT = Obj("pk", "caiwei.checks.services.visible_results")
 TARGET = Obj("target_pk", "caiwei.checks.services.visible_targets")
 DATABASE = Obj("pk", "caiwei.checks.services.visible_databases")
 SCHEDULE = Obj("pk", "caiwei.checks.services.visible_schedules")
+LOCAL_RULE = Obj("pk", "caiwei.checks.custom_services.visible_local_rules")
+LOCAL_DECIDE = (
+    "按授权区划；批准、驳回限该区划的项目经理，且不是该版本的编写人（checks.custom_services.decide）"
+)
 REGION = "按授权区划（含下级）"
 COMPLAINT = Obj("pk", "caiwei.web.policy.visible_complaints")
 SLA_POLICY = Obj("pk", "caiwei.desk.manage_views.visible_policies")
@@ -177,6 +181,16 @@ PAGES: dict[str, Policy] = {
     "checks:database_test": P(C.MANAGE_TARGETS, scope=REGION, objs=(DATABASE,)),
     "checks:schedule_new": P(C.MANAGE_TARGETS, scope=REGION, objs=(DATABASE,)),
     "checks:schedule_change": P(C.MANAGE_TARGETS, scope=REGION, objs=(SCHEDULE,)),
+    "checks:local_rules": P(C.CHECKS_VIEW, scope=REGION),
+    "checks:local_rule_new": P(C.MANAGE_TARGETS, scope=REGION),
+    "checks:local_rule_validate": P(C.MANAGE_TARGETS),
+    "checks:local_rule_import": P(C.MANAGE_TARGETS, scope=REGION),
+    "checks:local_rule": P(
+        C.CHECKS_VIEW, scope="按授权区划；保存新版本需登记运维对象的权限", objs=(LOCAL_RULE,)
+    ),
+    "checks:local_rule_action": P(C.MANAGE_TARGETS, scope=REGION, objs=(LOCAL_RULE,)),
+    "checks:local_rule_decide": P(C.MANAGE_TARGETS, scope=LOCAL_DECIDE, objs=(LOCAL_RULE,)),
+    "checks:local_rule_export": P(C.CHECKS_VIEW, scope=REGION, objs=(LOCAL_RULE,)),
     # The OpenAPI document and its viewer: behind login, like everything else that describes the system.
     "api:openapi-json": Policy(LOGIN),
     "api:openapi-view": Policy(LOGIN),
@@ -292,6 +306,32 @@ API: dict[tuple[str, str], Policy] = {
     ),
     ("POST", "/api/checks/results/{result_id}/ticket"): P(
         C.CHECKS_RUN, scope=REGION, objs=(_api("result_id", RESULT),)
+    ),
+    ("GET", "/api/checks/local-rules"): P(C.CHECKS_VIEW, scope=REGION),
+    ("POST", "/api/checks/local-rules"): P(C.MANAGE_TARGETS, scope=REGION),
+    ("POST", "/api/checks/local-rules/copy"): P(C.MANAGE_TARGETS, scope=REGION),
+    ("POST", "/api/checks/local-rules/validate"): P(C.MANAGE_TARGETS),
+    ("POST", "/api/checks/local-rules/import"): P(C.MANAGE_TARGETS, scope=REGION),
+    ("GET", "/api/checks/local-rules/{rule_id}"): P(
+        C.CHECKS_VIEW, scope=REGION, objs=(_api("rule_id", LOCAL_RULE),)
+    ),
+    ("POST", "/api/checks/local-rules/{rule_id}/versions"): P(
+        C.MANAGE_TARGETS, scope=REGION, objs=(_api("rule_id", LOCAL_RULE),)
+    ),
+    ("POST", "/api/checks/local-rules/{rule_id}/rollback"): P(
+        C.MANAGE_TARGETS, scope=REGION, objs=(_api("rule_id", LOCAL_RULE),)
+    ),
+    ("POST", "/api/checks/local-rules/{rule_id}/submit"): P(
+        C.MANAGE_TARGETS, scope=REGION, objs=(_api("rule_id", LOCAL_RULE),)
+    ),
+    ("POST", "/api/checks/local-rules/{rule_id}/decision"): P(
+        C.MANAGE_TARGETS, scope=LOCAL_DECIDE, objs=(_api("rule_id", LOCAL_RULE),)
+    ),
+    ("GET", "/api/checks/local-rules/{rule_id}/diff"): P(
+        C.CHECKS_VIEW, scope=REGION, objs=(_api("rule_id", LOCAL_RULE),)
+    ),
+    ("GET", "/api/checks/local-rules/{rule_id}/export"): P(
+        C.CHECKS_VIEW, scope=REGION, objs=(_api("rule_id", LOCAL_RULE),)
     ),
 }
 

@@ -167,6 +167,15 @@ def world(regions, make_user, tmp_path, settings):
         )
         schedules[key] = CheckSchedule.objects.create(database=databases[key], cron="0 2 * * *", packs="all")
     objs.update(target=targets, database=databases, run=runs, result=results, schedule=schedules)
+    from caiwei.checks.custom_models import LocalRule
+
+    objs["local_rule"] = {}
+    for key, code in (("own", OWN), ("foreign", FOREIGN)):
+        mark = MARK if key == "foreign" else ""
+        local = LocalRule.objects.create(rule_id=f"L-M-{key}", region=regions[code])
+        text = f"id: L-M-{key}\ntitle: 规则{mark}\nseverity: 一般\nmodule: 额度\nkey: [bgt_id]\nsql: SELECT bgt_id FROM ba_bgt_info\n"
+        local.versions.create(number=1, text=text, sha256="0" * 64, note="新建")
+        objs["local_rule"][key] = local
     objs["job"] = {
         "foreign": Job.objects.create(
             kind="t", title=f"任务{MARK}", created_by=outsider, region=regions[FOREIGN]
@@ -189,6 +198,7 @@ KIND_BY_QUERYSET = {
     "caiwei.checks.services.visible_targets": "target",
     "caiwei.checks.services.visible_databases": "database",
     "caiwei.checks.services.visible_schedules": "schedule",
+    "caiwei.checks.custom_services.visible_local_rules": "local_rule",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}
