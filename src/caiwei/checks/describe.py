@@ -235,10 +235,14 @@ def packs_text(packs: str) -> dict:
     names = [n.strip() for n in (packs or "all").split(",") if n.strip()]
     if not names or "all" in names:
         names = list(shipped)
-    titles = [shipped[n].title if n in shipped else n for n in names]
+    from .custom import LOCAL_PACK, LOCAL_PACK_TITLE
+
+    local = LOCAL_PACK in names
+    names = [n for n in names if n != LOCAL_PACK]
+    titles = [shipped[n].title if n in shipped else n for n in names] + ([LOCAL_PACK_TITLE] if local else [])
     partial = set(names) != set(shipped)
     try:
-        rules = len(select_rules(",".join(names)))
+        rules = len(select_rules(",".join(names))) if names else 0
     except RuleError:
         rules = None
     if partial:

@@ -47,7 +47,10 @@ class ChineseDateField(forms.DateField):
 
 
 def pack_choices():
-    return [(name, f"{pack.title}（{len(pack.rules)} 条）") for name, pack in shipped_packs().items()]
+    from .custom import LOCAL_PACK, LOCAL_PACK_TITLE
+
+    shipped = [(name, f"{pack.title}（{len(pack.rules)} 条）") for name, pack in shipped_packs().items()]
+    return [*shipped, (LOCAL_PACK, f"{LOCAL_PACK_TITLE}（本区划已批准的）")]
 
 
 class RunForm(forms.Form):

@@ -362,3 +362,18 @@ def test_a_ticket_from_a_finding_names_assignee_severity_and_failing_keys(
     for key in dup.keys:
         assert key[0] in ticket.description
     assert "重复多付金额" in ticket.description
+
+
+def test_local_rules_are_a_choice_and_named_in_words():
+    from caiwei.checks.custom import LOCAL_PACK, LOCAL_PACK_TITLE
+    from caiwei.checks.describe import packs_text
+    from caiwei.checks.forms import pack_choices
+
+    assert LOCAL_PACK in [name for name, _ in pack_choices()]
+    only = packs_text(LOCAL_PACK)
+    assert only["titles"] == [LOCAL_PACK_TITLE] and LOCAL_PACK not in only["text"] and only["partial"]
+    first = next(iter(shipped_packs()))
+    both = packs_text(f"{first},{LOCAL_PACK}")
+    assert both["titles"] == [shipped_packs()[first].title, LOCAL_PACK_TITLE] and both["rules"] == len(
+        shipped_packs()[first].rules
+    )
