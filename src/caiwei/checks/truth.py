@@ -31,6 +31,13 @@ FAULT_RULES = {
     "asset_vehicle_no_plate": ["ASSET-003"],
     "asset_disposal_conflict": ["ASSET-004"],
     "asset_value_mismatch": ["ASSET-005"],
+    # Rules generated from the constraint model (schema_derived): validity of codes on the date of use, the payee
+    # master 收款人信息 and what an account kind may receive.
+    "disabled_code_used": ["GEN-CODE-031", "GEN-CODE-036", "GEN-CODE-039", "GEN-CODE-044"],
+    "code_outside_validity": ["GEN-CODE-034", "GEN-CODE-038", "GEN-CODE-042", "GEN-CODE-046"],
+    "code_wrong_year": ["GEN-CODE-033", "GEN-CODE-037", "GEN-CODE-041", "GEN-CODE-045"],
+    "payee_name_mismatch": ["GEN-REF-036"],
+    "account_kind_not_allowed": ["GEN-CODE-047"],
 }
 # Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
 NOT_DATA = {

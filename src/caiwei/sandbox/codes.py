@@ -31,6 +31,7 @@ EXP_FUNC = [
     ("212", "城乡社区支出", None),
     ("21203", "城乡社区公共设施", "212"),
     ("2120303", "小城镇基础设施建设", "21203"),
+    ("2010150", "事业运行", "20101"),  # 已停用（VALIDITY）
 ]
 # 部门预算经济分类 (30101 ...) and the 政府预算经济分类 code each maps to.
 DEP_ECO = [
@@ -44,6 +45,7 @@ DEP_ECO = [
     ("30211", "差旅费", "302", "50201"),
     ("30213", "维修（护）费", "302", "50209"),
     ("30227", "委托业务费", "302", "50205"),
+    ("30216", "培训费", "302", "50201"),  # 上年度代码（VALIDITY）
     ("310", "资本性支出", None, None),
     ("31002", "办公设备购置", "310", "50306"),
     ("31007", "信息网络及软件购置更新", "310", "50306"),
@@ -62,6 +64,7 @@ FUND_TYPE = [
     ("1", "一般公共预算资金", None),
     ("11", "一般公共预算-本级", "1"),
     ("12", "一般公共预算-上级转移支付", "1"),
+    ("13", "一般公共预算-阶段性专项资金", "1"),  # 有效期至 6 月 30 日（VALIDITY）
     ("2", "政府性基金预算资金", None),
     ("21", "政府性基金-本级", "2"),
     ("3", "国有资本经营预算资金", None),
@@ -82,6 +85,33 @@ BGT_TYPE = [
     ("3", "上年结转", None),
     ("31", "上年结转结余", "3"),
 ]
+
+# Element rows that are not valid all year: (element table, code) → what differs from “enabled, 1 January to
+# 31 December of the sandbox year”. Clean data never uses them; the injector's validity faults do.
+DISABLED_EXP = "2010150"
+WRONG_YEAR_DEP = "30216"
+WINDOW_FUND = "13"
+WINDOW_FUND_END = (6, 30)  # (month, day) of the sandbox year
+VALIDITY = {
+    ("ele_exp_func", DISABLED_EXP): {"enabled": 0},
+    ("ele_dep_bgt_eco", WRONG_YEAR_DEP): {"year": -1},
+    ("ele_fund_type", WINDOW_FUND): {"end": WINDOW_FUND_END},
+}
+
+# 收款人账户性质 and the branches payees bank with (fictional).
+ACCT_KINDS = ("单位账户", "个人账户", "公务卡")
+PAYEE_BANKS = [
+    "中国工商银行锡林浩特分行（演练）",
+    "中国农业银行锡林郭勒分行（演练）",
+    "中国银行锡林郭勒分行（演练）",
+    "中国建设银行锡林浩特支行（演练）",
+    "内蒙古农村信用社锡林郭勒联社（演练）",
+]
+# What an individual's account (个人账户 / 公务卡) may be paid for: salaries (301), travel reimbursements (30211);
+# a 公务卡 also for office expenses (30201). Everything else goes to a unit's account.
+PERSONAL_ECO = {"个人账户": ("301", "30211"), "公务卡": ("30211", "30201")}
+# DOMAIN [Level 4]: personal accounts do not receive purchases of goods (资本性支出 310: 设备购置、软件购置).
+GOODS_ECO_PREFIX = "310"
 
 BANKS = [
     ("B102", "中国工商银行（演练）", "csv_gbk"),
@@ -232,4 +262,9 @@ FAULT_LABELS = {
     "asset_vehicle_no_plate": "车辆缺少号牌",
     "asset_disposal_conflict": "资产状态与处置矛盾",
     "asset_value_mismatch": "资产净值与原值折旧不符",
+    "disabled_code_used": "使用已停用的代码",
+    "code_outside_validity": "代码在使用日不在有效期内",
+    "code_wrong_year": "使用非本年度的代码",
+    "payee_name_mismatch": "收款户名与收款人信息不符",
+    "account_kind_not_allowed": "收款账户性质不允许该类支付",
 }

@@ -43,6 +43,7 @@ from .schema import (
     PAY_BACK_INFO,
     PAY_BANK_RECEIPT,
     PAY_CLEARING,
+    PAY_PAYEE_INFO,
     PAY_PLAN_VOUCHER,
     PAY_VOUCHER,
     PAY_VOUCHER_BILL,
@@ -84,6 +85,11 @@ FAULT_TYPES = (
     "asset_vehicle_no_plate",  # 车辆无号牌
     "asset_disposal_conflict",  # 在用资产却有处置日期
     "asset_value_mismatch",  # 净值 ≠ 原值 − 累计折旧
+    "disabled_code_used",  # 指标链条使用已停用（is_enabled = 0）的支出功能分类科目
+    "code_outside_validity",  # 支付日期晚于所用资金性质代码的有效期止
+    "code_wrong_year",  # 指标链条使用上年度的部门预算经济分类代码
+    "payee_name_mismatch",  # 支付的收款户名与收款人信息表不符
+    "account_kind_not_allowed",  # 设备购置（310）付给个人账户
 )
 ROLES = [
     ("R01", "单位录入", None),
@@ -348,10 +354,12 @@ class Generator:
         # December carries the year-end payment peak (12月大支付); January starts slowly.
         self.day_weights = [3.0 if d.month == 12 else 0.5 if d.month == 1 else 1.0 for d in self.days]
         self.cum_weights = list(_accumulate(self.day_weights))
-        self.exp_leaves = _leaf_codes(codes.EXP_FUNC)
-        self.exp_nonleaf = [r[0] for r in codes.EXP_FUNC if r[0] not in self.exp_leaves and r[2]]
-        self.dep_leaves = [(r[0], r[3]) for r in codes.DEP_ECO if r[3]]
-        self.fund_leaves = _leaf_codes(codes.FUND_TYPE)
+        # Clean data uses only codes valid all year (codes.VALIDITY lists the others).
+        self.exp_leaves = [c for c in _leaf_codes(codes.EXP_FUNC) if c != codes.DISABLED_EXP]
+        self.exp_nonleaf = [r[0] for r in codes.EXP_FUNC if r[0] not in _leaf_codes(codes.EXP_FUNC) and r[2]]
+        self.dep_leaves = [(r[0], r[3]) for r in codes.DEP_ECO if r[3] and r[0] != codes.WRONG_YEAR_DEP]
+        self.fund_leaves = [c for c in _leaf_codes(codes.FUND_TYPE) if c != codes.WINDOW_FUND]
+        self.window_end = date(spec.year, *codes.WINDOW_FUND_END)
         self.pay_leaves = _leaf_codes(codes.PAY_TYPE)
         # 4–6 banks, so every file layout (CSV, Excel, fixed width, XML) is always present.
         self.banks = codes.BANKS[: 4 + _rng(spec.seed, "banks").randrange(3)]
@@ -439,7 +447,10 @@ class Generator:
             (ELE_ASSET_CLASS, codes.ASSET_CLASS),
         ):
             for row in _code_rows(rows):
-                writer.add(table, row)
+                v = codes.VALIDITY.get((table.name, row[0]), {})
+                year = self.spec.year + v.get("year", 0)
+                end = date(self.spec.year, *v["end"]) if "end" in v else date(year, 12, 31)
+                writer.add(table, (*row, v.get("enabled", 1), date(year, 1, 1), end, year))
         province = self.regions[0].parent
         writer.add(ELE_MOF_DIV, (province, codes.PROVINCE_NAMES.get(province[:2], "演练省"), None, 1))
         for region in self.regions:
@@ -528,9 +539,11 @@ class Generator:
             clerk_person[2], clerk_person[3] = "离职", spec.as_of - timedelta(days=40)
         # A departed colleague whose account was properly disabled (clean data has those too).
         persons[-1][2], persons[-1][3] = "离职", spec.as_of - timedelta(days=rng.randrange(30, 200))
+        names = {}
         for person_id, iden, status, leave in persons:
+            names[person_id] = self._name(rng)
             writer.add(
-                PERSON_INFO, (person_id, agency.code, region.code, self._name(rng), iden, status, leave)
+                PERSON_INFO, (person_id, agency.code, region.code, names[person_id], iden, status, leave)
             )
             for item_code, item_name, low, high in codes.PAY_ITEMS:
                 amount = rng.randrange(low, high)
@@ -599,12 +612,11 @@ class Generator:
                 )
 
         # Payments: day, amount and payee, spread over the indicators (each indicator gets at least one).
+        payees = self.write_payees(writer, agency, persons, names)
         for i in range(agency.payments):
             ind = indicators[i] if i < len(indicators) else rng.choice(indicators)
             payee = (
-                f"{rng.choice(codes.SURNAMES)}{rng.choice(codes.GIVEN)}{rng.choice(codes.PAYEE_WORDS)}"
-                f"{rng.choice(codes.PAYEE_KINDS)}",
-                f"{rng.randrange(10**15, 10**16)}",
+                rng.choice(self._payees_for(payees, ind["dep"])),
                 rng.choice(codes.PURPOSES.get(ind["dep"], ["日常支出"])),
             )
             day = rng.choices(self.days, cum_weights=self.cum_weights)[0]
@@ -614,6 +626,7 @@ class Generator:
 
         self.write_assets(writer, agency, faults)
         self._apply_indicator_faults(rng, faults, indicators)
+        self._apply_payee_faults(rng, faults, indicators, payees)
         run = AgencyRun(agency, rng, account_no, bank_code, users, clerk, clearing, faults)
         for ind in indicators:
             ind["project"][4] += self._write_indicator(writer, run, ind)
@@ -621,6 +634,64 @@ class Generator:
             writer.add(
                 PM_PROJECT_INFO, (pro_code, name, region.code, year, agency.code, exp, tracking, fen(total))
             )
+
+    def write_payees(self, writer: BulkWriter, agency: Agency, persons: list, names: dict) -> dict[str, list]:
+        """The agency's payee master 收款人信息: companies (单位账户) and staff (个人账户, 公务卡), from their own
+        random stream. Returns account kind → [(name, account no, bank)]."""
+        rng = _rng(self.spec.seed, "payees", agency.region.code, agency.index)
+        payees: dict[str, list] = {kind: [] for kind in codes.ACCT_KINDS}
+        serving = [p for p in persons if p[2] == "在职"] or persons
+        for n in range(rng.randrange(4, 11)):
+            name = (
+                f"{rng.choice(codes.SURNAMES)}{rng.choice(codes.GIVEN)}{rng.choice(codes.PAYEE_WORDS)}"
+                f"{rng.choice(codes.PAYEE_KINDS)}"
+            )
+            payees["单位账户"].append((name, f"{agency.code}{n + 1:05d}8", None))
+        for n, person in enumerate(serving[:4]):
+            payees["个人账户"].append((names[person[0]], f"62{agency.code}{n + 1:04d}", person[0]))
+        for n, person in enumerate(serving[:2]):
+            payees["公务卡"].append((names[person[0]], f"628{agency.code}{n + 1:03d}", person[0]))
+        result: dict[str, list] = {}
+        for kind, rows in payees.items():
+            result[kind] = []
+            for name, acct, person_id in rows:
+                bank = rng.choice(codes.PAYEE_BANKS)
+                result[kind].append((name, acct, bank))
+                writer.add(
+                    PAY_PAYEE_INFO, (acct, agency.region.code, agency.code, name, bank, kind, person_id)
+                )
+        return result
+
+    @staticmethod
+    def _payees_for(payees: dict[str, list], dep: str) -> list:
+        """Who a payment of this economic class may go to: staff accounts where codes.PERSONAL_ECO allows."""
+        allowed = list(payees["单位账户"])
+        for kind, prefixes in codes.PERSONAL_ECO.items():
+            if dep.startswith(prefixes):
+                allowed += payees[kind]
+        return allowed
+
+    def _apply_payee_faults(self, rng, faults: list[str], indicators: list[dict], payees: dict) -> None:
+        if take(faults, "account_kind_not_allowed"):
+            # A purchase of equipment (310) paid to a staff member's personal account.
+            free = [
+                i
+                for i in indicators
+                if not i.get("chain_fault")
+                and not i.get("window_fault")
+                and not any(p.get("duplicate") for p in i["payments"])
+            ]
+            goods = [i for i in free if i["dep"].startswith(codes.GOODS_ECO_PREFIX)]
+            if goods or free:
+                ind = (goods or free)[0]
+                if not goods:
+                    ind["dep"], ind["gov"] = "31002", "50306"
+                    for p in ind["payments"]:
+                        p["payee"] = (rng.choice(payees["单位账户"]), rng.choice(codes.PURPOSES["31002"]))
+                ind["payments"][0]["payee"] = (payees["个人账户"][0], ind["payments"][0]["payee"][1])
+                ind["payments"][0]["kind_fault"] = True
+        if take(faults, "payee_name_mismatch"):
+            indicators[-1]["payments"][-1]["name_fault"] = True
 
     def write_assets(self, writer: BulkWriter, agency: Agency, faults: list[str]) -> None:
         """The agency's asset cards 资产卡片, from their own random stream (other tables do not shift)."""
@@ -707,6 +778,24 @@ class Generator:
         if take(faults, "non_leaf_code"):
             indicators[-1]["exp"] = rng.choice(self.exp_nonleaf)
             indicators[-1]["chain_fault"] = "non_leaf_code"
+        for fault, element, code in (
+            ("disabled_code_used", "exp", codes.DISABLED_EXP),
+            ("code_wrong_year", "dep", codes.WRONG_YEAR_DEP),
+        ):
+            free = [i for i in indicators if not i.get("chain_fault") and not i.get("window_fault")]
+            if take(faults, fault) and free:
+                free[0][element] = code
+                free[0]["chain_fault"] = fault
+        if take(faults, "code_outside_validity"):
+            # The fund type's validity ends on 30 June: the payments after it (and their ledger) are flagged.
+            free = [i for i in indicators if not i.get("chain_fault") and not i.get("window_fault")]
+            if free:
+                free[0]["fund"], free[0]["window_fault"] = codes.WINDOW_FUND, True
+                if all(p["day"] <= self.window_end for p in free[0]["payments"]):
+                    single = [p for p in free[0]["payments"] if not p.get("duplicate")]
+                    (single or free[0]["payments"])[-1]["day"] = rng.choice(
+                        [d for d in self.days if d.month == 12]
+                    )
         if take(faults, "indicator_overspent"):
             candidates = [i for i in indicators if not i["plan"] and i["payments"]] or [
                 i for i in indicators if i["payments"]
@@ -810,6 +899,12 @@ class Generator:
             )
         if ind.get("chain_fault"):
             self.manifest.add(ind["chain_fault"], **chain_rows)
+        if chain_rows.get("window_pay"):
+            self.manifest.add(
+                "code_outside_validity",
+                pay_voucher=chain_rows["window_pay"],
+                gl_voucher=chain_rows["window_gl"],
+            )
         return amount
 
     def _write_payment(
@@ -830,7 +925,13 @@ class Generator:
         day, amount = p["day"], p["amount"]
         if p.get("duplicate"):
             dup_ids.append(pay_app_id)
-        payee_name, payee_acct, purpose = p["payee"]
+        (payee_name, payee_acct, payee_bank), purpose = p["payee"]
+        if p.get("name_fault"):
+            # The name keyed on the payment differs from the payee master's (a wrong or outdated name).
+            payee_name = payee_name[:-2] + "中心" if payee_name.endswith("公司") else payee_name + "公司"
+            self.manifest.add("payee_name_mismatch", pay_voucher=[pay_app_id])
+        if p.get("kind_fault"):
+            self.manifest.add("account_kind_not_allowed", pay_voucher=[pay_app_id])
         exp, dep, fund, tracking = ind["exp"], ind["dep"], ind["fund"], ind["tracking"]
         if not ind.get("chain_fault") and take(faults, "element_mismatch"):
             exp = next(c for c in self.exp_leaves if c != ind["exp"])
@@ -865,7 +966,7 @@ class Generator:
                 run.account_no,
                 payee_acct,
                 payee_name,
-                "演练开户银行",
+                payee_bank,
                 purpose,
                 clerk,
                 approver,
@@ -951,6 +1052,9 @@ class Generator:
         )
         if ind.get("chain_fault"):
             chain_rows["gl_voucher"].append(f"GL{pay_cert_no}")
+        if ind.get("window_fault") and day > self.window_end:
+            chain_rows["window_pay"].append(pay_app_id)
+            chain_rows["window_gl"].append(f"GL{pay_cert_no}")
         if has_receipt and rng.random() < 0.003:
             back = max(1, amount // rng.choice((1, 2, 4)))
             writer.add(

@@ -24,7 +24,8 @@ Money = Numeric(18, 2)
 
 
 def code_set(name: str, comment: str) -> Table:
-    """An ELE_* code set: a tree of codes with parent, leaf flag and level."""
+    """An ELE_* code set: a tree of codes with parent, leaf flag and level, each code with its enable flag
+    (is_enabled 1/0), validity window (start_date … end_date) and the fiscal year it belongs to."""
     return Table(
         name,
         metadata,
@@ -33,6 +34,10 @@ def code_set(name: str, comment: str) -> Table:
         Column("parent_code", String(30)),
         Column("is_leaf", SmallInteger, nullable=False),
         Column("level_no", SmallInteger, nullable=False),
+        Column("is_enabled", SmallInteger, nullable=False),
+        Column("start_date", Date, nullable=False),
+        Column("end_date", Date, nullable=False),
+        Column("fiscal_year", Integer, nullable=False),
         comment=comment,
     )
 
@@ -91,6 +96,19 @@ AGENCY_ACCOUNT = Table(
     Column("bank_code", String(12), nullable=False),
     Column("account_type", String(10), nullable=False),
     comment="单位零余额账户",
+)
+
+PAY_PAYEE_INFO = Table(
+    "pay_payee_info",
+    metadata,
+    Column("payee_acct_no", String(32), primary_key=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("agency_code", String(20), nullable=False, index=True),
+    Column("payee_acct_name", String(100), nullable=False),
+    Column("payee_bank_name", String(100), nullable=False),
+    Column("acct_kind", String(10), nullable=False),  # 账户性质：单位账户 / 个人账户 / 公务卡
+    Column("person_id", String(20)),  # 个人账户、公务卡的持有人
+    comment="收款人信息",
 )
 
 PERSON_INFO = Table(

@@ -342,6 +342,66 @@ def code_tree_rule(tree: m.CodeTree) -> dict:
     )
 
 
+def code_valid_rule(v: m.CodeValid) -> dict:
+    t = m.TABLES[v.table]
+    a, col = t.alias, f"{t.alias}.{v.column}"
+    element = m.ELEMENT_TITLES[v.element]
+    conditions = ["e.is_enabled <> 1", f"e.fiscal_year <> {a}.{m.YEAR}"]
+    outputs = [f"{a}.{t.key}", col, f"{a}.{m.YEAR}", "e.is_enabled", "e.fiscal_year AS code_year"]
+    what = "已停用、不属于本年度"
+    if v.date:
+        conditions.append(f"{a}.{v.date} < e.start_date OR {a}.{v.date} > e.end_date")
+        outputs += [f"{a}.{v.date}", "e.start_date", "e.end_date"]
+        what += "或使用日期不在有效期内"
+    sql = (
+        f"SELECT {_select(*outputs)}\nFROM {t.name} {a}\n"
+        f"JOIN {v.element} e ON e.code = {col}\nWHERE {_where(conditions)}"
+    )
+    return _rule(
+        "CODE",
+        t,
+        a,
+        f"{t.title}的{element}在使用日不可用",
+        f"{t.title}的{_label(v.column)}应为 {v.element} 中启用、属于同一预算年度"
+        + ("、且在使用日期处于有效期内的代码。" if v.date else "的代码。"),
+        v.source,
+        sql,
+        labels={
+            "is_enabled": "代码启用标识",
+            "code_year": "代码所属年度",
+            "start_date": "代码有效期起",
+            "end_date": "代码有效期止",
+        },
+        evidence=[c.rsplit(" AS ", 1)[-1].rsplit(".", 1)[-1] for c in outputs[1:]],
+        advice=f"代码{what}：改用本年度启用且在有效期内的代码，或核对值集的启停与有效期设置。",
+        severity="紧急",
+    )
+
+
+def account_kind_rule(k: m.AccountKind) -> dict:
+    t = m.TABLES["pay_voucher"]
+    denied = " OR ".join(f"SUBSTR(p.dep_bgt_eco_code, 1, {len(d)}) = '{d}'" for d in k.denied)
+    sql = (
+        "SELECT p.pay_app_id, p.payee_acct_no, p.payee_acct_name, y.acct_kind, p.dep_bgt_eco_code, p.pay_amt\n"
+        "FROM pay_voucher p\nJOIN pay_payee_info y ON y.payee_acct_no = p.payee_acct_no\n"
+        f"WHERE y.acct_kind = '{k.kind}' AND ({denied})"
+    )
+    return _rule(
+        "CODE",
+        t,
+        "p",
+        k.title,
+        f"收款账户性质为{k.kind}的支付，其部门预算经济分类不能以 {'、'.join(k.denied)} 开头。",
+        k.source,
+        sql,
+        amount="pay_amt",
+        labels={"acct_kind": "收款账户性质"},
+        evidence=["payee_acct_no", "payee_acct_name", "acct_kind", "dep_bgt_eco_code"],
+        advice="核对收款人：购置类支出应付给供应商的单位账户；确属个人垫付的，按报销流程办理。",
+        severity="重大",
+    )
+
+
 def enum_rule(e: m.Enum) -> dict:
     t = m.TABLES[e.table]
     a = t.alias
@@ -352,9 +412,10 @@ def enum_rule(e: m.Enum) -> dict:
         t,
         a,
         e.title,
-        f"{t.title}的{_label(e.column)}只能取 {values}。",
+        f"{t.title}的{e.label or _label(e.column)}只能取 {values}。",
         e.source,
         sql,
+        labels={e.column: e.label} if e.label else {},
         evidence=[e.column],
         advice="更正为规定的取值。",
     )
@@ -474,6 +535,9 @@ def generate(model: m.Model = m.MODEL) -> list[Generated]:
     items += [("CODE", e, enum_rule(e)) for e in model.enums]
     items += [("FLOW", f, flow_rule(f)) for f in model.flows]
     items += plan_control_rules()
+    # Appended after every earlier rule of their kind, so the numbers of the existing rules stay the same.
+    items += [("CODE", v, code_valid_rule(v)) for v in model.code_validity]
+    items += [("CODE", k, account_kind_rule(k)) for k in model.account_kinds]
     counters: dict[str, int] = {}
     result = []
     for kind, constraint, data in items:

@@ -4,7 +4,7 @@ the ``schema_derived`` pack are generated from it (``caiwei checks generate-rule
 
 Every constraint names its source in ``source``: ``DOMAIN`` is /work/shared/docs/DOMAIN.md (section in brackets),
 ``schema`` is src/caiwei/sandbox/schema.py (the column or its comment), ``sandbox.md`` is docs/sandbox.md.
-Only what those justify is modelled; what the sandbox lacks (element validity, 会计科目, plan details …) is listed in
+Only what those justify is modelled; what the sandbox lacks (会计科目, plan details …) is listed in
 docs/checks.md under “由表结构约束生成的规则”.
 """
 
@@ -70,6 +70,7 @@ TABLES = {
         Table("sys_user_role", "用户授权", "user_id", "ur", "基础信息", region=False, year=False),
         Table("sys_role", "角色", "role_id", "ro", "基础信息", region=False, year=False),
         Table("asset_card", "资产卡片", "asset_id", "ca", "资产管理", year=False, date="book_date"),
+        Table("pay_payee_info", "收款人信息", "payee_acct_no", "y", "国库集中支付", year=False),
     )
 }
 
@@ -338,6 +339,33 @@ REFS: tuple[Ref, ...] = (
         "资产卡片的预算单位",
         "DOMAIN [What the data checks look for] Assets",
         agree=_same(REGION),
+    ),
+    # issue 11 §2: the payee master 收款人信息 and its account holders.
+    Ref(
+        "pay_voucher",
+        "payee_acct_no",
+        "pay_payee_info",
+        "支付申请的收款账户",
+        "DOMAIN [Level 3] an account with its holder；schema pay_payee_info（收款人信息）",
+        agree=_same("payee_acct_name", "payee_bank_name"),
+        parent_key="payee_acct_no",
+    ),
+    Ref(
+        "pay_payee_info",
+        AGENCY,
+        "ele_agency",
+        "收款人信息的预算单位",
+        "schema pay_payee_info.agency_code",
+        agree=_same(REGION),
+    ),
+    Ref(
+        "pay_payee_info",
+        "person_id",
+        "person_info",
+        "个人账户、公务卡的持有人",
+        "DOMAIN [Level 3] an account with its holder and its kind",
+        agree=_same(AGENCY),
+        nullable=True,
     ),
 )
 
@@ -639,8 +667,7 @@ ELEMENT_TITLES = {
 
 @dataclass(frozen=True)
 class Code:
-    """A code column: in its element set, a leaf where ``leaf``. (Validity on the date of use needs enable flags
-    and validity dates the sandbox's element tables do not carry yet.)"""
+    """A code column: in its element set, a leaf where ``leaf``. (Validity on the date of use: ``CodeValid``.)"""
 
     table: str
     column: str
@@ -669,6 +696,54 @@ CODES: tuple[Code, ...] = (
 
 
 @dataclass(frozen=True)
+class CodeValid:
+    """A code column valid on its date of use: the element row is enabled (is_enabled = 1), of the row's fiscal
+    year, and — where the row has a business date — that date lies within start_date … end_date."""
+
+    table: str
+    column: str
+    element: str
+    source: str
+    date: str = ""  # the row's date of use; empty: enabled and year only
+
+
+def _valid(code: Code) -> CodeValid:
+    return CodeValid(
+        code.table,
+        code.column,
+        code.element,
+        "DOMAIN [Level 1] validity on the date of use；ELE_* is_enabled / start_date / end_date / fiscal_year",
+        TABLES[code.table].date,
+    )
+
+
+CODE_VALIDITY: tuple[CodeValid, ...] = tuple(_valid(c) for c in CODES if TABLES[c.table].year)
+
+
+@dataclass(frozen=True)
+class AccountKind:
+    """What an account kind may receive: payments to ``kind`` accounts of the payee master must not carry an
+    economic class starting with any of ``denied`` (DOMAIN: personal accounts receive salaries, reimbursements
+    and 公务卡 repayments, not purchases of goods)."""
+
+    kind: str
+    denied: tuple[str, ...]
+    title: str
+    source: str
+
+
+ACCOUNT_KINDS: tuple[AccountKind, ...] = (
+    AccountKind(
+        "个人账户",
+        ("310",),
+        "购置类支出（资本性支出 310）付给个人账户",
+        "DOMAIN [Level 4] personal accounts receive salaries, reimbursements and 公务卡 repayments, "
+        "not purchases of goods",
+    ),
+)
+
+
+@dataclass(frozen=True)
 class CodeTree:
     """An element table's own structure: parent exists, is_leaf says whether it has children, level = parent + 1."""
 
@@ -688,6 +763,7 @@ class Enum:
     values: tuple[object, ...]
     title: str
     source: str
+    label: str = ""  # the column's Chinese name where the result page has none
 
 
 ENUMS: tuple[Enum, ...] = (
@@ -711,6 +787,14 @@ ENUMS: tuple[Enum, ...] = (
         tuple(range(1, 13)),
         "用款计划月份不在 1～12",
         "schema plan_month（按月）",
+    ),
+    Enum(
+        "pay_payee_info",
+        "acct_kind",
+        ("单位账户", "个人账户", "公务卡"),
+        "收款账户性质不在取值范围内",
+        "schema pay_payee_info.acct_kind；DOMAIN [Level 4] account kinds",
+        label="收款账户性质",
     ),
 )
 
@@ -910,6 +994,8 @@ class Model:
     code_trees: tuple = CODE_TREES
     enums: tuple = ENUMS
     flows: tuple = FLOWS
+    code_validity: tuple = CODE_VALIDITY
+    account_kinds: tuple = ACCOUNT_KINDS
 
 
 MODEL = Model()

@@ -1,7 +1,9 @@
 """Property tests of the schema_derived rules (issue 11 §4), independent of the sandbox's fault injector: take a clean
 sandbox, pick a constraint of the model at random, break a randomly chosen row by direct SQL derived from that
 constraint (a dangling or disagreeing reference, a flipped sign or a third decimal, a date out of its window or
-order, an unknown or non-leaf code, a deleted or inflated record of a flow), then run the generated rules and assert:
+order, an unknown or non-leaf code, a code disabled, of another year or outside its validity on the date of use, a
+payee account of a kind that may not receive the payment, a deleted or inflated record of a flow), then run the
+generated rules and assert:
 the constraint's own rule flags exactly the broken rows, and no rule flags a row outside the broken rows and the rows
 linked to them by the model (one reference, flow or code away; two through an intermediate table).
 
@@ -238,6 +240,50 @@ def mutate(conn, data, g: gen.Generated):
         values = ["X9", *nonleaf] if c.leaf else ["X9"]
         _update(conn, c.table, rowid, {c.column: data.draw(st.sampled_from(values), label="code")})
         return c.table, rowid, None, set()
+    if isinstance(c, m.CodeValid):
+        # Break the element row the picked row uses: disable it, move it to another year, or end its validity
+        # before the row's date of use. Every row of the table using that code on such a date is then flagged.
+        variants = ["enabled", "year"] + (["window"] if c.date else [])
+        variant = data.draw(st.sampled_from(variants), label="validity")
+        date_col = f", {c.date}" if c.date else ""
+        _, code, *used = _pick(
+            conn,
+            data,
+            f"SELECT rowid, {c.column}{date_col} FROM {c.table} WHERE {c.column} IS NOT NULL ORDER BY rowid",
+        )
+        (erowid,) = conn.execute(f"SELECT rowid FROM {c.element} WHERE code = ?", (code,)).fetchone()  # noqa: S608
+        where, params = f"{c.column} = ?", [code]
+        if variant == "enabled":
+            _update(conn, c.element, erowid, {"is_enabled": 0})
+        elif variant == "year":
+            conn.execute(f"UPDATE {c.element} SET fiscal_year = fiscal_year - 1 WHERE rowid = ?", (erowid,))  # noqa: S608
+        else:
+            end = _day(used[0], -1)
+            _update(conn, c.element, erowid, {"end_date": end})
+            where, params = f"{where} AND {c.date} > ?", [code, end]
+        key = m.TABLES[c.table].key
+        expected = {
+            (c.table, str(r[0])) for r in conn.execute(f"SELECT {key} FROM {c.table} WHERE {where}", params)
+        }  # noqa: S608
+        return c.element, erowid, expected, set()
+    if isinstance(c, m.AccountKind):
+        # Turn the payee master row of a payment the kind may not receive into an account of that kind.
+        denied = " OR ".join(f"SUBSTR(p.dep_bgt_eco_code, 1, {len(d)}) = '{d}'" for d in c.denied)
+        rowid, acct = _pick(
+            conn,
+            data,
+            "SELECT DISTINCT y.rowid, y.payee_acct_no FROM pay_payee_info y"
+            f" JOIN pay_voucher p ON p.payee_acct_no = y.payee_acct_no WHERE ({denied}) ORDER BY y.rowid",
+        )
+        _update(conn, "pay_payee_info", rowid, {"acct_kind": c.kind})
+        expected = {
+            ("pay_voucher", r[0])
+            for r in conn.execute(
+                f"SELECT p.pay_app_id FROM pay_voucher p WHERE p.payee_acct_no = ? AND ({denied})",
+                (acct,),  # noqa: S608
+            )
+        }
+        return "pay_payee_info", rowid, expected, set()
     if isinstance(c, m.CodeTree):
         rowid, code = _pick(conn, data, f"SELECT rowid, code FROM {c.table} ORDER BY rowid")
         conn.execute(f"UPDATE {c.table} SET level_no = level_no + 5 WHERE rowid = ?", (rowid,))  # noqa: S608

@@ -319,7 +319,35 @@ def rules() -> dict[str, list[tuple[str, str]]]:
                 SELECT t.{key} FROM {table} t JOIN {ele} e ON e.code = t.{column} WHERE e.is_leaf = 0""",
                 )
             )
+    # Validity on the date of use: enabled, of the row's fiscal year, within start_date … end_date.
+    dated = {"pay_voucher": "pay_app_date", "gl_voucher": "vou_date"}
+    for table, (key, columns) in CODED_TABLES.items():
+        for column in columns:
+            join = f"SELECT t.{key} FROM {table} t JOIN {CODE_COLUMNS[column]} e ON e.code = t.{column}"
+            code_rules["disabled_code_used"].append((table, f"{join} WHERE e.is_enabled <> 1"))
+            code_rules["code_wrong_year"].append((table, f"{join} WHERE e.fiscal_year <> t.fiscal_year"))
+            if table in dated:
+                day = f"t.{dated[table]}"
+                code_rules["code_outside_validity"].append(
+                    (table, f"{join} WHERE {day} < e.start_date OR {day} > e.end_date")
+                )
     r.update(code_rules)
+    # The payee master: a payment's payee account is in it with the same name and bank; personal accounts are
+    # not paid for purchases of goods (310).
+    payee = "SELECT p.pay_app_id FROM pay_voucher p LEFT JOIN pay_payee_info y ON y.payee_acct_no = p.payee_acct_no"
+    r["payee_name_mismatch"] = [
+        (
+            "pay_voucher",
+            f"{payee} WHERE y.payee_acct_no IS NULL OR y.payee_acct_name <> p.payee_acct_name"
+            " OR y.payee_bank_name <> p.payee_bank_name",
+        )
+    ]
+    r["account_kind_not_allowed"] = [
+        (
+            "pay_voucher",
+            f"{payee} WHERE y.acct_kind = '个人账户' AND SUBSTR(p.dep_bgt_eco_code, 1, 3) = '310'",
+        )
+    ]
     return r
 
 
