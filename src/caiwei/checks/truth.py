@@ -38,6 +38,7 @@ FAULT_RULES = {
     "code_wrong_year": ["GEN-CODE-033", "GEN-CODE-037", "GEN-CODE-041", "GEN-CODE-045"],
     "payee_name_mismatch": ["GEN-REF-036"],
     "account_kind_not_allowed": ["GEN-CODE-047"],
+    "zero_balance_account_receives": ["GEN-CODE-048"],
 }
 # Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
 NOT_DATA = {

@@ -90,6 +90,7 @@ FAULT_TYPES = (
     "code_wrong_year",  # 指标链条使用上年度的部门预算经济分类代码
     "payee_name_mismatch",  # 支付的收款户名与收款人信息表不符
     "account_kind_not_allowed",  # 设备购置（310）付给个人账户
+    "zero_balance_account_receives",  # 零余额账户作为收款账户（零余额账户只付不收）
 )
 ROLES = [
     ("R01", "单位录入", None),
@@ -627,6 +628,20 @@ class Generator:
         self.write_assets(writer, agency, faults)
         self._apply_indicator_faults(rng, faults, indicators)
         self._apply_payee_faults(rng, faults, indicators, payees)
+        if take(faults, "zero_balance_account_receives"):
+            # The agency's own 零余额账户 registered as a payee and paid to (it may only pay out).
+            bank_name = next(name for code, name, _ in self.banks if code == bank_code)
+            own = (f"{agency.name}零余额账户", account_no, bank_name)
+            writer.add(
+                PAY_PAYEE_INFO, (account_no, region.code, agency.code, own[0], own[2], "单位账户", None)
+            )
+            single = [
+                p
+                for i in indicators
+                for p in i["payments"]
+                if not (p.get("duplicate") or p.get("kind_fault") or p.get("name_fault"))
+            ]
+            single[0]["payee"], single[0]["zero_fault"] = (own, single[0]["payee"][1]), True
         run = AgencyRun(agency, rng, account_no, bank_code, users, clerk, clearing, faults)
         for ind in indicators:
             ind["project"][4] += self._write_indicator(writer, run, ind)
@@ -932,6 +947,8 @@ class Generator:
             self.manifest.add("payee_name_mismatch", pay_voucher=[pay_app_id])
         if p.get("kind_fault"):
             self.manifest.add("account_kind_not_allowed", pay_voucher=[pay_app_id])
+        if p.get("zero_fault"):
+            self.manifest.add("zero_balance_account_receives", pay_voucher=[pay_app_id])
         exp, dep, fund, tracking = ind["exp"], ind["dep"], ind["fund"], ind["tracking"]
         if not ind.get("chain_fault") and take(faults, "element_mismatch"):
             exp = next(c for c in self.exp_leaves if c != ind["exp"])

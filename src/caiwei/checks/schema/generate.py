@@ -402,6 +402,28 @@ def account_kind_rule(k: m.AccountKind) -> dict:
     )
 
 
+def pay_out_only_rule(o: m.PayOutOnly) -> dict:
+    t, acct = m.TABLES["pay_voucher"], m.TABLES[o.table]
+    sql = (
+        f"SELECT p.pay_app_id, p.payee_acct_no, p.payee_acct_name, w.{o.kind_column}, p.pay_amt\n"
+        f"FROM pay_voucher p\nJOIN {o.table} w ON w.{o.column} = p.payee_acct_no\n"
+        f"WHERE w.{o.kind_column} = '{o.kind}'"
+    )
+    return _rule(
+        "CODE",
+        t,
+        "p",
+        o.title,
+        f"{o.kind}账户只付不收：支付申请的收款账号不能是{acct.title}中{_label(o.kind_column)}为{o.kind}的账户。",
+        o.source,
+        sql,
+        amount="pay_amt",
+        evidence=["payee_acct_no", "payee_acct_name", o.kind_column],
+        advice="核对收款人：零余额账户只用于支付，收款应为供应商、个人或单位的实有资金账户；从收款人信息中删除该账户。",
+        severity="重大",
+    )
+
+
 def enum_rule(e: m.Enum) -> dict:
     t = m.TABLES[e.table]
     a = t.alias
@@ -538,6 +560,7 @@ def generate(model: m.Model = m.MODEL) -> list[Generated]:
     # Appended after every earlier rule of their kind, so the numbers of the existing rules stay the same.
     items += [("CODE", v, code_valid_rule(v)) for v in model.code_validity]
     items += [("CODE", k, account_kind_rule(k)) for k in model.account_kinds]
+    items += [("CODE", o, pay_out_only_rule(o)) for o in model.pay_out_only]
     counters: dict[str, int] = {}
     result = []
     for kind, constraint, data in items:

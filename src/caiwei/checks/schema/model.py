@@ -744,6 +744,30 @@ ACCOUNT_KINDS: tuple[AccountKind, ...] = (
 
 
 @dataclass(frozen=True)
+class PayOutOnly:
+    """An account kind that only pays out: no payment names an account of ``table`` of that ``kind`` as payee."""
+
+    table: str
+    column: str
+    kind_column: str
+    kind: str
+    title: str
+    source: str
+
+
+PAY_OUT_ONLY: tuple[PayOutOnly, ...] = (
+    PayOutOnly(
+        "agency_account",
+        "account_no",
+        "account_type",
+        "零余额",
+        "零余额账户作为收款账户",
+        "DOMAIN [Level 4] 零余额账户 pay out only；schema agency_account（单位零余额账户）",
+    ),
+)
+
+
+@dataclass(frozen=True)
 class CodeTree:
     """An element table's own structure: parent exists, is_leaf says whether it has children, level = parent + 1."""
 
@@ -996,6 +1020,7 @@ class Model:
     flows: tuple = FLOWS
     code_validity: tuple = CODE_VALIDITY
     account_kinds: tuple = ACCOUNT_KINDS
+    pay_out_only: tuple = PAY_OUT_ONLY
 
 
 MODEL = Model()

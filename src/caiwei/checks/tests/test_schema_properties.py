@@ -284,6 +284,20 @@ def mutate(conn, data, g: gen.Generated):
             )
         }
         return "pay_payee_info", rowid, expected, set()
+    if isinstance(c, m.PayOutOnly):
+        # Name an account of that kind as a payment's payee.
+        (rowid,) = _pick(conn, data, "SELECT rowid FROM pay_voucher ORDER BY rowid")
+        accounts = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT {c.column} FROM {c.table} WHERE {c.kind_column} = ? ORDER BY 1",  # noqa: S608
+                (c.kind,),
+            )
+        ]
+        _update(
+            conn, "pay_voucher", rowid, {"payee_acct_no": data.draw(st.sampled_from(accounts), label="acct")}
+        )
+        return "pay_voucher", rowid, None, set()
     if isinstance(c, m.CodeTree):
         rowid, code = _pick(conn, data, f"SELECT rowid, code FROM {c.table} ORDER BY rowid")
         conn.execute(f"UPDATE {c.table} SET level_no = level_no + 5 WHERE rowid = ?", (rowid,))  # noqa: S608

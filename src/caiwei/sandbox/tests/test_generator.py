@@ -348,6 +348,12 @@ def rules() -> dict[str, list[tuple[str, str]]]:
             f"{payee} WHERE y.acct_kind = '个人账户' AND SUBSTR(p.dep_bgt_eco_code, 1, 3) = '310'",
         )
     ]
+    r["zero_balance_account_receives"] = [
+        (
+            "pay_voucher",
+            "SELECT p.pay_app_id FROM pay_voucher p JOIN agency_account a ON a.account_no = p.payee_acct_no",
+        )
+    ]
     return r
 
 
