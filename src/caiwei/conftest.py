@@ -24,7 +24,12 @@ def scratch_db(base: str) -> str:
 
 @pytest.fixture
 def regions(db):
+    from caiwei.bizcalendar.defaults import ensure_defaults
+    from caiwei.bizcalendar.models import BusinessCalendar, KeyPeriod
+
     ensure_demo_regions()
+    # The default calendars come from a data migration; a transactional test before this one may have flushed them.
+    ensure_defaults(BusinessCalendar, KeyPeriod)
     return {r.code: r for r in Region.objects.all()}
 
 

@@ -134,6 +134,7 @@ KEY_LABELS = {
     "job": "后台任务",
     "last_run": "最近一次检查",
     "key_hash": "令牌摘要",
+    "sha256": "内容摘要（SHA-256）",
     "tri_admin": "三员标记",
     "failed_logins": "连续失败次数",
     "locked_until": "锁定至",

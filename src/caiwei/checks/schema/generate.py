@@ -24,9 +24,9 @@ PACK_DIR = RULES_DIR / PACK
 PACK_META = {
     "title": "由表结构约束生成的规则",
     "description": (
-        "由逻辑表结构的约束模型（checks/schema/model.py）生成：引用存在且区划、年度、单位、要素一致；金额的正负与两位小数；"
-        "日期在预算年度内、不晚于检查日、符合业务先后；代码在值集内且为末级；资金流各环节笔数与金额前后一致。"
-        "请勿手工修改，修改模型后执行 caiwei checks generate-rules 重新生成。"
+        "由逻辑表结构的约束模型自动生成：引用存在且区划、年度、单位、要素一致；金额的正负与两位小数；"
+        "日期在预算年度内、不晚于检查日、符合业务先后；代码在值集内、为末级且在使用日有效；资金流各环节笔数与金额前后一致。"
+        "这些规则不手工修改：修改约束模型后用命令行重新生成。"
     ),
     "order": 8,
 }
@@ -50,6 +50,27 @@ class Generated:
 
 def _label(column: str) -> str:
     return COLUMN_LABELS.get(column, column)
+
+
+WORDS = (
+    (" IS NOT NULL", "非空"),
+    (" IS NULL", "为空"),
+    (" AND ", "且"),
+    (" OR ", "，或 "),
+    ("<>", "≠"),
+    ("<=", "≤"),
+    (">=", "≥"),
+)
+
+
+def _words(expression: str, count: str = "笔数") -> str:
+    """A condition of the model in words for the rule's description: columns by their Chinese labels, ``n`` the
+    count of the child rows, AND/OR/IS NULL in Chinese (the SQL itself is shown beside the rule)."""
+    text = re.sub(r"\{p\}\.", "", expression)
+    text = re.sub(r"\b[a-z][a-z0-9_]*\b", lambda m: count if m.group(0) == "n" else _label(m.group(0)), text)
+    for word, chinese in WORDS:
+        text = text.replace(word, chinese)
+    return text
 
 
 def _scope(table: m.Table, alias: str) -> dict[str, str]:
@@ -86,7 +107,8 @@ def _rule(
 ) -> dict:
     data = {
         "title": title,
-        "description": f"{description}（约束来源：{source}）",
+        "description": description,
+        "_source": source,  # written as a comment above the rule: for who maintains the model, not for finance users
         "severity": extra.pop("severity", SEVERITY[kind]),
         "module": table.module,
         "key": [table.key],
@@ -222,7 +244,7 @@ def relation_rule(rel: m.RowRelation) -> dict:
         t,
         a,
         rel.title,
-        f"{t.title}中应有 {rel.left} {rel.op} {rel.right}。",
+        f"{t.title}中应有 {_words(rel.left)} {rel.op} {_words(rel.right)}。",
         rel.source,
         sql,
         evidence=list(rel.columns),
@@ -473,7 +495,7 @@ def flow_rule(f: m.Flow) -> dict:
     )
     parts = []
     if f.count:
-        parts.append(f"对应的{child.title}笔数应满足 {f.count.format(p=parent.name)}")
+        parts.append(f"对应的{child.title}笔数应满足 {_words(f.count)}")
     if f.sum_child:
         parts.append(
             f"{child.title}的{_label(f.sum_child)}之和 {f.sum_op} {parent.title}的{_label(f.sum_parent)}"
@@ -599,7 +621,10 @@ def _dump(key: str, value) -> str:
 
 
 def render(g: Generated) -> str:
-    lines = ["# 由 checks/schema/model.py 生成，请勿手工修改：修改模型后执行 caiwei checks generate-rules"]
+    lines = [
+        "# 由 checks/schema/model.py 生成，请勿手工修改：修改模型后执行 caiwei checks generate-rules",
+        f"# 约束来源：{g.data['_source']}",
+    ]
     for key in FIELDS:
         if key in g.data and g.data[key] not in (None, "", [], {}):
             lines.append(_dump(key, g.data[key]))
