@@ -6,7 +6,6 @@ import os
 from datetime import date
 
 import pytest
-import sqlalchemy as sa
 from django.core.management import CommandError, call_command
 
 from caiwei.checks.engine import load_pack, select_rules, shipped_packs
@@ -15,7 +14,7 @@ from caiwei.checks.schema import generate as gen
 from caiwei.checks.sqlplan import Scope, plan, render
 from caiwei.checks.truth import compare, findings, key_table, truth
 from caiwei.sandbox.generator import GenerateSpec, generate, parse_faults
-from caiwei.sandbox.tests.test_generator import SERVER_DB, _server
+from caiwei.sandbox.tests.test_generator import SERVER_DB, engine_url
 
 AS_OF = date(2026, 12, 31)
 # The server database these tests use; CAIWEI_SCHEMA_TEST_DB lets a session run beside another on the same server.
@@ -24,18 +23,7 @@ DB = os.environ.get("CAIWEI_SCHEMA_TEST_DB", f"{SERVER_DB}_schema")
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
 def server_url(request, tmp_path_factory):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('schema') / 'sandbox.sqlite3'}"
-    if request.param == "postgresql":
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB}"
-        try:
-            return _server(url, f"CREATE DATABASE {DB}")
-        except sa.exc.ProgrammingError:
-            return url  # exists already
-    return _server(
-        f"mysql+pymysql://root@127.0.0.1:3306/{DB}",
-        f"CREATE DATABASE IF NOT EXISTS {DB} CHARACTER SET utf8mb4",
-    )
+    return engine_url(request.param, DB, tmp_path_factory)
 
 
 def derived():

@@ -419,20 +419,25 @@ def _server(url: str, create_sql: str) -> str:
 SERVER_DB = scratch_db("caiwei_sandbox_test")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
-def db_url(request, tmp_path_factory):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('sandbox') / 'sandbox.sqlite3'}"
-    if request.param == "postgresql":
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{SERVER_DB}"
+def engine_url(kind: str, name: str, tmp_path_factory) -> str:
+    """A database of ``kind`` (sqlite, postgresql, mariadb) named ``name`` on this machine's servers, created if absent."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp(name) / 'sandbox.sqlite3'}"
+    if kind == "postgresql":
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
         try:
-            return _server(url, f"CREATE DATABASE {SERVER_DB}")
+            return _server(url, f"CREATE DATABASE {name}")
         except sa.exc.ProgrammingError:
             return url  # exists already
     return _server(
-        f"mysql+pymysql://root@127.0.0.1:3306/{SERVER_DB}",
-        f"CREATE DATABASE IF NOT EXISTS {SERVER_DB} CHARACTER SET utf8mb4",
+        f"mysql+pymysql://root@127.0.0.1:3306/{name}",
+        f"CREATE DATABASE IF NOT EXISTS {name} CHARACTER SET utf8mb4",
     )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
+def db_url(request, tmp_path_factory):
+    return engine_url(request.param, SERVER_DB, tmp_path_factory)
 
 
 def run(url: str, payments: int = 3000, seed: int = 11, faults: str | None = None):
