@@ -564,6 +564,29 @@ def carry_year_rule() -> tuple[str, object, dict]:
     return ("DATE", m.CarryYear(), data)
 
 
+RULE_FOR = {
+    m.Ref: ("REF", ref_rule),
+    m.Unique: ("KEY", unique_rule),
+    m.Amount: ("AMT", amount_rule),
+    m.RowRelation: ("AMT", relation_rule),
+    m.DateRule: ("DATE", date_rule),
+    m.DateOrder: ("DATE", date_order_rule),
+    m.Code: ("CODE", code_rule),
+    m.CodeTree: ("CODE", code_tree_rule),
+    m.Enum: ("CODE", enum_rule),
+    m.Flow: ("FLOW", flow_rule),
+    m.CodeValid: ("CODE", code_valid_rule),
+    m.AccountKind: ("CODE", account_kind_rule),
+    m.PayOutOnly: ("CODE", pay_out_only_rule),
+}
+
+
+def rule_for(constraint) -> tuple[str, dict]:
+    """The kind and rule data of one constraint, by its class."""
+    kind, make = RULE_FOR[type(constraint)]
+    return kind, make(constraint)
+
+
 def generate(model: m.Model = m.MODEL) -> list[Generated]:
     """Every rule of the model, numbered per kind in the model's order."""
     items: list[tuple[str, object, dict]] = []
@@ -583,6 +606,10 @@ def generate(model: m.Model = m.MODEL) -> list[Generated]:
     items += [("CODE", v, code_valid_rule(v)) for v in model.code_validity]
     items += [("CODE", k, account_kind_rule(k)) for k in model.account_kinds]
     items += [("CODE", o, pay_out_only_rule(o)) for o in model.pay_out_only]
+    for kind, constraints in model.sections:
+        for c in constraints:
+            own_kind, data = rule_for(c)
+            items.append((kind or own_kind, c, data))
     counters: dict[str, int] = {}
     result = []
     for kind, constraint, data in items:

@@ -1021,6 +1021,11 @@ class Model:
     code_validity: tuple = CODE_VALIDITY
     account_kinds: tuple = ACCOUNT_KINDS
     pay_out_only: tuple = PAY_OUT_ONLY
+    # Later sections, each numbered after everything above so that no existing rule id ever changes (local copies,
+    # schedules and the fault → rule table name rules by id). A section is (kind, constraints): kind "" numbers each
+    # constraint under the kind of its class (REF, AMT, DATE, CODE, FLOW …); a named kind (e.g. "GL") numbers the
+    # section on its own counter. Add a new section at the end; never insert into or reorder an earlier one.
+    sections: tuple = ()
 
 
 MODEL = Model()
