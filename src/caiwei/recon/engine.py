@@ -1,0 +1,285 @@
+"""Reconciliation engine 对账引擎: bank lines against the book's payment vouchers, and the central bank's clearing
+lines against the vouchers they clear, matched and classified inside DuckDB (plain Python drives SQL; no side is ever
+pulled into Python objects — only the breaks, which are few, come back).
+
+Inputs are DuckDB tables in the normalised shape (see ``BANK_COLUMNS``, ``BOOK_COLUMNS``, ``CLEARING_COLUMNS``) and
+the business days of the period. Matching, in order:
+1. by business key: a bank line's 支付凭证号 (else its 银行流水号) names the voucher; several lines on one voucher are a
+   split payment (一对多) and must sum to it exactly (or within the amount tolerance);
+2. the lines and vouchers left: by amount + payee account + date within the window of T+n business days, only
+   where the pair is unambiguous on both sides;
+3. clearing: each PBOC clearing line covers the vouchers of its bank and clearing date (多对一): counts and sums agree.
+What does not match is a break with a class a finance user understands (``BREAKS``).
+"""
+
+# ruff: noqa: S608  (the only values written into the SQL are the tolerance's int window and Decimal amount)
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+import duckdb
+
+BANK_COLUMNS = (
+    "line_id BIGINT",  # unique per loaded line
+    "bank_code VARCHAR",
+    "pay_cert_no VARCHAR",
+    "agent_business_no VARCHAR",
+    "pay_date DATE",
+    "amount DECIMAL(18,2)",
+    "payee_acct_no VARCHAR",
+    "status VARCHAR",  # 成功 / 退票 / 失败; NULL where the layout has none (= 成功)
+    "return_reason VARCHAR",
+    "source VARCHAR",  # file name
+    "line INTEGER",  # line in the file
+)
+BOOK_COLUMNS = (
+    "vou_no VARCHAR",  # 支付凭证号, unique
+    "bank_code VARCHAR",
+    "agent_business_no VARCHAR",
+    "vou_date DATE",
+    "amount DECIMAL(18,2)",
+    "payee_acct_no VARCHAR",
+    "refunded BOOLEAN",  # a 退款 of the voucher is booked
+    "lqd_date DATE",  # cleared with the central bank on
+)
+CLEARING_COLUMNS = (
+    "lqd_no VARCHAR",
+    "bank_code VARCHAR",
+    "lqd_date DATE",
+    "vou_count INTEGER",
+    "amount DECIMAL(18,2)",
+)
+
+# Break classes: code → what a finance user reads.
+BREAKS = {
+    "bank_only": "仅银行有：银行文件中有这笔，我方没有对应的支付凭证",
+    "book_only": "仅我方有：支付凭证已超过到账窗口，银行文件中仍没有",
+    "amount": "金额不符：银行金额与凭证金额不一致",
+    "date": "日期超出窗口：银行交易日期不在凭证日期起 T+n 个工作日内",
+    "bank_duplicate": "银行重复：同一凭证在银行文件中出现多次且每笔都是全额",
+    "book_duplicate": "我方重复：两张凭证登记了同一银行流水号",
+    "status": "状态不符：银行退票或失败，我方仍为已支付（未登记退款）",
+    "clearing_amount": "清算金额不符：人民银行清算金额与所清算凭证合计不一致",
+    "clearing_count": "清算笔数不符：人民银行清算笔数与所清算凭证张数不一致",
+    "clearing_only": "仅清算有：人民银行清算了，我方没有这一天这家银行已清算的凭证",
+    "clearing_missing": "清算缺失：我方凭证已清算，人民银行清算文件中没有这一天这家银行的清算",
+}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Tolerance rules as data: the T+n window in business days and the amount difference accepted as equal."""
+
+    date_window: int = 1
+    amount: Decimal = Decimal("0.00")
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Tolerance:
+        data = data or {}
+        window = data.get("date_window", 1)
+        amount = Decimal(str(data.get("amount", "0")))
+        if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= 30:
+            raise ValueError("日期窗口（date_window）应为 0–30 个工作日")
+        if amount < 0 or amount.as_tuple().exponent < -2:
+            raise ValueError("金额容差（amount）应为不小于 0、至多两位小数的金额")
+        return cls(window, amount)
+
+
+@dataclass
+class Result:
+    matched_by_key: int = 0
+    matched_by_attributes: int = 0
+    split_vouchers: int = 0  # vouchers paid in more than one bank line
+    in_transit: int = 0  # vouchers not yet in a bank file but still inside their window
+    cleared_lines: int = 0
+    breaks: list[dict] = field(default_factory=list)
+
+    def by_class(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for b in self.breaks:
+            out[b["kind"]] = out.get(b["kind"], 0) + 1
+        return out
+
+
+def create_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    """Empty input tables bank, book, clearing in the normalised shape."""
+    con.execute(f"CREATE OR REPLACE TABLE bank ({', '.join(BANK_COLUMNS)})")
+    con.execute(f"CREATE OR REPLACE TABLE book ({', '.join(BOOK_COLUMNS)})")
+    con.execute(f"CREATE OR REPLACE TABLE clearing ({', '.join(CLEARING_COLUMNS)})")
+
+
+def load_business_days(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
+    """The business days of the period and a little around it, numbered in order (T+n is a difference of numbers).
+    A calendar day that is not a business day takes the number of the next business day."""
+    ordered = sorted(set(days))
+    con.execute("CREATE OR REPLACE TABLE bizday (day DATE PRIMARY KEY, n INTEGER)")
+    if ordered:
+        con.executemany("INSERT INTO bizday VALUES (?, ?)", [(d, i) for i, d in enumerate(ordered)])
+    # Every calendar day → the number of the first business day on or after it.
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE dayno AS
+        SELECT c.day::DATE AS day, min(b.n) AS n
+        FROM (SELECT unnest(generate_series((SELECT min(day) FROM bizday) - INTERVAL 40 DAY,
+                                            (SELECT max(day) FROM bizday), INTERVAL 1 DAY)) AS day) c
+        JOIN bizday b ON b.day >= c.day
+        GROUP BY c.day
+        """
+    )
+
+
+def reconcile(
+    con: duckdb.DuckDBPyConnection, tolerance: Tolerance, as_of: date, break_limit: int = 100_000
+) -> Result:
+    """Match bank to book and clearing to book in ``con`` (tables bank, book, clearing, bizday/dayno); the breaks
+    come back with their lines and vouchers."""
+    tol, window = f"{Decimal(tolerance.amount):.2f}", int(tolerance.date_window)
+    result = Result()
+    run = con.execute
+    # 1. By business key. A line names its voucher by 支付凭证号, else by 银行流水号.
+    run(
+        """
+        CREATE OR REPLACE TEMP TABLE link AS
+        SELECT b.line_id, coalesce(v1.vou_no, v2.vou_no) AS vou_no
+        FROM bank b
+        LEFT JOIN book v1 ON v1.vou_no = b.pay_cert_no
+        LEFT JOIN book v2 ON v1.vou_no IS NULL AND b.agent_business_no <> '' AND v2.agent_business_no = b.agent_business_no
+        """
+    )
+    # Book duplicates: two vouchers with one bank serial number (the line links to neither with certainty).
+    run(
+        """
+        CREATE OR REPLACE TEMP TABLE book_dup AS
+        SELECT agent_business_no, list(vou_no ORDER BY vou_no) AS vous
+        FROM book WHERE agent_business_no IS NOT NULL AND agent_business_no <> ''
+        GROUP BY agent_business_no HAVING count(*) > 1
+        """
+    )
+    # Per voucher: its linked lines, the sum of the successful ones, and the window check.
+    run(
+        f"""
+        CREATE OR REPLACE TEMP TABLE keyed AS
+        SELECT v.vou_no, v.amount AS book_amount, v.refunded, v.vou_date,
+               count(*) AS n_lines,
+               count(*) FILTER (WHERE coalesce(b.status, '成功') = '成功') AS n_ok,
+               coalesce(sum(b.amount) FILTER (WHERE coalesce(b.status, '成功') = '成功'), 0) AS ok_amount,
+               bool_and(b.amount = v.amount) AS each_full,
+               bool_or(coalesce(b.status, '成功') <> '成功') AS has_return,
+               bool_or(db.n - dv.n NOT BETWEEN 0 AND {window}) AS late,
+               list(b.line_id ORDER BY b.line_id) AS lines,
+               sum(b.amount) AS bank_amount
+        FROM link l JOIN bank b ON b.line_id = l.line_id JOIN book v ON v.vou_no = l.vou_no
+        LEFT JOIN dayno db ON db.day = b.pay_date LEFT JOIN dayno dv ON dv.day = v.vou_date
+        WHERE l.vou_no IS NOT NULL
+        GROUP BY v.vou_no, v.amount, v.refunded, v.vou_date
+        """
+    )
+    run(
+        f"""
+        CREATE OR REPLACE TEMP TABLE brk (kind VARCHAR, vous VARCHAR[], lines BIGINT[],
+                                          book_amount DECIMAL(18,2), bank_amount DECIMAL(18,2), note VARCHAR);
+        INSERT INTO brk
+        SELECT CASE
+                 WHEN n_lines > 1 AND each_full AND NOT has_return THEN 'bank_duplicate'
+                 WHEN has_return AND NOT refunded THEN 'status'
+                 WHEN has_return AND refunded AND n_ok = 0 THEN NULL
+                 WHEN abs(ok_amount - book_amount) > {tol} THEN 'amount'
+                 WHEN late THEN 'date'
+               END AS kind,
+               [vou_no], lines, book_amount, bank_amount, NULL
+        FROM keyed;
+        DELETE FROM brk WHERE kind IS NULL;
+        INSERT INTO brk
+        SELECT 'book_duplicate', vous, NULL, NULL, NULL, agent_business_no FROM book_dup;
+        """
+    )
+    result.matched_by_key = run(
+        "SELECT count(*) FROM keyed WHERE vou_no NOT IN (SELECT unnest(vous) FROM brk)"
+    ).fetchone()[0]
+    result.split_vouchers = run(
+        "SELECT count(*) FROM keyed WHERE n_ok > 1 AND vou_no NOT IN (SELECT unnest(vous) FROM brk)"
+    ).fetchone()[0]
+    # 2. By attributes: lines without a voucher and vouchers without a line, same amount and payee account, dates
+    # within the window; a pair only where each side has exactly one candidate.
+    run(
+        f"""
+        CREATE OR REPLACE TEMP TABLE cand AS
+        SELECT b.line_id, v.vou_no
+        FROM bank b
+        JOIN link l ON l.line_id = b.line_id AND l.vou_no IS NULL
+        JOIN book v ON v.vou_no NOT IN (SELECT vou_no FROM link WHERE vou_no IS NOT NULL)
+                   AND abs(v.amount - b.amount) <= {tol} AND v.payee_acct_no = b.payee_acct_no
+        JOIN dayno db ON db.day = b.pay_date JOIN dayno dv ON dv.day = v.vou_date
+        WHERE coalesce(b.status, '成功') = '成功' AND db.n - dv.n BETWEEN 0 AND {window};
+        CREATE OR REPLACE TEMP TABLE paired AS
+        SELECT line_id, vou_no FROM cand
+        QUALIFY count(*) OVER (PARTITION BY line_id) = 1 AND count(*) OVER (PARTITION BY vou_no) = 1;
+        """
+    )
+    result.matched_by_attributes = run("SELECT count(*) FROM paired").fetchone()[0]
+    # What is left.
+    run(
+        f"""
+        INSERT INTO brk
+        SELECT 'bank_only', [], [b.line_id], NULL, b.amount,
+               CASE WHEN (SELECT count(*) FROM cand c WHERE c.line_id = b.line_id) > 1 THEN '多笔候选' END
+        FROM bank b JOIN link l ON l.line_id = b.line_id AND l.vou_no IS NULL
+        WHERE b.line_id NOT IN (SELECT line_id FROM paired);
+        CREATE OR REPLACE TEMP TABLE unseen AS
+        SELECT v.vou_no, v.amount, v.vou_date, dv.n AS n
+        FROM book v LEFT JOIN dayno dv ON dv.day = v.vou_date
+        WHERE v.vou_no NOT IN (SELECT vou_no FROM link WHERE vou_no IS NOT NULL)
+          AND v.vou_no NOT IN (SELECT vou_no FROM paired)
+          AND v.vou_no NOT IN (SELECT unnest(vous) FROM brk);
+        INSERT INTO brk
+        SELECT 'book_only', [vou_no], [], amount, NULL, NULL FROM unseen
+        WHERE n + {window} < (SELECT n FROM dayno WHERE day = ?::DATE);
+        """,
+        [as_of],
+    )
+    result.in_transit = run(
+        "SELECT count(*) FROM unseen WHERE n + ? >= (SELECT n FROM dayno WHERE day = ?::DATE)",
+        [window, as_of],
+    ).fetchone()[0]
+    # 3. Clearing (多对一): each PBOC line against the cleared vouchers of its bank and date.
+    run(
+        f"""
+        CREATE OR REPLACE TEMP TABLE cleared AS
+        SELECT bank_code, lqd_date, count(*) AS n, sum(amount) AS amount, list(vou_no ORDER BY vou_no) AS vous
+        FROM book WHERE lqd_date IS NOT NULL GROUP BY bank_code, lqd_date;
+        INSERT INTO brk
+        SELECT CASE WHEN k.bank_code IS NULL THEN 'clearing_only'
+                    WHEN c.bank_code IS NULL THEN 'clearing_missing'
+                    WHEN c.vou_count <> k.n THEN 'clearing_count'
+                    ELSE 'clearing_amount' END,
+               coalesce(k.vous, []), [], k.amount, c.amount,
+               coalesce(c.lqd_no, k.bank_code || ' ' || strftime(k.lqd_date, '%Y-%m-%d'))
+        FROM clearing c FULL JOIN cleared k ON k.bank_code = c.bank_code AND k.lqd_date = c.lqd_date
+        WHERE k.bank_code IS NULL OR c.bank_code IS NULL OR c.vou_count <> k.n OR abs(c.amount - k.amount) > {tol};
+        """
+    )
+    result.cleared_lines = run(
+        "SELECT count(*) FROM clearing c JOIN cleared k USING (bank_code, lqd_date) "
+        f"WHERE c.vou_count = k.n AND abs(c.amount - k.amount) <= {tol}"
+    ).fetchone()[0]
+    rows = run(
+        "SELECT kind, vous, lines, book_amount, bank_amount, note FROM brk ORDER BY kind, vous, lines LIMIT ?",
+        [break_limit],
+    ).fetchall()
+    result.breaks = [
+        {
+            "kind": kind,
+            "reason": BREAKS[kind],
+            "vouchers": list(vous or []),
+            "lines": list(lines or []),
+            "book_amount": book,
+            "bank_amount": bank,
+            "note": note or "",
+        }
+        for kind, vous, lines, book, bank, note in rows
+    ]
+    return result
