@@ -12,7 +12,7 @@ the business days of the period. Matching, in order:
 What does not match is a break with a class a finance user understands (``BREAKS``).
 """
 
-# ruff: noqa: S608  (the only values written into the SQL are the tolerance's int window and Decimal amount)
+# ruff: noqa: S608  (the only values written into the SQL are the tolerance's ints and Decimal, and a fixed period)
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ BOOK_COLUMNS = (
     "payee_acct_no VARCHAR",
     "refunded BOOLEAN",  # a 退款 of the voucher is booked
     "lqd_date DATE",  # cleared with the central bank on
+    "lqd_amount DECIMAL(18,2)",  # the amount cleared (what the bank actually paid)
 )
 CLEARING_COLUMNS = (
     "lqd_no VARCHAR",
@@ -76,6 +77,7 @@ class Tolerance:
 
     date_window: int = 1
     amount: Decimal = Decimal("0.00")
+    transit_days: int = 10  # business days a voucher may be unseen at the bank before it is a break (在途)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Tolerance:
@@ -86,7 +88,10 @@ class Tolerance:
             raise ValueError("日期窗口（date_window）应为 0–30 个工作日")
         if amount < 0 or amount.as_tuple().exponent < -2:
             raise ValueError("金额容差（amount）应为不小于 0、至多两位小数的金额")
-        return cls(window, amount)
+        transit = data.get("transit_days", 10)
+        if not isinstance(transit, int) or isinstance(transit, bool) or not 0 <= transit <= 60:
+            raise ValueError("在途天数（transit_days）应为 0–60 个工作日")
+        return cls(window, amount, transit)
 
 
 @dataclass
@@ -133,11 +138,18 @@ def load_business_days(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> 
 
 
 def reconcile(
-    con: duckdb.DuckDBPyConnection, tolerance: Tolerance, as_of: date, break_limit: int = 100_000
+    con: duckdb.DuckDBPyConnection,
+    tolerance: Tolerance,
+    as_of: date,
+    clearing_period: str = "day",
+    break_limit: int = 100_000,
 ) -> Result:
     """Match bank to book and clearing to book in ``con`` (tables bank, book, clearing, bizday/dayno); the breaks
-    come back with their lines and vouchers."""
+    come back with their lines and vouchers. ``clearing_period`` "month": each clearing line is a month's total of a
+    bank (its lqd_date the first of the month), as in the central bank's monthly file."""
     tol, window = f"{Decimal(tolerance.amount):.2f}", int(tolerance.date_window)
+    transit = int(tolerance.transit_days)
+    period = {"day": "lqd_date", "month": "date_trunc('month', lqd_date)::DATE"}[clearing_period]
     result = Result()
     run = con.execute
     # 1. By business key. A line names its voucher by 支付凭证号, else by 银行流水号.
@@ -237,20 +249,21 @@ def reconcile(
           AND v.vou_no NOT IN (SELECT unnest(vous) FROM brk);
         INSERT INTO brk
         SELECT 'book_only', [vou_no], [], amount, NULL, NULL FROM unseen
-        WHERE n + {window} < (SELECT n FROM dayno WHERE day = ?::DATE);
+        WHERE n + {transit} < (SELECT n FROM dayno WHERE day = ?::DATE);
         """,
         [as_of],
     )
     result.in_transit = run(
         "SELECT count(*) FROM unseen WHERE n + ? >= (SELECT n FROM dayno WHERE day = ?::DATE)",
-        [window, as_of],
+        [transit, as_of],
     ).fetchone()[0]
     # 3. Clearing (多对一): each PBOC line against the cleared vouchers of its bank and date.
     run(
         f"""
         CREATE OR REPLACE TEMP TABLE cleared AS
-        SELECT bank_code, lqd_date, count(*) AS n, sum(amount) AS amount, list(vou_no ORDER BY vou_no) AS vous
-        FROM book WHERE lqd_date IS NOT NULL GROUP BY bank_code, lqd_date;
+        SELECT bank_code, {period} AS lqd_date, count(*) AS n, sum(lqd_amount) AS amount,
+               list(vou_no ORDER BY vou_no) AS vous
+        FROM book WHERE lqd_date IS NOT NULL GROUP BY ALL;
         INSERT INTO brk
         SELECT CASE WHEN k.bank_code IS NULL THEN 'clearing_only'
                     WHEN c.bank_code IS NULL THEN 'clearing_missing'
