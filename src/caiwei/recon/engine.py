@@ -152,81 +152,90 @@ def reconcile(
     period = {"day": "lqd_date", "month": "date_trunc('month', lqd_date)::DATE"}[clearing_period]
     result = Result()
     run = con.execute
-    # 1. By business key. A line names its voucher by 支付凭证号, else by 银行流水号.
+    # 1. By business key. A line names its voucher by 支付凭证号, else by 银行流水号 (looked up only for the lines the
+    # first key leaves unmatched). The link carries what the later steps need of the line.
     run(
         """
         CREATE OR REPLACE TEMP TABLE link AS
-        SELECT b.line_id, coalesce(v1.vou_no, v2.vou_no) AS vou_no
-        FROM bank b
-        LEFT JOIN book v1 ON v1.vou_no = b.pay_cert_no
-        LEFT JOIN book v2 ON v1.vou_no IS NULL AND b.agent_business_no <> '' AND v2.agent_business_no = b.agent_business_no
+        SELECT b.line_id, v.vou_no, b.amount, coalesce(b.status, '成功') = '成功' AS ok, b.pay_date,
+               b.agent_business_no
+        FROM bank b LEFT JOIN book v ON v.vou_no = b.pay_cert_no;
+        CREATE OR REPLACE TEMP TABLE by_serial AS
+        SELECT l.line_id, min(v.vou_no) AS vou_no
+        FROM link l JOIN book v ON v.agent_business_no = l.agent_business_no
+        WHERE l.vou_no IS NULL AND l.agent_business_no <> ''
+        GROUP BY l.line_id;
+        UPDATE link SET vou_no = s.vou_no FROM by_serial s WHERE link.line_id = s.line_id;
         """
     )
-    # Book duplicates: two vouchers with one bank serial number (the line links to neither with certainty).
+    # Book duplicates: two vouchers with one bank serial number.
     run(
         """
         CREATE OR REPLACE TEMP TABLE book_dup AS
-        SELECT agent_business_no, list(vou_no ORDER BY vou_no) AS vous
-        FROM book WHERE agent_business_no IS NOT NULL AND agent_business_no <> ''
-        GROUP BY agent_business_no HAVING count(*) > 1
+        SELECT v.agent_business_no, list(v.vou_no ORDER BY v.vou_no) AS vous
+        FROM book v
+        SEMI JOIN (SELECT agent_business_no FROM book WHERE agent_business_no <> ''
+                   GROUP BY agent_business_no HAVING count(*) > 1) d ON d.agent_business_no = v.agent_business_no
+        GROUP BY v.agent_business_no
         """
     )
-    # Per voucher: its linked lines, the sum of the successful ones, and the window check.
+    # Per voucher: the bank side summed (no per-voucher lists: the lines of a break are looked up afterwards).
     run(
         f"""
         CREATE OR REPLACE TEMP TABLE keyed AS
-        SELECT v.vou_no, v.amount AS book_amount, v.refunded, v.vou_date,
-               count(*) AS n_lines,
-               count(*) FILTER (WHERE coalesce(b.status, '成功') = '成功') AS n_ok,
-               coalesce(sum(b.amount) FILTER (WHERE coalesce(b.status, '成功') = '成功'), 0) AS ok_amount,
-               bool_and(b.amount = v.amount) AS each_full,
-               bool_or(coalesce(b.status, '成功') <> '成功') AS has_return,
-               bool_or(db.n - dv.n NOT BETWEEN 0 AND {window}) AS late,
-               list(b.line_id ORDER BY b.line_id) AS lines,
-               sum(b.amount) AS bank_amount
-        FROM link l JOIN bank b ON b.line_id = l.line_id JOIN book v ON v.vou_no = l.vou_no
-        LEFT JOIN dayno db ON db.day = b.pay_date LEFT JOIN dayno dv ON dv.day = v.vou_date
-        WHERE l.vou_no IS NOT NULL
-        GROUP BY v.vou_no, v.amount, v.refunded, v.vou_date
+        WITH side AS (
+            SELECT vou_no, count(*) AS n_lines, count(*) FILTER (WHERE ok) AS n_ok,
+                   coalesce(sum(amount) FILTER (WHERE ok), 0) AS ok_amount,
+                   sum(amount) AS bank_amount, min(amount) AS min_amount, max(amount) AS max_amount,
+                   NOT bool_and(ok) AS has_return, min(pay_date) AS first_day, max(pay_date) AS last_day
+            FROM link WHERE vou_no IS NOT NULL
+            GROUP BY vou_no
+        )
+        SELECT s.*, v.amount AS book_amount,
+               CASE
+                 WHEN n_lines > 1 AND min_amount = v.amount AND max_amount = v.amount AND NOT has_return
+                   THEN 'bank_duplicate'
+                 WHEN has_return AND NOT v.refunded THEN 'status'
+                 WHEN has_return AND v.refunded AND n_ok = 0 THEN NULL
+                 WHEN abs(ok_amount - v.amount) > {tol} THEN 'amount'
+                 WHEN d1.n - dv.n < 0 OR d2.n - dv.n > {window} THEN 'date'
+               END AS kind
+        FROM side s JOIN book v ON v.vou_no = s.vou_no
+        LEFT JOIN dayno dv ON dv.day = v.vou_date
+        LEFT JOIN dayno d1 ON d1.day = s.first_day LEFT JOIN dayno d2 ON d2.day = s.last_day
         """
     )
     run(
-        f"""
+        """
         CREATE OR REPLACE TEMP TABLE brk (kind VARCHAR, vous VARCHAR[], lines BIGINT[],
                                           book_amount DECIMAL(18,2), bank_amount DECIMAL(18,2), note VARCHAR);
         INSERT INTO brk
-        SELECT CASE
-                 WHEN n_lines > 1 AND each_full AND NOT has_return THEN 'bank_duplicate'
-                 WHEN has_return AND NOT refunded THEN 'status'
-                 WHEN has_return AND refunded AND n_ok = 0 THEN NULL
-                 WHEN abs(ok_amount - book_amount) > {tol} THEN 'amount'
-                 WHEN late THEN 'date'
-               END AS kind,
-               [vou_no], lines, book_amount, bank_amount, NULL
-        FROM keyed;
-        DELETE FROM brk WHERE kind IS NULL;
+        SELECT k.kind, [k.vou_no],
+               (SELECT list(l.line_id ORDER BY l.line_id) FROM link l WHERE l.vou_no = k.vou_no),
+               k.book_amount, k.bank_amount, NULL
+        FROM keyed k WHERE k.kind IS NOT NULL;
         INSERT INTO brk
         SELECT 'book_duplicate', vous, NULL, NULL, NULL, agent_business_no FROM book_dup;
+        CREATE OR REPLACE TEMP TABLE brk_vou AS SELECT DISTINCT unnest(vous) AS vou_no FROM brk;
         """
     )
-    result.matched_by_key = run(
-        "SELECT count(*) FROM keyed WHERE vou_no NOT IN (SELECT unnest(vous) FROM brk)"
-    ).fetchone()[0]
-    result.split_vouchers = run(
-        "SELECT count(*) FROM keyed WHERE n_ok > 1 AND vou_no NOT IN (SELECT unnest(vous) FROM brk)"
-    ).fetchone()[0]
-    # 2. By attributes: lines without a voucher and vouchers without a line, same amount and payee account, dates
-    # within the window; a pair only where each side has exactly one candidate.
+    result.matched_by_key, result.split_vouchers = run(
+        "SELECT count(*), count(*) FILTER (WHERE n_ok > 1) FROM keyed k "
+        "WHERE k.kind IS NULL AND NOT EXISTS (SELECT 1 FROM brk_vou x WHERE x.vou_no = k.vou_no)"
+    ).fetchone()
+    # 2. By attributes: lines without a voucher and vouchers without a line, same payee account and amount (within
+    # the tolerance), bank date within the window; a pair only where each side has exactly one candidate.
     run(
         f"""
+        CREATE OR REPLACE TEMP TABLE loose AS
+        SELECT b.* FROM bank b SEMI JOIN (SELECT line_id FROM link WHERE vou_no IS NULL) l ON l.line_id = b.line_id;
         CREATE OR REPLACE TEMP TABLE cand AS
         SELECT b.line_id, v.vou_no
-        FROM bank b
-        JOIN link l ON l.line_id = b.line_id AND l.vou_no IS NULL
-        JOIN book v ON v.vou_no NOT IN (SELECT vou_no FROM link WHERE vou_no IS NOT NULL)
-                   AND abs(v.amount - b.amount) <= {tol} AND v.payee_acct_no = b.payee_acct_no
+        FROM loose b
+        JOIN book v ON v.payee_acct_no = b.payee_acct_no AND abs(v.amount - b.amount) <= {tol}
         JOIN dayno db ON db.day = b.pay_date JOIN dayno dv ON dv.day = v.vou_date
-        WHERE coalesce(b.status, '成功') = '成功' AND db.n - dv.n BETWEEN 0 AND {window};
+        WHERE coalesce(b.status, '成功') = '成功' AND db.n - dv.n BETWEEN 0 AND {window}
+          AND NOT EXISTS (SELECT 1 FROM keyed k WHERE k.vou_no = v.vou_no);
         CREATE OR REPLACE TEMP TABLE paired AS
         SELECT line_id, vou_no FROM cand
         QUALIFY count(*) OVER (PARTITION BY line_id) = 1 AND count(*) OVER (PARTITION BY vou_no) = 1;
@@ -239,14 +248,13 @@ def reconcile(
         INSERT INTO brk
         SELECT 'bank_only', [], [b.line_id], NULL, b.amount,
                CASE WHEN (SELECT count(*) FROM cand c WHERE c.line_id = b.line_id) > 1 THEN '多笔候选' END
-        FROM bank b JOIN link l ON l.line_id = b.line_id AND l.vou_no IS NULL
-        WHERE b.line_id NOT IN (SELECT line_id FROM paired);
+        FROM loose b WHERE NOT EXISTS (SELECT 1 FROM paired p WHERE p.line_id = b.line_id);
         CREATE OR REPLACE TEMP TABLE unseen AS
         SELECT v.vou_no, v.amount, v.vou_date, dv.n AS n
         FROM book v LEFT JOIN dayno dv ON dv.day = v.vou_date
-        WHERE v.vou_no NOT IN (SELECT vou_no FROM link WHERE vou_no IS NOT NULL)
-          AND v.vou_no NOT IN (SELECT vou_no FROM paired)
-          AND v.vou_no NOT IN (SELECT unnest(vous) FROM brk);
+        WHERE NOT EXISTS (SELECT 1 FROM keyed k WHERE k.vou_no = v.vou_no)
+          AND NOT EXISTS (SELECT 1 FROM paired p WHERE p.vou_no = v.vou_no)
+          AND NOT EXISTS (SELECT 1 FROM brk_vou x WHERE x.vou_no = v.vou_no);
         INSERT INTO brk
         SELECT 'book_only', [vou_no], [], amount, NULL, NULL FROM unseen
         WHERE n + {transit} < (SELECT n FROM dayno WHERE day = ?::DATE);
@@ -257,22 +265,29 @@ def reconcile(
         "SELECT count(*) FROM unseen WHERE n + ? >= (SELECT n FROM dayno WHERE day = ?::DATE)",
         [transit, as_of],
     ).fetchone()[0]
-    # 3. Clearing (多对一): each PBOC line against the cleared vouchers of its bank and date.
+    # 3. Clearing (多对一): each PBOC line against the cleared vouchers of its bank and date (or month).
     run(
         f"""
         CREATE OR REPLACE TEMP TABLE cleared AS
-        SELECT bank_code, {period} AS lqd_date, count(*) AS n, sum(lqd_amount) AS amount,
-               list(vou_no ORDER BY vou_no) AS vous
+        SELECT bank_code, {period} AS lqd_date, count(*) AS n, sum(lqd_amount) AS amount
         FROM book WHERE lqd_date IS NOT NULL GROUP BY ALL;
-        INSERT INTO brk
+        CREATE OR REPLACE TEMP TABLE clr AS
         SELECT CASE WHEN k.bank_code IS NULL THEN 'clearing_only'
                     WHEN c.bank_code IS NULL THEN 'clearing_missing'
                     WHEN c.vou_count <> k.n THEN 'clearing_count'
-                    ELSE 'clearing_amount' END,
-               coalesce(k.vous, []), [], k.amount, c.amount,
-               coalesce(c.lqd_no, k.bank_code || ' ' || strftime(k.lqd_date, '%Y-%m-%d'))
+                    ELSE 'clearing_amount' END AS kind,
+               coalesce(k.bank_code, c.bank_code) AS bank_code, coalesce(k.lqd_date, c.lqd_date) AS lqd_date,
+               k.amount AS book_amount, c.amount AS bank_amount,
+               coalesce(c.lqd_no, k.bank_code || ' ' || strftime(k.lqd_date, '%Y-%m-%d')) AS note
         FROM clearing c FULL JOIN cleared k ON k.bank_code = c.bank_code AND k.lqd_date = c.lqd_date
         WHERE k.bank_code IS NULL OR c.bank_code IS NULL OR c.vou_count <> k.n OR abs(c.amount - k.amount) > {tol};
+        INSERT INTO brk
+        SELECT kind,
+               coalesce((SELECT list(v.vou_no ORDER BY v.vou_no) FROM book v
+                         WHERE v.bank_code = clr.bank_code AND v.lqd_date IS NOT NULL
+                           AND {period.replace("lqd_date", "v.lqd_date")} = clr.lqd_date), []),
+               [], book_amount, bank_amount, note
+        FROM clr;
         """
     )
     result.cleared_lines = run(
