@@ -152,20 +152,82 @@ def reconcile(
     period = {"day": "lqd_date", "month": "date_trunc('month', lqd_date)::DATE"}[clearing_period]
     result = Result()
     run = con.execute
-    # 1. By business key. A line names its voucher by 支付凭证号, else by 银行流水号 (looked up only for the lines the
-    # first key leaves unmatched). The link carries what the later steps need of the line.
+    # 1. By business key, in one grouped pass like the plainest comparison: the bank side summed per 支付凭证号, full
+    # join to the book. Lines whose 支付凭证号 names no voucher are then looked up by 银行流水号 (few), and their sums
+    # folded into the vouchers they name.
+    kind_case = f"""
+               CASE
+                 WHEN n_lines > 1 AND min_amount = book_amount AND max_amount = book_amount AND NOT coalesce(has_return, FALSE)
+                   THEN 'bank_duplicate'
+                 WHEN has_return AND NOT refunded THEN 'status'
+                 WHEN has_return AND refunded AND n_ok = 0 THEN NULL
+                 WHEN abs(ok_amount - book_amount) > {tol} THEN 'amount'
+                 WHEN (SELECT n FROM dayno WHERE day = first_day) < book_n
+                   OR (SELECT n FROM dayno WHERE day = last_day) - book_n > {window} THEN 'date'
+               END"""
+    # A line is paid unless the bank says 退票 or 失败 (NULL: the layout has no status).
+    aggregates = """count(*) AS n_lines, count(*) - count(*) FILTER (WHERE {returned}) AS n_ok,
+                   sum(amount) - coalesce(sum(amount) FILTER (WHERE {returned}), 0) AS ok_amount,
+                   sum(amount) AS bank_amount, min(amount) AS min_amount, max(amount) AS max_amount,
+                   bool_or({returned}) AS has_return, min(pay_date) AS first_day, max(pay_date) AS last_day"""
+    run(
+        f"""
+        CREATE OR REPLACE TEMP TABLE keyed AS
+        WITH side AS (
+            SELECT pay_cert_no AS key, {aggregates.format(returned="status IN ('退票', '失败')")}
+            FROM bank GROUP BY pay_cert_no
+        )
+        SELECT v.vou_no, v.amount AS book_amount, v.refunded, dv.n AS book_n, s.* EXCLUDE (key),
+               s.key AS orphan
+        FROM book v LEFT JOIN dayno dv ON dv.day = v.vou_date
+        FULL JOIN side s ON s.key = v.vou_no;
+        """
+    )
+    run(
+        """
+        CREATE OR REPLACE TEMP TABLE by_serial AS
+        SELECT b.line_id, min(v.vou_no) AS vou_no
+        FROM bank b SEMI JOIN (SELECT orphan FROM keyed WHERE vou_no IS NULL) o ON o.orphan = b.pay_cert_no
+        JOIN book v ON v.agent_business_no = b.agent_business_no
+        WHERE b.agent_business_no <> ''
+        GROUP BY b.line_id;
+        """
+    )
+    run(
+        f"""
+        CREATE OR REPLACE TEMP TABLE side2 AS
+        SELECT s.vou_no, {aggregates.format(returned="b.status IN ('退票', '失败')")}
+        FROM by_serial s JOIN bank b ON b.line_id = s.line_id
+        GROUP BY s.vou_no;
+        """
+    )
+    run(
+        """
+        UPDATE keyed SET
+            n_lines = coalesce(keyed.n_lines, 0) + x.n_lines, n_ok = coalesce(keyed.n_ok, 0) + x.n_ok,
+            ok_amount = coalesce(keyed.ok_amount, 0) + x.ok_amount,
+            bank_amount = coalesce(keyed.bank_amount, 0) + x.bank_amount,
+            min_amount = least(keyed.min_amount, x.min_amount), max_amount = greatest(keyed.max_amount, x.max_amount),
+            has_return = coalesce(keyed.has_return, FALSE) OR x.has_return,
+            first_day = least(keyed.first_day, x.first_day), last_day = greatest(keyed.last_day, x.last_day)
+        FROM side2 x WHERE keyed.vou_no = x.vou_no;
+        """
+    )
+    run(
+        f"""
+        ALTER TABLE keyed ADD COLUMN kind VARCHAR;
+        UPDATE keyed SET kind = {kind_case}
+        WHERE vou_no IS NOT NULL AND n_lines IS NOT NULL;
+        """
+    )
     run(
         """
         CREATE OR REPLACE TEMP TABLE link AS
-        SELECT b.line_id, v.vou_no, b.amount, coalesce(b.status, '成功') = '成功' AS ok, b.pay_date,
-               b.agent_business_no
-        FROM bank b LEFT JOIN book v ON v.vou_no = b.pay_cert_no;
-        CREATE OR REPLACE TEMP TABLE by_serial AS
-        SELECT l.line_id, min(v.vou_no) AS vou_no
-        FROM link l JOIN book v ON v.agent_business_no = l.agent_business_no
-        WHERE l.vou_no IS NULL AND l.agent_business_no <> ''
-        GROUP BY l.line_id;
-        UPDATE link SET vou_no = s.vou_no FROM by_serial s WHERE link.line_id = s.line_id;
+        SELECT b.line_id, coalesce(k.vou_no, s.vou_no) AS vou_no
+        FROM bank b
+        LEFT JOIN (SELECT vou_no FROM keyed WHERE kind IS NOT NULL) k ON k.vou_no = b.pay_cert_no
+        LEFT JOIN by_serial s ON s.line_id = b.line_id
+        WHERE k.vou_no IS NOT NULL OR s.vou_no IS NOT NULL;
         """
     )
     # Book duplicates: two vouchers with one bank serial number.
@@ -177,32 +239,6 @@ def reconcile(
         SEMI JOIN (SELECT agent_business_no FROM book WHERE agent_business_no <> ''
                    GROUP BY agent_business_no HAVING count(*) > 1) d ON d.agent_business_no = v.agent_business_no
         GROUP BY v.agent_business_no
-        """
-    )
-    # Per voucher: the bank side summed (no per-voucher lists: the lines of a break are looked up afterwards).
-    run(
-        f"""
-        CREATE OR REPLACE TEMP TABLE keyed AS
-        WITH side AS (
-            SELECT vou_no, count(*) AS n_lines, count(*) FILTER (WHERE ok) AS n_ok,
-                   coalesce(sum(amount) FILTER (WHERE ok), 0) AS ok_amount,
-                   sum(amount) AS bank_amount, min(amount) AS min_amount, max(amount) AS max_amount,
-                   NOT bool_and(ok) AS has_return, min(pay_date) AS first_day, max(pay_date) AS last_day
-            FROM link WHERE vou_no IS NOT NULL
-            GROUP BY vou_no
-        )
-        SELECT s.*, v.amount AS book_amount,
-               CASE
-                 WHEN n_lines > 1 AND min_amount = v.amount AND max_amount = v.amount AND NOT has_return
-                   THEN 'bank_duplicate'
-                 WHEN has_return AND NOT v.refunded THEN 'status'
-                 WHEN has_return AND v.refunded AND n_ok = 0 THEN NULL
-                 WHEN abs(ok_amount - v.amount) > {tol} THEN 'amount'
-                 WHEN d1.n - dv.n < 0 OR d2.n - dv.n > {window} THEN 'date'
-               END AS kind
-        FROM side s JOIN book v ON v.vou_no = s.vou_no
-        LEFT JOIN dayno dv ON dv.day = v.vou_date
-        LEFT JOIN dayno d1 ON d1.day = s.first_day LEFT JOIN dayno d2 ON d2.day = s.last_day
         """
     )
     run(
@@ -220,22 +256,25 @@ def reconcile(
         """
     )
     result.matched_by_key, result.split_vouchers = run(
-        "SELECT count(*), count(*) FILTER (WHERE n_ok > 1) FROM keyed k "
-        "WHERE k.kind IS NULL AND NOT EXISTS (SELECT 1 FROM brk_vou x WHERE x.vou_no = k.vou_no)"
+        "SELECT count(*) - (SELECT count(*) FROM keyed k SEMI JOIN brk_vou x ON x.vou_no = k.vou_no "
+        "                   WHERE k.kind IS NULL AND k.n_lines IS NOT NULL), "
+        "       count(*) FILTER (WHERE n_ok > 1) "
+        "FROM keyed WHERE vou_no IS NOT NULL AND n_lines IS NOT NULL AND kind IS NULL"
     ).fetchone()
     # 2. By attributes: lines without a voucher and vouchers without a line, same payee account and amount (within
     # the tolerance), bank date within the window; a pair only where each side has exactly one candidate.
     run(
         f"""
         CREATE OR REPLACE TEMP TABLE loose AS
-        SELECT b.* FROM bank b SEMI JOIN (SELECT line_id FROM link WHERE vou_no IS NULL) l ON l.line_id = b.line_id;
+        SELECT b.* FROM bank b SEMI JOIN (SELECT orphan FROM keyed WHERE vou_no IS NULL) o ON o.orphan = b.pay_cert_no
+        ANTI JOIN by_serial s ON s.line_id = b.line_id;
         CREATE OR REPLACE TEMP TABLE cand AS
         SELECT b.line_id, v.vou_no
         FROM loose b
         JOIN book v ON v.payee_acct_no = b.payee_acct_no AND abs(v.amount - b.amount) <= {tol}
         JOIN dayno db ON db.day = b.pay_date JOIN dayno dv ON dv.day = v.vou_date
         WHERE coalesce(b.status, '成功') = '成功' AND db.n - dv.n BETWEEN 0 AND {window}
-          AND NOT EXISTS (SELECT 1 FROM keyed k WHERE k.vou_no = v.vou_no);
+          AND v.vou_no IN (SELECT vou_no FROM keyed WHERE n_lines IS NULL);
         CREATE OR REPLACE TEMP TABLE paired AS
         SELECT line_id, vou_no FROM cand
         QUALIFY count(*) OVER (PARTITION BY line_id) = 1 AND count(*) OVER (PARTITION BY vou_no) = 1;
@@ -250,11 +289,11 @@ def reconcile(
                CASE WHEN (SELECT count(*) FROM cand c WHERE c.line_id = b.line_id) > 1 THEN '多笔候选' END
         FROM loose b WHERE NOT EXISTS (SELECT 1 FROM paired p WHERE p.line_id = b.line_id);
         CREATE OR REPLACE TEMP TABLE unseen AS
-        SELECT v.vou_no, v.amount, v.vou_date, dv.n AS n
-        FROM book v LEFT JOIN dayno dv ON dv.day = v.vou_date
-        WHERE NOT EXISTS (SELECT 1 FROM keyed k WHERE k.vou_no = v.vou_no)
-          AND NOT EXISTS (SELECT 1 FROM paired p WHERE p.vou_no = v.vou_no)
-          AND NOT EXISTS (SELECT 1 FROM brk_vou x WHERE x.vou_no = v.vou_no);
+        SELECT k.vou_no, k.book_amount AS amount, k.book_n AS n
+        FROM keyed k
+        WHERE k.vou_no IS NOT NULL AND k.n_lines IS NULL
+          AND NOT EXISTS (SELECT 1 FROM paired p WHERE p.vou_no = k.vou_no)
+          AND NOT EXISTS (SELECT 1 FROM brk_vou x WHERE x.vou_no = k.vou_no);
         INSERT INTO brk
         SELECT 'book_only', [vou_no], [], amount, NULL, NULL FROM unseen
         WHERE n + {transit} < (SELECT n FROM dayno WHERE day = ?::DATE);
