@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "caiwei.sandbox",
     "caiwei.desk",
     "caiwei.checks",
+    "caiwei.recon",
     "caiwei.web",
 ]
 

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ReconConfig(AppConfig):
+    name = "caiwei.recon"
+    verbose_name = "对账"
