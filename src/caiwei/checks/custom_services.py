@@ -10,6 +10,7 @@ takes. Every path (page, API, command) comes through here; every write is audite
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
@@ -350,8 +351,15 @@ def local_rules_for(database) -> list[Rule]:
             continue
         rule = _rule_of(version.text)
         if rule is not None and rule.id not in shipped_ids:
-            chosen.append(rule)
+            chosen.append(dataclasses.replace(rule, version=version.number))
     return chosen
+
+
+def rule_version_that_ran(user, result):
+    """(the local rule, its Rule as of the version that ran) for a run result, when the user may see the rule."""
+    local = visible_local_rules(user).filter(rule_id=result.rule_id).first()
+    version = local.versions.filter(number=result.rule_version).first() if local else None
+    return local, (_rule_of(version.text) if version else None)
 
 
 def split_packs(packs: str | list[str]) -> tuple[list[str], bool]:

@@ -308,3 +308,36 @@ def test_schedule_with_local_pack(sandbox, people, regions):
         people["pm"], CheckSchedule(database=database, cron="0 2 * * *", packs="local")
     )
     assert schedule.pk
+
+
+def test_results_record_the_version_that_ran(sandbox, people, regions, client_for, token_for):
+    """Which version of a local rule ran is kept with its result, shown on the pages and given by the API."""
+    engineer = people["engineer"]
+    production = _database(sandbox, regions, sandbox=False, name="生产")
+    sandbox_db = _database(sandbox, regions, sandbox=True, name="演练")
+    v1 = _approved_copy(people)
+    v2 = cs.save_version(engineer, v1.rule, v1.text.replace("WHERE b.pay_app_amt > b.amount", "WHERE 1 = 1"))
+    on_production = services.start_run(engineer, production, "all", inline=True)
+    assert on_production.results.get(rule_id="L-QUOTA-001").rule_version == v1.number == 1
+    assert on_production.results.get(rule_id="QUOTA-001").rule_version is None  # a shipped rule has none
+    tried = services.start_run(engineer, sandbox_db, "local", inline=True).results.get(rule_id="L-QUOTA-001")
+    assert tried.rule_version == v2.number == 2
+    cs.submit(engineer, v2)
+    cs.decide(people["pm"], v2, approve=True)
+    again = services.start_run(engineer, production, "local", inline=True).results.get(rule_id="L-QUOTA-001")
+    assert again.rule_version == 2 and again.count > on_production.results.get(rule_id="L-QUOTA-001").count
+
+    client = client_for(engineer)
+    page = client.get(f"/checks/results/{tried.pk}/").content.decode()
+    assert "本次运行的是本地规则 L-QUOTA-001 的第 2 版" in page
+    assert f'href="/checks/local/{v1.rule.pk}/"' in page
+    assert "处理建议：" in page  # the advice of the version that ran (a local rule is no shipped rule)
+    run_page = client.get(f"/checks/runs/{on_production.pk}/").content.decode()
+    assert "data-rule-version>第 1 版</div>" in run_page
+    auth = token_for(engineer)
+    listed = client.get(f"/api/checks/runs/{on_production.pk}", **auth).json()["results"]
+    assert {r["rule"]: r["version"] for r in listed if r["rule"] in ("L-QUOTA-001", "QUOTA-001")} == {
+        "L-QUOTA-001": 1,
+        "QUOTA-001": None,
+    }
+    assert client.get(f"/api/checks/results/{tried.pk}", **auth).json()["version"] == 2
