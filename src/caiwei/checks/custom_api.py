@@ -15,6 +15,7 @@ from caiwei.audit.log import record_export
 from caiwei.inputs import Line, Text
 from caiwei.regions.scoping import visible_regions
 
+from . import custom
 from . import custom_services as cs
 from .custom_models import LocalRule, LocalRuleVersion
 
@@ -26,6 +27,20 @@ RULE_TEXT = Text(200_000)
 class RuleText(Schema):
     text: RULE_TEXT  # the rule file (YAML), as shipped rules are written
     region: Line(20) = ""  # region code; default the author's first granted region
+
+
+class RuleFile(Schema):
+    name: Line(200) = ""  # the file's name, for messages
+    text: Text(2 * custom.MAX_BYTES)  # a longer text is refused by custom.check_text, naming its line
+
+
+class ImportIn(Schema):
+    """One file (``text`` and optional ``name``) or several (``files``): all are judged, then all or none written."""
+
+    text: Text(2 * custom.MAX_BYTES) = ""
+    name: Line(200) = ""
+    files: list[RuleFile] = Field(default_factory=list, max_length=500)
+    region: Line(20) = ""
 
 
 class VersionIn(Schema):
@@ -123,10 +138,19 @@ def validate(request, data: ValidateIn):
     return cs.check_and_try(request.user, data.text)
 
 
-@router.post("/import", response={201: dict}, summary="导入规则文件：同编号的规则增加草稿版本，否则新建")
-def import_rule(request, data: RuleText):
-    version = cs.import_text(request.user, data.text, _region(request, data.region))
-    return 201, _rule(version.rule, versions=True)
+@router.post(
+    "/import",
+    response={201: dict},
+    summary="导入规则文件（text 一个，或 files 多个）：同编号的规则增加草稿版本，否则新建；任一文件有误则全部不写入",
+)
+def import_rule(request, data: ImportIn):
+    files = [(f.name or f"第 {i} 个文件", f.text) for i, f in enumerate(data.files, 1)]
+    if data.text or not files:
+        files.insert(0, (data.name or "规则文件", data.text))
+    versions = cs.import_files(request.user, files, _region(request, data.region))
+    if len(versions) == 1:
+        return 201, _rule(versions[0].rule, versions=True)
+    return 201, {"rules": [_rule(v.rule, versions=True) for v in versions]}
 
 
 @router.get("/{rule_id}", summary="本地规则及其全部版本")

@@ -15,8 +15,6 @@ from . import custom
 from . import custom_services as cs
 from .engine import shipped_packs
 
-MAX_FILE = 200_000
-
 
 def _errors(exc: ValidationError) -> str:
     return "；".join(exc.messages)
@@ -188,22 +186,19 @@ def local_rule_export(request, pk):
 @require(Capability.MANAGE_TARGETS)
 @require_POST
 def local_rule_import(request):
-    upload = request.FILES.get("file")
-    if upload is None:
-        messages.error(request, "请选择要导入的规则文件（.yaml）")
+    uploads = request.FILES.getlist("file")
+    if not uploads:
+        messages.error(request, "请选择要导入的规则文件（.yaml，可多选）")
         return redirect("checks:local_rules")
-    if upload.size > MAX_FILE:
-        messages.error(request, f"规则文件过大（不超过 {MAX_FILE // 1000} KB）")
-        return redirect("checks:local_rules")
+    # Each file read up to the limit and one byte more: enough to tell it is too large (custom.decode says where).
+    files = [(upload.name, upload.read(custom.MAX_BYTES + 1)) for upload in uploads]
     try:
-        text = upload.read().decode("utf-8")
-    except UnicodeDecodeError:
-        messages.error(request, f"{upload.name}：不是 UTF-8 编码的文本文件")
-        return redirect("checks:local_rules")
-    try:
-        version = cs.import_text(request.user, text, _region(request))
+        versions = cs.import_files(request.user, files, _region(request))
     except ValidationError as exc:
-        messages.error(request, f"{upload.name}：{_errors(exc)}（未写入任何内容）")
+        messages.error(request, f"{_errors(exc)}（未写入任何内容）")
         return redirect("checks:local_rules")
-    messages.success(request, f"已导入 {version.rule.rule_id} 第 {version.number} 版（草稿）")
-    return redirect("checks:local_rule", version.rule_id)
+    for version in versions:
+        messages.success(request, f"已导入 {version.rule.rule_id} 第 {version.number} 版（草稿）")
+    if len(versions) > 1:
+        return redirect("checks:local_rules")
+    return redirect("checks:local_rule", versions[0].rule_id)
