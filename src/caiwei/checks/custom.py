@@ -21,6 +21,8 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
+from caiwei.inputs import text_problem
+
 from .engine import (
     REQUIRED,
     RULES_DIR,
@@ -55,7 +57,7 @@ META_KEY = "version"  # the export's version metadata: ignored on import
 MARKER = "# ---- 以下为导出时附加的版本信息，导入时忽略 ----"
 RULE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,29}$")
 MAX_BYTES = 200_000  # a rule file (UTF-8) larger than this is refused before it is parsed
-TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)\s*:")
+TOP_KEY = re.compile(r"^\t*([A-Za-z_][A-Za-z0-9_-]*)\s*:")  # a tab-indented field is still that field
 
 # Functions a rule may call, by sqlglot's name for them (an unknown function is sqlglot's Anonymous, named as written).
 ALLOWED_FUNCTIONS = frozenset(
@@ -317,13 +319,41 @@ def decode(data: bytes) -> str:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         try:
             data.decode("gb18030")
-            guess = "（看起来是 GBK/GB18030 编码）"
+            guess = "（可能是 GBK 等中文编码）"
         except UnicodeDecodeError:
             guess = ""
         text = data.decode("utf-8", "replace")
         raise RuleInvalid(
             [f"{_where(text, line, column)}：不是 UTF-8 编码的文本{guess}，请另存为 UTF-8 后再导入"]
         ) from exc
+
+
+VALUE = re.compile(r"^\s*(?:- )?(?:[^\s:#][^:#]*:\s+)?(.*)$")
+
+
+def _unclosed(text: str, last: int) -> tuple[int, int, str] | None:
+    """The first line up to ``last`` whose flow value ([…], {…}) or quoted value is not closed on that line:
+    where an author left a bracket or a quote open (PyYAML only notices much further down)."""
+    for number, row in enumerate(text.splitlines()[:last], 1):
+        value = VALUE.match(row).group(1).rstrip()
+        column = len(row) - len(row.lstrip()) + 1 + row.lstrip().find(value) if value else 0
+        if value[:1] in "[{":
+            depth, quote = 0, ""
+            for char in value:
+                if quote:
+                    quote = "" if char == quote else quote
+                elif char in "\"'":
+                    quote = char
+                elif char in "[{":
+                    depth += 1
+                elif char in "]}":
+                    depth -= 1
+            if depth > 0:
+                what = "方括号 [ ] 未闭合" if value[0] == "[" else "花括号 { } 未闭合"
+                return number, column, what
+        elif value[:1] in "\"'" and value.find(value[0], 1) == -1:
+            return number, column, "引号未闭合"
+    return None
 
 
 def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
@@ -338,6 +368,11 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
             words = "含有不允许的控制字符（如 NUL），请删去"
     marks = [getattr(exc, "context_mark", None), getattr(exc, "problem_mark", None)]
     mark = (marks[0] or marks[1]) if prefer == "context" else (marks[1] or marks[0])
+    if mark is not None and not isinstance(exc, yaml.constructor.ConstructorError):
+        open_at = _unclosed(text, mark.line + 1)
+        if open_at is not None and open_at[0] <= mark.line + 1:
+            line, column, words = open_at
+            return f"{_where(text, line, column)}：{words}"
     if mark is not None:
         return f"{_where(text, mark.line + 1, mark.column + 1)}：{words}"
     position = getattr(exc, "position", None)  # ReaderError: an offset in the text
@@ -383,6 +418,10 @@ def load_data(text: str) -> dict:
         raise _too_large(text)
     if not text or not text.strip():
         raise RuleInvalid(["第 1 行：规则文件为空"])
+    for number, row in enumerate(text.lstrip("\ufeff").split("\n"), 1):  # what no stored text may hold
+        problem = text_problem(row, multiline=True)
+        if problem:
+            raise RuleInvalid([f"{_where(text, number)}：{problem}，请删去"])
     try:
         _no_aliases(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -413,7 +452,8 @@ def check_text(text: str) -> Rule:
         )
     absent = [k for k in REQUIRED if k not in data]
     if absent:
-        problems.append(f"缺少字段 {'、'.join(absent)}（全文 {len(text.splitlines())} 行中没有这些字段）")
+        names = "、".join(f"字段 {k}" for k in absent)
+        problems.append(f"缺少{names}（全文 {len(text.splitlines())} 行中没有）")
     empty = [k for k in REQUIRED if k in data and (data[k] is None or data[k] in ("", [], {}))]
     problems += [f"{at(k)}字段 {k} 为空" for k in empty]
     if problems:
@@ -522,6 +562,23 @@ def _function_name(node: exp.Func) -> str:
     return node.sql_name().upper()
 
 
+SQL_PROBLEMS = (  # sqlglot's description of a parse error → Chinese
+    ("Expecting )", "缺少右括号“)”"),
+    ("Expecting (", "缺少左括号“(”"),
+    ("Invalid expression / Unexpected token", "此处的词不合语法（拼写错误，或缺少逗号、运算符）"),
+    ("Required keyword", "语句不完整（如 WHERE、ON 之后缺少条件）"),
+    ("Expected table name", "缺少表名"),
+    ("Unexpected end", "语句不完整"),
+)
+
+
+def _sql_problem(description: str) -> str:
+    for pattern, chinese in SQL_PROBLEMS:
+        if description.startswith(pattern):
+            return chinese
+    return "语法错误"
+
+
 def check_sql(
     sql: str, key: list[str], amount: str = "", evidence: list[str] = (), declared: set[str] = ()
 ) -> list[str]:
@@ -530,10 +587,11 @@ def check_sql(
         statements = [s for s in sqlglot.parse(sql, read=SOURCE_DIALECT) if s is not None]
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if getattr(exc, "errors", None) else {}
-        where = f"第 {first['line']} 行第 {first['col']} 列附近：" if first.get("line") else ""
-        return [f"SQL 无法解析（{where}{first.get('description') or exc}）"]
-    except sqlglot.errors.SqlglotError as exc:
-        return [f"SQL 无法解析（{exc}）"]
+        near = f"“{first['highlight']}”" if first.get("highlight") else ""
+        where = f"SQL 第 {first['line']} 行第 {first['col']} 列{near}附近：" if first.get("line") else ""
+        return [f"SQL 无法解析（{where}{_sql_problem(first.get('description') or '')}）"]
+    except sqlglot.errors.SqlglotError:
+        return ["SQL 无法解析（引号未闭合或含有无法识别的字符）"]
     if len(statements) != 1:
         return [f"只能有一条 SELECT 语句（现有 {len(statements)} 条，请去掉分号分隔的其他语句）"]
     tree = statements[0]

@@ -1,7 +1,8 @@
 """本地规则 pages: list, write or copy, validate and dry-run (htmx), versions with diff, submit, approve, files."""
 
+from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, TooManyFilesSent, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -186,7 +187,11 @@ def local_rule_export(request, pk):
 @require(Capability.MANAGE_TARGETS)
 @require_POST
 def local_rule_import(request):
-    uploads = request.FILES.getlist("file")
+    try:
+        uploads = request.FILES.getlist("file")
+    except TooManyFilesSent:
+        messages.error(request, f"一次最多导入 {settings.DATA_UPLOAD_MAX_NUMBER_FILES} 个文件，请分批导入")
+        return redirect("checks:local_rules")
     if not uploads:
         messages.error(request, "请选择要导入的规则文件（.yaml，可多选）")
         return redirect("checks:local_rules")

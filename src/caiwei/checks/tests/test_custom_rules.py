@@ -67,7 +67,7 @@ def test_validation_refuses(sql, expected):
 
 
 def test_validation_names_fields_and_lines():
-    assert "缺少字段 severity、module" in problems("id: L-X\ntitle: t\nkey: [a]\nsql: SELECT 1 AS a\n")
+    assert "缺少字段 severity、字段 module" in problems("id: L-X\ntitle: t\nkey: [a]\nsql: SELECT 1 AS a\n")
     assert "第 2 行第" in problems("id: L-X\ntitle: [unclosed\n")
     assert "第 8 行 未知字段 owner" in problems(GOOD + "owner: me\n")
     assert "字段 severity" in problems(GOOD.replace("一般", "很急"))
