@@ -15,6 +15,7 @@ from caiwei.regions.scoping import visible_regions
 from . import custom
 from . import custom_services as cs
 from .engine import shipped_packs
+from .present import sample_columns
 
 
 def _errors(exc: ValidationError) -> str:
@@ -130,8 +131,18 @@ def _int(value) -> int | None:
 @require(Capability.MANAGE_TARGETS)
 @require_POST
 def local_rule_validate(request):
-    result = cs.check_and_try(request.user, request.POST.get("text", ""))
-    return render(request, "checks/custom/_validate.html", {"result": result})
+    text = request.POST.get("text", "")
+    result = cs.check_and_try(request.user, text)
+    columns, rows = [], []
+    dry = result.get("dry_run") or {}
+    if dry.get("sample"):
+        # As the result page shows a sample: labelled columns, key and evidence first, amounts to two decimals
+        # (SQLite returns an amount as a float: 1234.5 is shown 1,234.50).
+        columns = sample_columns(custom.check_text(text), dry["columns"])
+        rows = [[(c, row.get(c["name"])) for c in columns] for row in dry["sample"]]
+    return render(
+        request, "checks/custom/_validate.html", {"result": result, "columns": columns, "sample_rows": rows}
+    )
 
 
 @require(Capability.MANAGE_TARGETS)

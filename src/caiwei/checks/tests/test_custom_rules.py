@@ -341,3 +341,29 @@ def test_results_record_the_version_that_ran(sandbox, people, regions, client_fo
         "QUOTA-001": None,
     }
     assert client.get(f"/api/checks/results/{tried.pk}", **auth).json()["version"] == 2
+
+
+def test_dry_run_page_shows_amounts_with_two_decimals(sandbox, people, client_for):
+    """SQLite returns an amount as a float (1234.5): the dry run shows it as money, 1,234.50, like the result page."""
+    import re
+    from decimal import Decimal
+
+    from django.urls import reverse
+
+    text = BASE.format(
+        sql="SELECT b.bgt_id, ROUND(b.amount, 0) + 0.5 AS amount FROM ba_bgt_info b WHERE b.amount > 0"
+    ).replace("key: [bgt_id]", "key: [bgt_id]\namount: amount")
+    raw = cs.check_and_try(people["engineer"], text)["dry_run"]
+    assert raw["sample"] and all(isinstance(r["amount"], float) for r in raw["sample"])
+    assert any(len(str(r["amount"]).split(".")[1]) < 2 for r in raw["sample"])  # 1234.5: one decimal only
+    page = client_for(people["engineer"]).post(reverse("checks:local_rule_validate"), {"text": text})
+    html = page.content.decode()
+    cells = re.findall(r"<td[^>]*data-money>([^<]*)</td>", html)
+    assert cells == [f"{Decimal(str(r['amount'])):,.2f}" for r in raw["sample"]]
+    assert all(re.fullmatch(r"-?[\d,]+\.\d{2}", c) for c in cells)
+    heads = re.findall(r'<th[^>]*data-column="(\w+)">([^<]*)<', html)
+    assert [c for c, _ in heads] == ["bgt_id", "amount"] and all(
+        re.search(r"[\u4e00-\u9fff]", h) for _, h in heads
+    )
+    shown = re.search(r"data-dry-amount>([^<]*)<", html).group(1)
+    assert shown == f"{Decimal(raw['amount']):,.2f}"
