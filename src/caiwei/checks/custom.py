@@ -494,8 +494,8 @@ def check_text(text: str) -> Rule:
         problems.append(f"{at('evidence')}字段 evidence：应为输出列名的列表")
         evidence = []
     labels = data.get("labels") or {}
-    if not isinstance(labels, dict):
-        problems.append(f"{at('labels')}字段 labels：应为“列名: 中文名”的键值对")
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        problems.append(f"{at('labels')}字段 labels：应为“列名: 中文名”的键值对（中文名为文本）")
         labels = {}
     scope = data.get("scope") or {}
     if not isinstance(scope, dict) or set(scope) - set(SCOPES):

@@ -155,6 +155,7 @@ def corpus() -> list[Bad]:
         [
             "labels: [甲, 乙]",
             "labels: 甲",
+            "labels:\n  over_amt: [超支, 金额]",
             "scope: [b.mof_div_code]",
             "scope:\n  owner: b.agency_code",
             "scope:\n  region: 1 +",
