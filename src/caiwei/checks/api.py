@@ -218,6 +218,7 @@ def _result_out(r: RuleResult, full: bool = False) -> dict[str, Any]:
         "rule": r.rule_id,
         "title": r.title,
         "pack": r.pack,
+        "version": r.rule_version,  # 本地规则: the version that ran (None for a shipped rule)
         "severity": r.severity,
         "count": r.count,
         "amount": str(r.amount) if r.amount is not None else None,

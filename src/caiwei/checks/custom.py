@@ -21,6 +21,8 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
+from caiwei.inputs import text_problem
+
 from .engine import (
     REQUIRED,
     RULES_DIR,
@@ -54,6 +56,8 @@ FIELDS = (
 META_KEY = "version"  # the export's version metadata: ignored on import
 MARKER = "# ---- 以下为导出时附加的版本信息，导入时忽略 ----"
 RULE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,29}$")
+MAX_BYTES = 200_000  # a rule file (UTF-8) larger than this is refused before it is parsed
+TOP_KEY = re.compile(r"^\t*([A-Za-z_][A-Za-z0-9_-]*)\s*:")  # a tab-indented field is still that field
 
 # Functions a rule may call, by sqlglot's name for them (an unknown function is sqlglot's Anonymous, named as written).
 ALLOWED_FUNCTIONS = frozenset(
@@ -226,26 +230,208 @@ def _key_lines(text: str) -> dict[str, int]:
     return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
 
 
+def key_line(text: str, name: str) -> str:
+    """“第 N 行 ” of a top-level field, or "" when the text has no such field."""
+    line = _key_lines(text).get(name)
+    return f"第 {line} 行 " if line else ""
+
+
 def strip_meta(text: str) -> str:
     """The rule itself: an exported file without the version block appended after MARKER."""
     head, sep, _ = text.partition(MARKER)
     return head.rstrip() + "\n" if sep else text
 
 
-def load_data(text: str) -> dict:
-    """The YAML of a rule file as a dict, or RuleInvalid naming the line."""
-    if not text or not text.strip():
-        raise RuleInvalid(["规则文件为空"])
+# PyYAML's own words (problem or context) → what a rule author is told; the mark says where to point: "context" at
+# the start of the broken construct (an unclosed bracket or quote), "problem" where the parser gave up.
+YAML_PROBLEMS = (
+    ("expected a single document", "problem", "一个文件只能有一条规则（一个 YAML 文档），请去掉多余的 ---"),
+    ("could not determine a constructor", "problem", "使用了不支持的 YAML 标签（!!…），请直接写出文本或数字"),
+    ("found unhashable key", "problem", "字段名不能是列表或键值对"),
+    ("found undefined alias", "problem", "引用了未定义的别名（*…）"),
+    ("found duplicate anchor", "problem", "锚点（&…）重复"),
+    (
+        "found unknown escape character",
+        "problem",
+        "双引号文本中有无法识别的转义符（反斜杠），可改用单引号或 | 块",
+    ),
+    ("while scanning a quoted scalar", "context", "引号未闭合"),
+    ("while parsing a flow sequence", "context", "方括号 [ ] 未闭合，或其中缺少逗号"),
+    ("while parsing a flow mapping", "context", "花括号 { } 未闭合，或其中缺少逗号"),
+    (
+        "cannot start any token",
+        "problem",
+        "此处的字符不能作为值的开头（如用 Tab 缩进、以 @ 或 ` 开头），请改用空格缩进或加引号",
+    ),
+    (
+        "mapping values are not allowed",
+        "problem",
+        "此处不能出现“字段: 值”：缩进不一致，或含冒号的文本没有加引号",
+    ),
+    ("could not find expected ':'", "problem", "缺少冒号：每个字段应写作“字段: 值”，多行文本请用 | 块"),
+    ("while scanning a block scalar", "problem", "块文本（| 或 >）的写法有误"),
+    ("while scanning an alias", "problem", "别名（*…）的写法有误"),
+    ("while scanning an anchor", "problem", "锚点（&…）的写法有误"),
+    ("while scanning a tag", "problem", "标签（!…）的写法有误"),
+    ("while scanning a directive", "problem", "% 指令的写法有误"),
+    ("expected <block end>", "problem", "缩进不一致：同一层的字段应从同一列开始"),
+    ("while parsing a block", "problem", "缩进不一致：同一层的字段应从同一列开始"),
+    ("expected the node content", "problem", "此处缺少值"),
+    ("did not find expected", "problem", "列表或键值对的写法有误（缩进或“- ”）"),
+)
+
+
+def _field_at(text: str, line: int) -> str:
+    """The top-level field whose value line ``line`` (1-based) belongs to: the last ``name:`` at column 0 above."""
+    field = ""
+    for number, row in enumerate(text.splitlines(), 1):
+        if number > line:
+            break
+        found = TOP_KEY.match(row)
+        if found:
+            field = found.group(1)
+    return field
+
+
+def _where(text: str, line: int, column: int | None = None) -> str:
+    """第 N 行[第 M 列][（字段 x）]: the place a message points at."""
+    field = _field_at(text, line)
+    return f"第 {line} 行" + (f"第 {column} 列" if column else "") + (f"（字段 {field}）" if field else "")
+
+
+def _too_large(text: str) -> RuleInvalid:
+    # The line where the file crosses the limit (counted on the text, which is what the author sees).
+    line = text.encode("utf-8")[:MAX_BYTES].count(b"\n") + 1
+    return RuleInvalid([f"{_where(text, line)}起超过上限：规则文件不能超过 {MAX_BYTES // 1000} KB"])
+
+
+def decode(data: bytes) -> str:
+    """The text of an uploaded or read rule file: UTF-8 (a BOM is allowed) and not over MAX_BYTES; else
+    RuleInvalid naming the line (and field) where the problem is."""
+    if len(data) > MAX_BYTES:
+        raise _too_large(data[: MAX_BYTES + 1].decode("utf-8", "replace"))
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise RuleInvalid(["第 1 行：文件是 UTF-16 编码，请另存为 UTF-8 后再导入"])
     try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        try:
+            data.decode("gb18030")
+            guess = "（可能是 GBK 等中文编码）"
+        except UnicodeDecodeError:
+            guess = ""
+        text = data.decode("utf-8", "replace")
+        raise RuleInvalid(
+            [f"{_where(text, line, column)}：不是 UTF-8 编码的文本{guess}，请另存为 UTF-8 后再导入"]
+        ) from exc
+
+
+VALUE = re.compile(r"^\s*(?:- )?(?:[^\s:#][^:#]*:\s+)?(.*)$")
+
+
+def _unclosed(text: str, last: int) -> tuple[int, int, str] | None:
+    """The first line up to ``last`` whose flow value ([…], {…}) or quoted value is not closed on that line:
+    where an author left a bracket or a quote open (PyYAML only notices much further down)."""
+    for number, row in enumerate(text.splitlines()[:last], 1):
+        value = VALUE.match(row).group(1).rstrip()
+        column = len(row) - len(row.lstrip()) + 1 + row.lstrip().find(value) if value else 0
+        if value[:1] in "[{":
+            depth, quote = 0, ""
+            for char in value:
+                if quote:
+                    quote = "" if char == quote else quote
+                elif char in "\"'":
+                    quote = char
+                elif char in "[{":
+                    depth += 1
+                elif char in "]}":
+                    depth -= 1
+            if depth > 0:
+                what = "方括号 [ ] 未闭合" if value[0] == "[" else "花括号 { } 未闭合"
+                return number, column, what
+        elif value[:1] in "\"'" and value.find(value[0], 1) == -1:
+            return number, column, "引号未闭合"
+    return None
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    said = f"{getattr(exc, 'context', '') or ''} {getattr(exc, 'problem', '') or ''}"
+    words, prefer = "YAML 格式错误", "problem"
+    for pattern, mark_kind, chinese in YAML_PROBLEMS:
+        if pattern in said:
+            words, prefer = chinese, mark_kind
+            break
+    else:
+        if isinstance(exc, yaml.reader.ReaderError):
+            words = "含有不允许的控制字符（如 NUL），请删去"
+    marks = [getattr(exc, "context_mark", None), getattr(exc, "problem_mark", None)]
+    mark = (marks[0] or marks[1]) if prefer == "context" else (marks[1] or marks[0])
+    if mark is not None and not isinstance(exc, yaml.constructor.ConstructorError):
+        open_at = _unclosed(text, mark.line + 1)
+        if open_at is not None and open_at[0] <= mark.line + 1:
+            line, column, words = open_at
+            return f"{_where(text, line, column)}：{words}"
+    if mark is not None:
+        return f"{_where(text, mark.line + 1, mark.column + 1)}：{words}"
+    position = getattr(exc, "position", None)  # ReaderError: an offset in the text
+    if position is not None:
+        line = text.count("\n", 0, position) + 1
+        return f"{_where(text, line, position - (text.rfind(chr(10), 0, position) + 1) + 1)}：{words}"
+    return f"第 1 行：{words}"
+
+
+def _no_aliases(text: str) -> None:
+    """Anchors and aliases (&a / *a) are refused: a few lines of them expand to a huge value."""
+    for token in yaml.scan(text):
+        if isinstance(token, yaml.AliasToken | yaml.AnchorToken):
+            mark = token.start_mark
+            raise RuleInvalid(
+                [
+                    f"{_where(text, mark.line + 1, mark.column + 1)}：不支持 YAML 锚点与别名（&…、*…），请直接写出内容"
+                ]
+            )
+
+
+def _no_duplicate_keys(text: str, node: yaml.Node, path: str = "") -> None:
+    """A field given twice: PyYAML would keep the last silently; refused, naming both lines."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            line = key.start_mark.line + 1
+            if name in seen:
+                raise RuleInvalid(
+                    [f"第 {line} 行 字段 {path}{name} 重复（第一次在第 {seen[name]} 行），请只保留一处"]
+                )
+            seen[name] = line
+            _no_duplicate_keys(text, value, f"{path}{name}.")
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _no_duplicate_keys(text, item, path)
+
+
+def load_data(text: str) -> dict:
+    """The YAML of a rule file as a dict, or RuleInvalid naming the line (and the field)."""
+    if len(text) > MAX_BYTES // 4 and len(text.encode("utf-8")) > MAX_BYTES:
+        raise _too_large(text)
+    if not text or not text.strip():
+        raise RuleInvalid(["第 1 行：规则文件为空"])
+    for number, row in enumerate(text.lstrip("\ufeff").split("\n"), 1):  # what no stored text may hold
+        problem = text_problem(row, multiline=True)
+        if problem:
+            raise RuleInvalid([f"{_where(text, number)}：{problem}，请删去"])
+    try:
+        _no_aliases(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _no_duplicate_keys(text, node)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        # Where the broken construct starts (an unclosed bracket) rather than where the parser gave up.
-        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
-        where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列：" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RuleInvalid([f"{where}YAML 格式错误（{problem}）"]) from exc
+        raise RuleInvalid([_yaml_problem(exc, text)]) from exc
     if not isinstance(data, dict):
-        raise RuleInvalid(["规则文件应为“字段: 值”的键值对（id、title、sql ……）"])
+        raise RuleInvalid(["第 1 行：规则文件应为“字段: 值”的键值对（id、title、sql ……）"])
     return data
 
 
@@ -264,9 +450,13 @@ def check_text(text: str) -> Rule:
         problems.append(
             "；".join(f"{at(k)}未知字段 {k}" for k in unknown) + f"（可用字段：{'、'.join(FIELDS)}）"
         )
-    missing = [k for k in REQUIRED if not data.get(k)]
-    if missing:
-        problems.append(f"缺少字段 {'、'.join(missing)}")
+    absent = [k for k in REQUIRED if k not in data]
+    if absent:
+        names = "、".join(f"字段 {k}" for k in absent)
+        problems.append(f"缺少{names}（全文 {len(text.splitlines())} 行中没有）")
+    empty = [k for k in REQUIRED if k in data and (data[k] is None or data[k] in ("", [], {}))]
+    problems += [f"{at(k)}字段 {k} 为空" for k in empty]
+    if problems:
         raise RuleInvalid(problems)
     for name in (
         "id",
@@ -286,6 +476,10 @@ def check_text(text: str) -> Rule:
     rule_id = str(data["id"]).strip()
     if not RULE_ID.match(rule_id):
         problems.append(f"{at('id')}字段 id：“{rule_id}”应以字母开头，只含字母、数字、-、_，2～30 个字符")
+    elif any(r.id == rule_id for pack in shipped_packs().values() for r in pack.rules):
+        problems.append(
+            f"{at('id')}字段 id：{rule_id} 是出厂规则的编号，本地规则请另取编号（如 L-{rule_id}）"
+        )
     if len(str(data["title"])) > 100:
         problems.append(f"{at('title')}字段 title：不超过 100 个字")
     if len(str(data["module"])) > 20:
@@ -300,8 +494,8 @@ def check_text(text: str) -> Rule:
         problems.append(f"{at('evidence')}字段 evidence：应为输出列名的列表")
         evidence = []
     labels = data.get("labels") or {}
-    if not isinstance(labels, dict):
-        problems.append(f"{at('labels')}字段 labels：应为“列名: 中文名”的键值对")
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        problems.append(f"{at('labels')}字段 labels：应为“列名: 中文名”的键值对（中文名为文本）")
         labels = {}
     scope = data.get("scope") or {}
     if not isinstance(scope, dict) or set(scope) - set(SCOPES):
@@ -313,9 +507,8 @@ def check_text(text: str) -> Rule:
     try:
         params = _params(data.get("params"), f"{at('params')}字段 params")
     except (RuleError, TypeError) as exc:
-        problems.append(
-            str(exc) if isinstance(exc, RuleError) else f"{at('params')}字段 params：设置有误（{exc}）"
-        )
+        problems.append(str(exc) if isinstance(exc, RuleError) else f"{at('params')}字段 params：设置有误")
+    problems += [f"{at('params')}字段 params.{p.name}：{m}" for p in params for m in _param_problems(p)]
     amount = str(data.get("amount") or "")
     sql = str(data["sql"]).strip().rstrip(";").strip()
     sql_problems = check_sql(sql, [str(k) for k in key], amount, list(evidence), {p.name for p in params})
@@ -348,10 +541,42 @@ def check_text(text: str) -> Rule:
     )
 
 
+def _param_problems(p) -> list[str]:
+    problems = []
+    if not isinstance(p.title, str):
+        problems.append("title 应为文本")
+    if p.default is not None and not isinstance(p.default, str | int | float):
+        problems.append("default 应为文本或数字")
+    if p.days_before_as_of is not None and (
+        not isinstance(p.days_before_as_of, int) or isinstance(p.days_before_as_of, bool)
+    ):
+        problems.append("days_before_as_of 应为整数（天数）")
+    if not isinstance(p.month_end_before_as_of, bool):
+        problems.append("month_end_before_as_of 应为 true 或 false")
+    return problems
+
+
 def _function_name(node: exp.Func) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).upper()
     return node.sql_name().upper()
+
+
+SQL_PROBLEMS = (  # sqlglot's description of a parse error → Chinese
+    ("Expecting )", "缺少右括号“)”"),
+    ("Expecting (", "缺少左括号“(”"),
+    ("Invalid expression / Unexpected token", "此处的词不合语法（拼写错误，或缺少逗号、运算符）"),
+    ("Required keyword", "语句不完整（如 WHERE、ON 之后缺少条件）"),
+    ("Expected table name", "缺少表名"),
+    ("Unexpected end", "语句不完整"),
+)
+
+
+def _sql_problem(description: str) -> str:
+    for pattern, chinese in SQL_PROBLEMS:
+        if description.startswith(pattern):
+            return chinese
+    return "语法错误"
 
 
 def check_sql(
@@ -362,10 +587,11 @@ def check_sql(
         statements = [s for s in sqlglot.parse(sql, read=SOURCE_DIALECT) if s is not None]
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if getattr(exc, "errors", None) else {}
-        where = f"第 {first['line']} 行第 {first['col']} 列附近：" if first.get("line") else ""
-        return [f"SQL 无法解析（{where}{first.get('description') or exc}）"]
-    except sqlglot.errors.SqlglotError as exc:
-        return [f"SQL 无法解析（{exc}）"]
+        near = f"“{first['highlight']}”" if first.get("highlight") else ""
+        where = f"SQL 第 {first['line']} 行第 {first['col']} 列{near}附近：" if first.get("line") else ""
+        return [f"SQL 无法解析（{where}{_sql_problem(first.get('description') or '')}）"]
+    except sqlglot.errors.SqlglotError:
+        return ["SQL 无法解析（引号未闭合或含有无法识别的字符）"]
     if len(statements) != 1:
         return [f"只能有一条 SELECT 语句（现有 {len(statements)} 条，请去掉分号分隔的其他语句）"]
     tree = statements[0]

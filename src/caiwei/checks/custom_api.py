@@ -28,6 +28,26 @@ class RuleText(Schema):
     region: Line(20) = ""  # region code; default the author's first granted region
 
 
+# A file's text as sent: its size and characters are judged by custom.check_text, which names the line (Text would
+# refuse a control character or a long text without naming the file); the request body limit of Django
+# (DATA_UPLOAD_MAX_MEMORY_SIZE) bounds what arrives at all.
+FILE_TEXT = str
+
+
+class RuleFile(Schema):
+    name: Line(200) = ""  # the file's name, for messages
+    text: FILE_TEXT
+
+
+class ImportIn(Schema):
+    """One file (``text`` and optional ``name``) or several (``files``): all are judged, then all or none written."""
+
+    text: FILE_TEXT = ""
+    name: Line(200) = ""
+    files: list[RuleFile] = Field(default_factory=list, max_length=500)
+    region: Line(20) = ""
+
+
 class VersionIn(Schema):
     text: RULE_TEXT
     note: Line(100) = ""
@@ -123,10 +143,19 @@ def validate(request, data: ValidateIn):
     return cs.check_and_try(request.user, data.text)
 
 
-@router.post("/import", response={201: dict}, summary="导入规则文件：同编号的规则增加草稿版本，否则新建")
-def import_rule(request, data: RuleText):
-    version = cs.import_text(request.user, data.text, _region(request, data.region))
-    return 201, _rule(version.rule, versions=True)
+@router.post(
+    "/import",
+    response={201: dict},
+    summary="导入规则文件（text 一个，或 files 多个）：同编号的规则增加草稿版本，否则新建；任一文件有误则全部不写入",
+)
+def import_rule(request, data: ImportIn):
+    files = [(f.name or f"第 {i} 个文件", f.text) for i, f in enumerate(data.files, 1)]
+    if data.text or not files:
+        files.insert(0, (data.name or "规则文件", data.text))
+    versions = cs.import_files(request.user, files, _region(request, data.region))
+    if len(versions) == 1:
+        return 201, _rule(versions[0].rule, versions=True)
+    return 201, {"rules": [_rule(v.rule, versions=True) for v in versions]}
 
 
 @router.get("/{rule_id}", summary="本地规则及其全部版本")

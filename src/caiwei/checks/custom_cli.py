@@ -6,7 +6,6 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
-from django.db import transaction
 
 from caiwei.audit.log import record_export
 
@@ -79,25 +78,22 @@ def import_files(cmd, files: list[Path], actor: str | None, region_code: str) ->
         raise CommandError("请给出要导入的规则文件")
     if not actor:
         raise CommandError("导入需要 --actor（操作人账号）")
-    texts = []
+    contents = []
     for path in files:
         try:
-            texts.append((path, path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"{path}：无法读取（{exc}）") from exc
+            with path.open("rb") as handle:  # the limit and one byte more: enough to tell a file is too large
+                contents.append((str(path), handle.read(cs.custom.MAX_BYTES + 1)))
+        except OSError as exc:
+            raise CommandError(f"{path}：无法读取（{exc.strerror or exc}）；未写入任何内容") from exc
     with authenticate_actor(actor, Capability.MANAGE_TARGETS) as user:
         region = None
         if region_code:
             region = visible_regions(user).filter(code=region_code).first()
             if region is None:
                 raise CommandError(f"区划 {region_code} 不存在或不在 {actor} 的授权范围内")
-        done = []
-        with transaction.atomic():  # one bad file: nothing of any file is written
-            for path, text in texts:
-                try:
-                    version = cs.import_text(user, text, region)
-                except ValidationError as exc:
-                    raise CommandError(f"{path}：{'；'.join(exc.messages)}（未写入任何内容）") from exc
-                done.append(f"已导入 {path} → {version.rule.rule_id} 第 {version.number} 版（草稿）")
-        for line in done:
-            cmd.stdout.write(line)
+        try:
+            versions = cs.import_files(user, contents, region)
+        except ValidationError as exc:
+            raise CommandError("\n".join([*exc.messages, "以上文件均未写入任何内容"])) from exc
+        for (path, _), version in zip(contents, versions, strict=True):
+            cmd.stdout.write(f"已导入 {path} → {version.rule.rule_id} 第 {version.number} 版（草稿）")

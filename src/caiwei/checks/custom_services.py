@@ -10,6 +10,7 @@ takes. Every path (page, API, command) comes through here; every write is audite
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
@@ -243,11 +244,57 @@ def import_text(user, text: str, region=None) -> LocalRuleVersion:
     text = custom.strip_meta(text)
     parsed = validate(text)
     existing = LocalRule.objects.filter(rule_id=parsed.id).first()
-    if existing is None:
-        return create_rule(user, text, region, note="导入")
-    if not visible_local_rules(user).filter(pk=existing.pk).exists():
-        raise ValidationError(f"字段 id：规则编号 {parsed.id} 已被其他区划的本地规则使用")
-    return save_version(user, existing, text, note="导入")
+    at = custom.key_line(text, "id")
+    try:
+        if existing is None:
+            return create_rule(user, text, region, note="导入")
+        if not visible_local_rules(user).filter(pk=existing.pk).exists():
+            raise ValidationError(f"字段 id：规则编号 {parsed.id} 已被其他区划的本地规则使用")
+        return save_version(user, existing, text, note="导入")
+    except ValidationError as exc:  # an id taken, or the same text as the current version: name the line
+        raise ValidationError(
+            [
+                m if m.startswith("第 ") else f"{at if m.startswith('字段 id') else '第 1 行 '}{m}"
+                for m in exc.messages
+            ]
+        ) from exc
+
+
+def import_files(user, files: list[tuple[str, bytes | str]], region=None) -> list[LocalRuleVersion]:
+    """Import several rule files at once (command line, page, API). Every file is judged first (encoding, size, YAML,
+    fields, SQL), and the ids of the files must differ; then all are written in one transaction. On any problem:
+    ValidationError, one message per problem, each starting with the file's name (and naming line and field), and
+    nothing of any file is written."""
+    ensure(user, Capability.MANAGE_TARGETS, "checks.localrule.import")
+    if not files:
+        raise ValidationError("请给出要导入的规则文件")
+    problems: list[str] = []
+    judged: list[tuple[str, str, Rule]] = []
+    for name, content in files:
+        try:
+            text = custom.decode(content) if isinstance(content, bytes) else content
+            text = custom.strip_meta(text)
+            judged.append((name, text, custom.check_text(text)))
+        except RuleError as exc:
+            problems += [f"{name}：{p}" for p in getattr(exc, "problems", None) or [str(exc)]]
+    first: dict[str, str] = {}
+    for name, text, rule in judged:
+        if rule.id in first:
+            problems.append(
+                f"{name}：{custom.key_line(text, 'id')}字段 id：规则编号 {rule.id} 与 {first[rule.id]} 相同"
+                "（一次导入的各文件编号须不同）"
+            )
+        first.setdefault(rule.id, name)
+    if problems:
+        raise ValidationError(problems)
+    versions = []
+    with transaction.atomic():  # one refusal while writing: nothing of any file stays
+        for name, text, _ in judged:
+            try:
+                versions.append(import_text(user, text, region))
+            except ValidationError as exc:
+                raise ValidationError([f"{name}：{m}" for m in exc.messages]) from exc
+    return versions
 
 
 # --- dry run on the sandbox ----------------------------------------------------------------------------------------
@@ -350,8 +397,15 @@ def local_rules_for(database) -> list[Rule]:
             continue
         rule = _rule_of(version.text)
         if rule is not None and rule.id not in shipped_ids:
-            chosen.append(rule)
+            chosen.append(dataclasses.replace(rule, version=version.number))
     return chosen
+
+
+def rule_version_that_ran(user, result):
+    """(the local rule, its Rule as of the version that ran) for a run result, when the user may see the rule."""
+    local = visible_local_rules(user).filter(rule_id=result.rule_id).first()
+    version = local.versions.filter(number=result.rule_version).first() if local else None
+    return local, (_rule_of(version.text) if version else None)
 
 
 def split_packs(packs: str | list[str]) -> tuple[list[str], bool]:

@@ -79,6 +79,7 @@ class Rule:
     labels: dict[str, str] = field(default_factory=dict)
     evidence: tuple[str, ...] = ()  # output columns that prove a finding, shown right after the key
     amount_title: str = ""  # what the sum of ``amount`` means, when not simply 涉及金额 (e.g. 重复多付金额)
+    version: int | None = None  # 本地规则: the number of the version that runs (None for a shipped rule)
 
     @property
     def amount_label(self) -> str:

@@ -295,6 +295,7 @@ class RuleResult(models.Model):
     params = models.JSONField("参数", default=dict)
     error = models.TextField("错误", blank=True)
     seconds = models.FloatField("耗时（秒）", default=0)
+    rule_version = models.PositiveIntegerField("本地规则版本", null=True, blank=True)
     previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     new_count = models.PositiveIntegerField("新增", null=True)
     still_count = models.PositiveIntegerField("仍存在", null=True)

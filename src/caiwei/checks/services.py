@@ -307,6 +307,7 @@ def execute(run: CheckRun, progress=None) -> CheckRun:
             params=o.params,
             error=o.error,
             seconds=o.seconds,
+            rule_version=o.rule.version,
         )
         if run.sample and o.count is not None and not o.error:
             _diff(result, previous.get(o.rule.id))

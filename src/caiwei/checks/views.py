@@ -131,6 +131,11 @@ def result_detail(request, pk):
     )
     packs = shipped_packs()
     rule = shipped_rule(result.rule_id)
+    local_rule = None
+    if result.rule_version:  # 本地规则: the description and advice of the version that ran
+        from .custom_services import rule_version_that_ran
+
+        local_rule, rule = rule_version_that_ran(request.user, result)
     columns = sample_columns(rule, result.columns)
     can_run = request.user.can(Capability.CHECKS_RUN)
     return render(
@@ -139,6 +144,7 @@ def result_detail(request, pk):
         {
             "result": result,
             "rule": rule,
+            "local_rule": local_rule,
             "pack": packs.get(result.pack),
             "amount_label": rule.amount_label if rule else "涉及金额",
             "columns": columns,

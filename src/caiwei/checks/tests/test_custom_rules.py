@@ -67,7 +67,7 @@ def test_validation_refuses(sql, expected):
 
 
 def test_validation_names_fields_and_lines():
-    assert "缺少字段 severity、module" in problems("id: L-X\ntitle: t\nkey: [a]\nsql: SELECT 1 AS a\n")
+    assert "缺少字段 severity、字段 module" in problems("id: L-X\ntitle: t\nkey: [a]\nsql: SELECT 1 AS a\n")
     assert "第 2 行第" in problems("id: L-X\ntitle: [unclosed\n")
     assert "第 8 行 未知字段 owner" in problems(GOOD + "owner: me\n")
     assert "字段 severity" in problems(GOOD.replace("一般", "很急"))
@@ -308,3 +308,62 @@ def test_schedule_with_local_pack(sandbox, people, regions):
         people["pm"], CheckSchedule(database=database, cron="0 2 * * *", packs="local")
     )
     assert schedule.pk
+
+
+def test_results_record_the_version_that_ran(sandbox, people, regions, client_for, token_for):
+    """Which version of a local rule ran is kept with its result, shown on the pages and given by the API."""
+    engineer = people["engineer"]
+    production = _database(sandbox, regions, sandbox=False, name="生产")
+    sandbox_db = _database(sandbox, regions, sandbox=True, name="演练")
+    v1 = _approved_copy(people)
+    v2 = cs.save_version(engineer, v1.rule, v1.text.replace("WHERE b.pay_app_amt > b.amount", "WHERE 1 = 1"))
+    on_production = services.start_run(engineer, production, "all", inline=True)
+    assert on_production.results.get(rule_id="L-QUOTA-001").rule_version == v1.number == 1
+    assert on_production.results.get(rule_id="QUOTA-001").rule_version is None  # a shipped rule has none
+    tried = services.start_run(engineer, sandbox_db, "local", inline=True).results.get(rule_id="L-QUOTA-001")
+    assert tried.rule_version == v2.number == 2
+    cs.submit(engineer, v2)
+    cs.decide(people["pm"], v2, approve=True)
+    again = services.start_run(engineer, production, "local", inline=True).results.get(rule_id="L-QUOTA-001")
+    assert again.rule_version == 2 and again.count > on_production.results.get(rule_id="L-QUOTA-001").count
+
+    client = client_for(engineer)
+    page = client.get(f"/checks/results/{tried.pk}/").content.decode()
+    assert "本次运行的是本地规则 L-QUOTA-001 的第 2 版" in page
+    assert f'href="/checks/local/{v1.rule.pk}/"' in page
+    assert "处理建议：" in page  # the advice of the version that ran (a local rule is no shipped rule)
+    run_page = client.get(f"/checks/runs/{on_production.pk}/").content.decode()
+    assert "data-rule-version>第 1 版</div>" in run_page
+    auth = token_for(engineer)
+    listed = client.get(f"/api/checks/runs/{on_production.pk}", **auth).json()["results"]
+    assert {r["rule"]: r["version"] for r in listed if r["rule"] in ("L-QUOTA-001", "QUOTA-001")} == {
+        "L-QUOTA-001": 1,
+        "QUOTA-001": None,
+    }
+    assert client.get(f"/api/checks/results/{tried.pk}", **auth).json()["version"] == 2
+
+
+def test_dry_run_page_shows_amounts_with_two_decimals(sandbox, people, client_for):
+    """SQLite returns an amount as a float (1234.5): the dry run shows it as money, 1,234.50, like the result page."""
+    import re
+    from decimal import Decimal
+
+    from django.urls import reverse
+
+    text = BASE.format(
+        sql="SELECT b.bgt_id, ROUND(b.amount, 0) + 0.5 AS amount FROM ba_bgt_info b WHERE b.amount > 0"
+    ).replace("key: [bgt_id]", "key: [bgt_id]\namount: amount")
+    raw = cs.check_and_try(people["engineer"], text)["dry_run"]
+    assert raw["sample"] and all(isinstance(r["amount"], float) for r in raw["sample"])
+    assert any(len(str(r["amount"]).split(".")[1]) < 2 for r in raw["sample"])  # 1234.5: one decimal only
+    page = client_for(people["engineer"]).post(reverse("checks:local_rule_validate"), {"text": text})
+    html = page.content.decode()
+    cells = re.findall(r"<td[^>]*data-money>([^<]*)</td>", html)
+    assert cells == [f"{Decimal(str(r['amount'])):,.2f}" for r in raw["sample"]]
+    assert all(re.fullmatch(r"-?[\d,]+\.\d{2}", c) for c in cells)
+    heads = re.findall(r'<th[^>]*data-column="(\w+)">([^<]*)<', html)
+    assert [c for c, _ in heads] == ["bgt_id", "amount"] and all(
+        re.search(r"[\u4e00-\u9fff]", h) for _, h in heads
+    )
+    shown = re.search(r"data-dry-amount>([^<]*)<", html).group(1)
+    assert shown == f"{Decimal(raw['amount']):,.2f}"
