@@ -92,12 +92,15 @@ def inline_int(value: int) -> sa.ColumnElement:
 def kind_of(type_: sa.types.TypeEngine) -> str:
     if isinstance(type_, sa.Boolean):
         return "bool"
-    if isinstance(type_, sa.Integer):
-        return "int"
     if isinstance(type_, sa.Float):
         return "float"
     if isinstance(type_, sa.Numeric):
+        # Oracle's NUMBER is both Numeric and Integer: an integer only when declared with scale 0
+        if isinstance(type_, sa.Integer) and getattr(type_, "scale", None) == 0:
+            return "int"
         return "decimal"
+    if isinstance(type_, sa.Integer):
+        return "int"
     if isinstance(type_, sa.DateTime):
         return "datetime"
     if isinstance(type_, sa.Date):
