@@ -53,7 +53,6 @@ Limits
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -79,6 +78,11 @@ class DiffError(Exception):
 def const(text: str) -> sa.ColumnElement:
     """A string constant written into the SQL (our own constants only, never user input)."""
     return sa.literal_column("'" + text.replace("'", "''") + "'", sa.String)
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Exact for keys beyond 2**53 (a float division is not)."""
+    return -(-a // b)
 
 
 def inline_int(value: int) -> sa.ColumnElement:
@@ -521,7 +525,7 @@ class Split:
     def buckets(self) -> int:
         if self.cuts is not None:
             return len(self.cuts) + 1
-        return math.ceil((self.segment.hi - self.segment.lo) / self.width)
+        return ceil_div(self.segment.hi - self.segment.lo, self.width)
 
     def child(self, j: int) -> Segment:
         if self.cuts is not None:
@@ -759,15 +763,15 @@ class TableDiff:
         return [f.result() for f in futures]
 
     def buckets_for(self, n: int) -> int:
-        return max(self.factor, min(self.max_buckets, math.ceil(n / self.threshold)))
+        return max(self.factor, min(self.max_buckets, ceil_div(n, self.threshold)))
 
     def split(self, seg: Segment, n: int, nl: int, nr: int) -> Split | None:
         if self.integer:
             span = seg.hi - seg.lo
             if span <= 1:
                 return None
-            return Split(seg, width=max(1, math.ceil(span / min(self.buckets_for(n), span))))
-        step = max(1, math.ceil(n / self.buckets_for(n)))
+            return Split(seg, width=max(1, ceil_div(span, min(self.buckets_for(n), span))))
+        step = max(1, ceil_div(n, self.buckets_for(n)))
         side = self.left if nl >= nr else self.right
         rows = side.submit(lambda: side.conn.execute(sample_query(side, seg, step)).all()).result()
         self.stats.sampled += len(rows)
@@ -834,6 +838,8 @@ class TableDiff:
                         next_level.append((child, m, lc[0], rc[0]))
             for i in range(0, len(to_fetch), FETCH_BATCH):
                 self.fetch(to_fetch[i : i + FETCH_BATCH])
+            if depth == 1 and to_fetch == [root]:  # a root that cannot be cut (one key value): fetched whole
+                self.stats.rows_left, self.stats.rows_right = self.stats.fetched_left, self.stats.fetched_right
             level = next_level
         self.stats.depth = depth
 
