@@ -68,6 +68,7 @@ NULL_MARK = "~"
 SEP = "|"
 DEFAULT_SCALE = 6
 LOW30 = (1 << 30) - 1
+MAX_DEPTH = 64
 FETCH_BATCH = 50  # segments fetched in one query (OR of their ranges)
 
 
@@ -832,7 +833,8 @@ class TableDiff:
                         continue
                     child = split.child(j)
                     m = max(lc[0], rc[0])
-                    if m <= self.threshold:
+                    # a cut that did not shrink the segment (or a runaway depth) would loop: fetch instead
+                    if m <= self.threshold or m >= n or depth >= MAX_DEPTH:
                         to_fetch.append(child)
                     else:
                         next_level.append((child, m, lc[0], rc[0]))
