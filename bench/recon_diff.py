@@ -36,11 +36,11 @@ DDL = {
 FILL = {
     "postgresql": f"""INSERT INTO {TABLE}
         SELECT i, 'ZF' || lpad(i::text, 12, '0'), '1525' || lpad((i % 300)::text, 5, '0'),
-               ((i * 7919) % 10000000) / 100.0, DATE '2026-01-01' + (i % 365),
+               ((i * 7919) % 10000000) / 100.0, DATE '2026-01-01' + (i % 365)::int,
                CASE WHEN i % 11 = 0 THEN NULL ELSE '预算单位收款人' || (i % 997) END,
                TIMESTAMP '2026-01-01 08:00:00' + (i % 86400) * INTERVAL '1 second' + (i % 1000) * INTERVAL '1 microsecond',
                i % 3 <> 0
-        FROM generate_series(1, :n) AS s(i)""",
+        FROM generate_series(1::bigint, :n) AS s(i)""",
     "mysql": f"""INSERT INTO {TABLE}
         SELECT seq, CONCAT('ZF', LPAD(seq, 12, '0')), CONCAT('1525', LPAD(seq % 300, 5, '0')),
                ((seq * 7919) % 10000000) / 100.0, DATE '2026-01-01' + INTERVAL (seq % 365) DAY,
