@@ -7,6 +7,7 @@ for a management command later). Exit status as diff(1): 0 identical, 1 differen
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 
@@ -43,8 +44,9 @@ def split_names(values: list[str] | str | None) -> list[str] | None:
     return names or None
 
 
-def run(options: dict, out=None) -> int:
-    out = out or sys.stdout
+def run(options: dict, out=None, err=None) -> int:
+    """Run ``recon diff`` with parsed options (argparse or Django's); returns the exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
     try:
         result = diff_tables(
             options["left"],
@@ -58,20 +60,22 @@ def run(options: dict, out=None) -> int:
             max_buckets=options.get("max_buckets") or 1024,
         )
     except DiffError as exc:
-        print(f"错误：{exc}", file=sys.stderr)
+        err.write(f"错误：{exc}\n")
         return 2
     except SQLAlchemyError as exc:
-        print(f"数据库错误：{getattr(exc, 'orig', None) or exc}", file=sys.stderr)
+        err.write(f"数据库错误：{getattr(exc, 'orig', None) or exc}\n")
         return 2
     if options.get("json"):
-        json.dump(result.as_dict(), out, ensure_ascii=False, indent=2)
-        out.write("\n")
+        out.write(json.dumps(result.as_dict(), ensure_ascii=False, indent=2) + "\n")
     else:
-        write_text(result.as_dict(), out)
+        out.write(text_report(result.as_dict()))
     return 0 if result.identical else 1
 
 
-def write_text(data: dict, out) -> None:
+def text_report(data: dict) -> str:
+    """The result in Chinese, one finding a line (one string: Django's OutputWrapper ends every write with a newline)."""
+    out = io.StringIO()
+
     def key(k):
         return "，".join(str(v) for v in k)
 
@@ -104,6 +108,7 @@ def write_text(data: dict, out) -> None:
         f"取回 {s['fetched_left']} + {s['fetched_right']} 行逐行比较，校验和查询 {s['checksum_queries']} 次，"
         f"二分 {s['depth']} 层，用时 {s['seconds']} 秒。\n"
     )
+    return out.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:
