@@ -189,7 +189,8 @@ def main() -> None:
         print(
             f"第 {run + 1} 次：差异 {len(only_left)} 仅左、{len(only_right)} 仅右、{len(changed)} 改动（与基线一致）\n"
             f"  比对（校验和下推+二分）{took:.2f} 秒：取回逐行比较 {s.fetched_left}+{s.fetched_right} 行，"
-            f"校验和结果 {s.checksum_rows} 行、查询 {s.checksum_queries} 次，{s.depth} 层\n"
+            f"校验和结果 {s.checksum_rows} 行、查询 {s.checksum_queries} 次，{s.depth} 层；"
+            f"左侧查询 {s.seconds_left:.2f} 秒、右侧 {s.seconds_right:.2f} 秒（同时进行）\n"
             f"  基线（两边全量取回、Python 比较）{base:.2f} 秒：取回 {fetched:,} 行\n"
             f"  比值 基线/比对 = {base / took:.1f}；参考：两边同时 COUNT(*) {counted:.2f} 秒，比对/COUNT(*) = {took / counted:.1f}"
         )

@@ -414,6 +414,7 @@ class Side:
 
     def __post_init__(self):
         self.pool = ThreadPoolExecutor(max_workers=1)
+        self.busy = 0.0  # seconds spent in this side's queries
 
     def submit(self, fn, *args):
         return self.pool.submit(self._run, fn, *args)
@@ -425,7 +426,11 @@ class Side:
                 conn = conn.execution_options(isolation_level=self.flavor.isolation)
             self.flavor.setup(conn)
             self.conn = conn
-        return fn(*args)
+        started = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.busy += time.perf_counter() - started
 
     def close(self):
         def close():
@@ -622,6 +627,8 @@ class DiffStats:
     segments_fetched: int = 0
     depth: int = 0
     seconds: float = 0.0
+    seconds_left: float = 0.0  # time in each side's queries (the two run at once)
+    seconds_right: float = 0.0
 
     @property
     def rows_fetched(self) -> int:
@@ -686,6 +693,8 @@ class DiffResult:
                 "segments_fetched": s.segments_fetched,
                 "depth": s.depth,
                 "seconds": round(s.seconds, 3),
+                "seconds_left": round(s.seconds_left, 3),
+                "seconds_right": round(s.seconds_right, 3),
             },
         }
 
@@ -798,6 +807,7 @@ class TableDiff:
             for engine in self.own_engines:
                 engine.dispose()
         self.stats.seconds = time.perf_counter() - started
+        self.stats.seconds_left, self.stats.seconds_right = self.left.busy, self.right.busy
         return self.result()
 
     def _run(self):
