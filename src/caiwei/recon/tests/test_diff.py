@@ -408,3 +408,42 @@ def test_cli_json_and_text(tmp_path, capsys):
     assert cli.run({"left": left_url, "right": right_url, "table": TABLE, "threshold": 10}, out) == 1
     assert "内容不同\t42\tamt：“10.50” → “99.99”" in out.getvalue()
     assert "左侧 300 行，右侧 300 行" in out.getvalue()
+
+
+def test_management_command(tmp_path):
+    """The same options through Django's command (the lead registers the app; the command object is called here)."""
+    from django.core.management import call_command
+
+    from caiwei.recon.management.commands.recon import Command
+
+    left_url, right_url = f"sqlite:///{tmp_path / 'l.db'}", f"sqlite:///{tmp_path / 'r.db'}"
+    left, right = sa.create_engine(left_url), sa.create_engine(right_url)
+    table = make_table(KEYS["str"], ["name", "day"])
+    rows = {(f"收款{i:04d}",): (f"单位{i}", date(2026, 1, 1 + i % 28)) for i in range(200)}
+    edited = {k: v for k, v in rows.items() if k != ("收款0100",)}
+    load(left, table, rows)
+    load(right, table, edited)
+    left.dispose()
+    right.dispose()
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        Command(),
+        "diff",
+        "--left",
+        left_url,
+        "--right",
+        right_url,
+        "--table",
+        TABLE,
+        "--json",
+        stdout=out,
+        stderr=err,
+    )
+    data = json.loads(out.getvalue())
+    assert data["only_left"] == [["收款0100"]] and data["only_right"] == [] and data["changed"] == []
+    assert data["rows"] == {"left": 200, "right": 199}
+    out = io.StringIO()
+    call_command(
+        Command(), "diff", "--left", left_url, "--right", right_url, "--table", TABLE, stdout=out, stderr=err
+    )
+    assert "仅左侧有\t收款0100\n" in out.getvalue() and err.getvalue() == ""
