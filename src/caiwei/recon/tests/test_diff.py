@@ -65,6 +65,10 @@ KEYS = {
         ("region", sa.String(12), st.sampled_from(["152500000", "152502000", "甲", "a", "A", "a "])),
         ("seq", sa.Integer, st.integers(-50, 50)),
     ],
+    "date": [
+        ("pay_date", sa.Date, st.dates(date(2025, 12, 1), date(2026, 2, 28))),
+        ("voucher_no", sa.String(10), st.text("0123456789甲", min_size=1, max_size=3)),
+    ],
 }
 
 PAIRS = [
