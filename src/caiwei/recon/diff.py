@@ -37,7 +37,7 @@ Limits
 * SQLite stores decimals as double: more than 15 significant digits are not compared exactly there. Floats are
   compared rounded to the scale (6 decimals unless declared).
 * Time zones: ``timestamp with time zone`` is rendered in the session's time zone; set both sides alike.
-* Each side is read in one connection (REPEATABLE READ on PostgreSQL and MySQL): a consistent snapshot per side,
+* Each side is read in one connection (REPEATABLE READ on PostgreSQL and MySQL, a READ ONLY transaction on Oracle): a consistent snapshot per side,
   but the two snapshots are not the same instant; rows in flight show up as differences.
 * String keys on a column whose collation does not sort by code point (MariaDB's default ``utf8mb4_general_ci``,
   PostgreSQL ``en_US``) are compared under a binary collation, which the key's index cannot serve: each bucket
@@ -377,10 +377,16 @@ class OracleFlavor(Flavor):
 
     def setup(self, conn: Connection) -> None:
         conn.exec_driver_sql("ALTER SESSION SET NLS_COMP = BINARY NLS_SORT = BINARY")
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # one snapshot for the whole diff
 
 
-FLAVORS = {"postgresql": PostgresFlavor, "mysql": MySQLFlavor, "mariadb": MySQLFlavor, "sqlite": SQLiteFlavor}
-FLAVORS["oracle"] = OracleFlavor
+FLAVORS = {
+    "postgresql": PostgresFlavor,
+    "mysql": MySQLFlavor,
+    "mariadb": MySQLFlavor,
+    "sqlite": SQLiteFlavor,
+    "oracle": OracleFlavor,
+}
 
 
 def flavor_for(engine: Engine) -> Flavor:
