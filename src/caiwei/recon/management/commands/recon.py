@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from caiwei.regions.models import Region
 
+from ... import cli
 from ...engine import BREAKS, Tolerance
 from ...models import ReconRun
 from ...services import run_reconciliation
@@ -22,7 +23,10 @@ def _date(value: str) -> date:
 
 
 class Command(BaseCommand):
-    help = "对账：run 把代理银行文件、人民银行清算文件与财政库的支付凭证对账，保存差异并结转到下次对账"
+    help = (
+        "对账：run 把代理银行文件、人民银行清算文件与财政库的支付凭证对账，保存差异并结转到下次对账；"
+        "diff 比较两个库中的同一张表（校验和下推、只对不同的键区间二分）"
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -40,10 +44,18 @@ class Command(BaseCommand):
             "--transit", type=int, default=10, help="在途天数：凭证多少个工作日未见银行明细才算差异"
         )
         run.add_argument("--json", action="store_true", help="以 JSON 输出")
+        cli.add_diff_arguments(
+            sub.add_parser("diff", help="比较两个库中的同一张表（校验和下推、只对不同的键区间二分）")
+        )
 
     def handle(self, *args, **options):
         if options["action"] == "run":
             return self.run(options)
+        code = cli.run(options, self.stdout, self.stderr)
+        # exit status as diff(1) from the shell: 0 identical, 1 differences, 2 error
+        if code and getattr(self, "_called_from_command_line", False):
+            sys.exit(code)
+        return None
 
     def run(self, o):
         from caiwei.sandbox.service import bank_files_dir, default_url
