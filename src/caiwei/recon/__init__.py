@@ -1,1 +1,3 @@
-"""对账（reconciliation）. So far: the cross-database table diff (``diff.diff_tables``, ``caiwei recon diff``)."""
+"""对账（reconciliation）: bank file layouts as data (``formats``), sources into DuckDB (``sources``), the matching
+engine (``engine``), runs and breaks kept by the platform (``models``, ``services``), and the cross-database table
+diff (``diff``); ``caiwei recon run|diff``."""
