@@ -393,6 +393,7 @@ class Generator:
         self.vehicles: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self.plate_pending: dict[str, int] = defaultdict(int)
         self.departed_accounts: dict[str, date] = {}
+        self.holder_hits: list[str] = []  # this agency's payments to a holder who had left
 
     def next_id(self, kind: str) -> int:
         self.serial[kind] += 1
@@ -717,6 +718,9 @@ class Generator:
         run = AgencyRun(agency, rng, account_no, bank_code, users, clerk, clearing, faults)
         for ind in indicators:
             ind["project"][4] += self._write_indicator(writer, run, ind)
+        if self.holder_hits:
+            self.manifest.add("card_holder_departed", pay_voucher=self.holder_hits)
+            self.holder_hits = []
         for pro_code, name, exp, tracking, total in projects:
             writer.add(
                 PM_PROJECT_INFO, (pro_code, name, region.code, year, agency.code, exp, tracking, fen(total))
@@ -1225,7 +1229,7 @@ class Generator:
             self.manifest.add("zero_balance_account_receives", pay_voucher=[pay_app_id])
         left = self.departed_accounts.get(payee_acct)
         if left is not None and day > left:
-            self.manifest.add("card_holder_departed", pay_voucher=[pay_app_id])
+            self.holder_hits.append(pay_app_id)
         exp, dep, fund, tracking = ind["exp"], ind["dep"], ind["fund"], ind["tracking"]
         if not ind.get("chain_fault") and take(faults, "element_mismatch"):
             exp = next(c for c in self.exp_leaves if c != ind["exp"])
