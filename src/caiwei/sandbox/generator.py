@@ -288,9 +288,8 @@ ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 ID_SLOTS = 35 * 365 * 1000  # birth days over 35 years × the 3-digit sequence
 ID_STRIDE = 7_654_321  # coprime with ID_SLOTS, so n ↦ n·stride mod slots never repeats
-RETIREE_SLOTS = (
-    4745 * 1000
-)  # retirees: 13 years of birth days (1952–1964) × the sequence; coprime with ID_STRIDE
+# Retirees: 13 years of birth days (1952–1964) × the sequence; coprime with ID_STRIDE.
+RETIREE_SLOTS = 4745 * 1000
 
 
 def id_check_digit(first17: str) -> str:
