@@ -84,6 +84,13 @@ def test_md002_ages_from_the_id_number(db):
         (day.isoformat(), day.isoformat(), retiree),
     )
     assert flagged(db, "MD-002") == {pid, retiree}
+    garbled = one(db, "SELECT person_id FROM person_info WHERE status = '在职' ORDER BY person_id DESC")[0]
+    db.execute(
+        "UPDATE person_info SET iden_no = SUBSTR(iden_no, 1, 8) || 'X' || SUBSTR(iden_no, 10), entry_date = '1900-01-01'"
+        " WHERE person_id = ?",
+        (garbled,),
+    )
+    assert flagged(db, "MD-002") == {pid, retiree}  # a birth date that is no number is PERSON-002's matter
     assert flagged(db, "MD-002", min_entry_age=14, min_retire_age=40) == set()  # the parameters decide
 
 
