@@ -1044,11 +1044,25 @@ HR = (
         "DOMAIN [Level 3]；schema pay_salary_run（工资统发，每单位每月一批）",
         agree=_same(REGION, YEAR),
     ),
-    Ref("pay_salary_detail", "run_id", "pay_salary_run", "工资统发明细的批次", "schema pay_salary_detail.run_id"),
-    Ref("pay_salary_detail", "person_id", "person_info", "工资统发明细的人员", "schema pay_salary_detail.person_id"),
+    Ref(
+        "pay_salary_detail",
+        "run_id",
+        "pay_salary_run",
+        "工资统发明细的批次",
+        "schema pay_salary_detail.run_id",
+    ),
+    Ref(
+        "pay_salary_detail",
+        "person_id",
+        "person_info",
+        "工资统发明细的人员",
+        "schema pay_salary_detail.person_id",
+    ),
     Ref("asset_depr", "asset_id", "asset_card", "折旧明细的资产卡片", "schema asset_depr.asset_id"),
     Amount("pay_salary_run", "total_amt", "工资统发总额", "positive", f"{MONEY}；schema pay_salary_run"),
-    Amount("pay_salary_detail", "amount", "工资统发明细金额", "positive", f"{MONEY}；schema pay_salary_detail"),
+    Amount(
+        "pay_salary_detail", "amount", "工资统发明细金额", "positive", f"{MONEY}；schema pay_salary_detail"
+    ),
     Amount("asset_depr", "amount", "月折旧额", "positive", f"{MONEY}；schema asset_depr"),
     Flow(
         "pay_salary_run",
