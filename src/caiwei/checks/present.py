@@ -132,6 +132,14 @@ COLUMN_LABELS = {
     "n": "条数",
     "total": "合计",
     "surplus_amt": "多付金额",
+    "entry_date": "入职日期",
+    "status_date": "状态生效日期",
+    "run_id": "工资统发批次",
+    "pay_month": "发放月份",
+    "head_count": "发放人数",
+    "depr_period": "计提期间",
+    "useful_life": "折旧年限（年）",
+    "is_depreciable": "是否计提折旧",
 }
 # What proves a finding, when a rule does not list its evidence columns: amounts, dates, accounts, purposes,
 # states and counts, in the order the rule returns them (after the key).

@@ -39,6 +39,18 @@ FAULT_RULES = {
     "payee_name_mismatch": ["GEN-REF-036"],
     "account_kind_not_allowed": ["GEN-CODE-047"],
     "zero_balance_account_receives": ["GEN-CODE-048"],
+    # Master-data semantics 主数据语义 (master_data) and the HR section of the constraint model (GEN-HR).
+    "person_status_date_conflict": ["MD-001"],
+    "person_age_implausible": ["MD-002"],
+    "salary_after_leave": ["MD-003"],
+    "salary_run_sum_mismatch": ["MD-006", "GEN-HR-008"],
+    "salary_wrong_agency": ["MD-004"],
+    "salary_item_off_standard": ["MD-005"],
+    "depr_sum_mismatch": ["GEN-HR-009"],
+    "depr_non_depreciable": ["MD-007"],
+    "depr_after_disposal": ["MD-008"],
+    "reg_no_duplicate_in_region": ["MD-010"],
+    "card_holder_departed": ["MD-011"],
 }
 # Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
 NOT_DATA = {

@@ -221,6 +221,8 @@ ASSET_CLASS = [
     ("304", "车辆", "3"),
     ("6", "家具和用具", None),
     ("601", "家具", "6"),
+    ("7", "文物和陈列品", None),
+    ("701", "文物", "7"),
 ]
 ASSET_NAMES = {
     "101": "办公用地",
@@ -230,7 +232,28 @@ ASSET_NAMES = {
     "303": "多功能一体机",
     "304": "公务用车",
     "601": "办公桌椅",
+    "701": "馆藏文物",
 }
+# 折旧年限（年）per class; None: not depreciated (政府会计准则第3号：土地、文物和陈列品不计提折旧). Parents follow their
+# children's treatment.
+ASSET_LIFE = {
+    "1": None,
+    "101": None,
+    "2": 50,
+    "201": 50,
+    "202": 30,
+    "3": 6,
+    "302": 6,
+    "303": 6,
+    "304": 8,
+    "6": 15,
+    "601": 15,
+    "7": None,
+    "701": None,
+}
+# A person's status 人员状态 and the ones that end service (they carry a leave date, 离职/退休/调出日期).
+PERSON_STATUSES = ("在职", "离职", "退休", "调出")
+LEAVING_STATUSES = ("离职", "退休", "调出")
 ASSET_AREA_CLASSES = ("101", "201")
 ASSET_VEHICLE_CLASS = "304"
 
@@ -268,4 +291,15 @@ FAULT_LABELS = {
     "payee_name_mismatch": "收款户名与收款人信息不符",
     "account_kind_not_allowed": "收款账户性质不允许该类支付",
     "zero_balance_account_receives": "零余额账户作为收款账户",
+    "person_status_date_conflict": "人员状态与日期矛盾",
+    "person_age_implausible": "入职年龄不合理",
+    "salary_after_leave": "离开后仍发工资",
+    "salary_run_sum_mismatch": "工资统发总额与明细不符",
+    "salary_wrong_agency": "工资发给其他单位人员",
+    "salary_item_off_standard": "工资项目偏离月标准",
+    "depr_sum_mismatch": "累计折旧与折旧明细不符",
+    "depr_non_depreciable": "不计提折旧的资产计提了折旧",
+    "depr_after_disposal": "资产处置后仍计提折旧",
+    "reg_no_duplicate_in_region": "号牌在区划内跨单位重复",
+    "card_holder_departed": "个人账户持有人已离开仍收款",
 }

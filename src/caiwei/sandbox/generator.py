@@ -26,6 +26,7 @@ from . import codes
 from .schema import (
     AGENCY_ACCOUNT,
     ASSET_CARD,
+    ASSET_DEPR,
     BA_BGT_BALANCE,
     BA_BGT_CARRYOVERS,
     BA_BGT_INFO,
@@ -45,6 +46,8 @@ from .schema import (
     PAY_CLEARING,
     PAY_PAYEE_INFO,
     PAY_PLAN_VOUCHER,
+    PAY_SALARY_DETAIL,
+    PAY_SALARY_RUN,
     PAY_VOUCHER,
     PAY_VOUCHER_BILL,
     PERSON_INFO,
@@ -91,6 +94,17 @@ FAULT_TYPES = (
     "payee_name_mismatch",  # 支付的收款户名与收款人信息表不符
     "account_kind_not_allowed",  # 设备购置（310）付给个人账户
     "zero_balance_account_receives",  # 零余额账户作为收款账户（零余额账户只付不收）
+    "person_status_date_conflict",  # 在职人员却登记了离职日期
+    "person_age_implausible",  # 按身份证号出生日期，入职时不满最低工作年龄
+    "salary_after_leave",  # 调出之后的月份仍在工资统发中
+    "salary_run_sum_mismatch",  # 工资统发总额 ≠ 明细之和
+    "salary_wrong_agency",  # 工资统发里有其他单位的人员
+    "salary_item_off_standard",  # 发放的工资项目金额偏离月标准
+    "depr_sum_mismatch",  # 卡片累计折旧 ≠ 折旧明细之和
+    "depr_non_depreciable",  # 不计提折旧的分类（文物）有折旧明细
+    "depr_after_disposal",  # 处置当月及以后仍计提折旧
+    "reg_no_duplicate_in_region",  # 两个单位的车辆同一号牌
+    "card_holder_departed",  # 个人账户、公务卡持有人离职后仍向其付款
 )
 ROLES = [
     ("R01", "单位录入", None),
@@ -274,6 +288,8 @@ ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 ID_SLOTS = 35 * 365 * 1000  # birth days over 35 years × the 3-digit sequence
 ID_STRIDE = 7_654_321  # coprime with ID_SLOTS, so n ↦ n·stride mod slots never repeats
+# Retirees: 13 years of birth days (1952–1964) × the sequence; coprime with ID_STRIDE.
+RETIREE_SLOTS = 4745 * 1000
 
 
 def id_check_digit(first17: str) -> str:
@@ -369,6 +385,14 @@ class Generator:
             spec={**spec.__dict__, "faults": dict(spec.faults), "as_of": spec.as_of.isoformat()}
         )
         self.serial = defaultdict(int)
+        # Persons, payroll and asset registration (own random streams): staff per agency for the monthly payroll,
+        # the plates used per region, the personal accounts whose holder left (account → leave date).
+        self.staff: dict[str, list[dict]] = {}
+        self.plates: dict[str, set[str]] = defaultdict(set)
+        self.vehicles: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self.plate_pending: dict[str, int] = defaultdict(int)
+        self.departed_accounts: dict[str, date] = {}
+        self.holder_hits: list[str] = []  # this agency's payments to a holder who had left
 
     def next_id(self, kind: str) -> int:
         self.serial[kind] += 1
@@ -430,6 +454,7 @@ class Generator:
                 if self.progress:
                     self.progress(done, self.spec.payments)
             self.write_clearing(writer, region, clearing)
+            self.write_payroll(writer, region, region_agencies)
             writer.commit()
         writer.add(SANDBOX_INFO, ("manifest_spec", json.dumps(self.manifest.spec, ensure_ascii=False)))
         writer.add(SANDBOX_INFO, ("generated_at", datetime.now().isoformat(timespec="seconds")))
@@ -451,7 +476,11 @@ class Generator:
                 v = codes.VALIDITY.get((table.name, row[0]), {})
                 year = self.spec.year + v.get("year", 0)
                 end = date(self.spec.year, *v["end"]) if "end" in v else date(year, 12, 31)
-                writer.add(table, (*row, v.get("enabled", 1), date(year, 1, 1), end, year))
+                extra = ()
+                if table is ELE_ASSET_CLASS:  # depreciated or not, and the useful life
+                    life = codes.ASSET_LIFE.get(row[0])
+                    extra = (1 if life else 0, life)
+                writer.add(table, (*row, v.get("enabled", 1), date(year, 1, 1), end, year, *extra))
         province = self.regions[0].parent
         writer.add(ELE_MOF_DIV, (province, codes.PROVINCE_NAMES.get(province[:2], "演练省"), None, 1))
         for region in self.regions:
@@ -540,18 +569,59 @@ class Generator:
             clerk_person[2], clerk_person[3] = "离职", spec.as_of - timedelta(days=40)
         # A departed colleague whose account was properly disabled (clean data has those too).
         persons[-1][2], persons[-1][3] = "离职", spec.as_of - timedelta(days=rng.randrange(30, 200))
+        # Entry and status dates come from their own random stream (hr), so the other tables do not shift.
+        hr = _rng(spec.seed, "hr", region.code, agency.index)
+        overrides: dict[str, tuple[str, date]] = {}
+        if "card_holder_departed" in faults:
+            # A holder of a personal account and a 公务卡 left during the year (payments to them follow below).
+            holder = [p for p in persons if p[2] == "在职"][1]
+            overrides[holder[0]] = ("离职", date(year, hr.randrange(3, 10), hr.randrange(1, 29)))
         names = {}
-        for person_id, iden, status, leave in persons:
+        staff: list[dict] = []
+        for p_index, (person_id, iden, status, leave) in enumerate(persons):
             names[person_id] = self._name(rng)
+            status, leave = overrides.get(person_id, (status, leave))
+            entry, recorded = self._entry_date(hr, iden), leave
+            if p_index == 3 and take(faults, "person_status_date_conflict"):
+                recorded = spec.as_of - timedelta(days=hr.randrange(30, 300))  # 在职, yet a leave date
+                self.manifest.add("person_status_date_conflict", person_info=[person_id])
+            if p_index == len(persons) - 1 and take(faults, "person_age_implausible"):
+                entry = _birth(iden) + timedelta(days=365 * 14 + hr.randrange(0, 300))  # at 14
+                self.manifest.add("person_age_implausible", person_info=[person_id])
             writer.add(
-                PERSON_INFO, (person_id, agency.code, region.code, names[person_id], iden, status, leave)
+                PERSON_INFO,
+                (
+                    person_id,
+                    agency.code,
+                    region.code,
+                    names[person_id],
+                    iden,
+                    status,
+                    recorded,
+                    entry,
+                    leave or entry,
+                ),
             )
+            items = []
             for item_code, item_name, low, high in codes.PAY_ITEMS:
                 amount = rng.randrange(low, high)
                 if item_code == "01" and take(faults, "pay_item_implausible"):
                     amount *= 100  # two zeros too many, the usual slip
                     self.manifest.add("pay_item_implausible", person_pay_item=[person_id])
                 writer.add(PERSON_PAY_ITEM, (person_id, item_code, item_name, fen(amount)))
+                items.append((item_code, amount))
+            staff.append(
+                {
+                    "id": person_id,
+                    "status": status,
+                    "entry": entry,
+                    "leave": leave,
+                    "items": items,
+                    "base": True,
+                }
+            )
+        staff += self.write_movers(writer, agency, hr, len(persons))
+        self.staff[agency.code] = staff
         clerk = f"U{agency.code}"
         roles = ["R01"] + (["R03", "R05"] if "admin_two_roles" in faults else [])
         dormant = "dormant_account" in faults
@@ -642,13 +712,146 @@ class Generator:
                 if not (p.get("duplicate") or p.get("kind_fault") or p.get("name_fault"))
             ]
             single[0]["payee"], single[0]["zero_fault"] = (own, single[0]["payee"][1]), True
+        if take(faults, "card_holder_departed"):
+            self._apply_holder_fault(hr, indicators, payees, overrides)
         run = AgencyRun(agency, rng, account_no, bank_code, users, clerk, clearing, faults)
         for ind in indicators:
             ind["project"][4] += self._write_indicator(writer, run, ind)
+        if self.holder_hits:
+            self.manifest.add("card_holder_departed", pay_voucher=self.holder_hits)
+            self.holder_hits = []
         for pro_code, name, exp, tracking, total in projects:
             writer.add(
                 PM_PROJECT_INFO, (pro_code, name, region.code, year, agency.code, exp, tracking, fen(total))
             )
+
+    def _entry_date(self, hr: random.Random, iden: str) -> date:
+        """Entered service at 20–28 (by the ID number's birth date), before the sandbox year."""
+        entry = _birth(iden) + timedelta(days=365 * hr.randrange(20, 29) + hr.randrange(0, 365))
+        return min(entry, date(self.spec.year - 1, 12, 1))
+
+    def write_movers(self, writer: BulkWriter, agency: Agency, hr: random.Random, start: int) -> list[dict]:
+        """Persons beyond the serving staff, from the hr stream: one moved out during the year (调出), sometimes one
+        moved in (调入, entered during the year), and 0–2 retirees (退休, no longer on the payroll)."""
+        region, year = agency.region, self.spec.year
+        rows: list[tuple] = []
+        iden = self._id_number(region)
+        leave = date(year, hr.randrange(3, 11), hr.randrange(1, 29))
+        rows.append((iden, "调出", self._entry_date(hr, iden), leave, True))
+        if hr.random() < 0.5:
+            iden = self._id_number(region)
+            if _birth(iden).year > year - 55:  # of working age when moving in
+                rows.append((iden, "在职", date(year, hr.randrange(2, 12), hr.randrange(1, 29)), None, True))
+        for _ in range(hr.randrange(0, 3)):
+            iden = self._retiree_id(region)
+            born = _birth(iden)
+            retired = born + timedelta(days=365 * hr.choice((55, 60)) + 15)
+            rows.append(
+                (iden, "退休", born + timedelta(days=365 * 22 + hr.randrange(0, 365)), retired, False)
+            )
+        staff = []
+        for n, (iden, status, entry, leave, paid) in enumerate(rows):
+            person_id = f"{agency.code}{start + n + 1:03d}"
+            writer.add(
+                PERSON_INFO,
+                (
+                    person_id,
+                    agency.code,
+                    region.code,
+                    self._name(hr),
+                    iden,
+                    status,
+                    leave,
+                    entry,
+                    leave or entry,
+                ),
+            )
+            items = []
+            if paid:
+                for item_code, item_name, low, high in codes.PAY_ITEMS:
+                    amount = hr.randrange(low, high)
+                    writer.add(PERSON_PAY_ITEM, (person_id, item_code, item_name, fen(amount)))
+                    items.append((item_code, amount))
+            staff.append({"id": person_id, "status": status, "entry": entry, "leave": leave, "items": items})
+        return [s for s in staff if s["items"]]
+
+    def _retiree_id(self, region: Region) -> str:
+        """A fictional valid ID number born 1952–1964 (before every _id_number birth, so never the same), unique in
+        the region through the same kind of bijection."""
+        n = self.next_id(f"retiree{region.code}")
+        slot = (n * ID_STRIDE + self.spec.seed) % RETIREE_SLOTS
+        born = date(1952, 1, 1) + timedelta(days=slot // 1000)
+        first17 = f"{region.code[:6]}{born:%Y%m%d}{slot % 1000:03d}"
+        return first17 + id_check_digit(first17)
+
+    def _apply_holder_fault(self, hr, indicators: list[dict], payees: dict, overrides: dict) -> None:
+        """The holder of the second personal account (and 公务卡) left on ``overrides``' date; a payment after it
+        goes to their personal account (every later payment to their accounts is flagged in _write_payment)."""
+        ((_, left),) = [v for v in overrides.values()]
+        account = payees["个人账户"][1]
+        for kind in ("个人账户", "公务卡"):
+            self.departed_accounts[payees[kind][1][1]] = left
+        free = [
+            p
+            for i in indicators
+            if not i.get("chain_fault") and not i.get("window_fault") and not i["dep"].startswith("310")
+            for p in i["payments"]
+            if not (p.get("duplicate") or p.get("kind_fault") or p.get("name_fault") or p.get("zero_fault"))
+        ]
+        target = free[0]
+        target["payee"] = (account, target["payee"][1])
+        if target["day"] <= left:
+            later = [d for d in self.days if d > left]
+            target["day"] = later[hr.randrange(0, min(20, len(later)))]
+
+    def write_payroll(self, writer: BulkWriter, region: Region, agencies: list[Agency]) -> None:
+        """工资统发: one run per agency and month; every person on the payroll that month (entered by the month's end
+        and not left before it begins) is paid each item of their monthly standard (person_pay_item)."""
+        year = self.spec.year
+        months = [m for m in range(1, 13) if date(year, m, 1) <= self.spec.as_of]
+        for a_index, agency in enumerate(agencies):
+            hr = _rng(self.spec.seed, "payroll", region.code, agency.index)
+            staff = self.staff[agency.code]
+            runs: dict[int, list[list]] = {m: [] for m in months}
+            for s in staff:
+                for m in months:
+                    if s["entry"] <= _month_end(year, m) and (
+                        s["leave"] is None or s["leave"] >= date(year, m, 1)
+                    ):
+                        runs[m] += [[s["id"], code, amount] for code, amount in s["items"]]
+            run_id = {m: f"GZ{agency.code}{year}{m:02d}" for m in months}
+            if "salary_after_leave" in agency.faults:
+                mover = next(s for s in staff if s["status"] == "调出")
+                month = mover["leave"].month + 1
+                runs[month] += [[mover["id"], code, amount] for code, amount in mover["items"]]
+                self.manifest.add("salary_after_leave", pay_salary_detail=[run_id[month]])
+            if "salary_wrong_agency" in agency.faults:
+                other = agencies[(a_index + 1) % len(agencies)]
+                stranger = next(
+                    s
+                    for s in self.staff[other.code]
+                    if s.get("base") and s["status"] == "在职" and s["leave"] is None
+                )
+                runs[6] += [[stranger["id"], code, amount] for code, amount in stranger["items"]]
+                self.manifest.add("salary_wrong_agency", pay_salary_detail=[run_id[6]])
+            if "salary_item_off_standard" in agency.faults:
+                row = next(r for r in runs[9] if any(s["id"] == r[0] and s.get("base") for s in staff))
+                row[2] = row[2] * 3 // 2
+                self.manifest.add("salary_item_off_standard", pay_salary_detail=[run_id[9]])
+            for m in months:
+                rows = runs[m]
+                if not rows:
+                    continue
+                total = sum(r[2] for r in rows)
+                if m == 3 and "salary_run_sum_mismatch" in agency.faults:
+                    total += hr.randrange(10000, 100000)
+                    self.manifest.add("salary_run_sum_mismatch", pay_salary_run=[run_id[m]])
+                head = len({r[0] for r in rows})
+                writer.add(PAY_SALARY_RUN, (run_id[m], region.code, year, agency.code, m, head, fen(total)))
+                for person_id, code, amount in rows:
+                    writer.add(PAY_SALARY_DETAIL, (run_id[m], person_id, code, fen(amount)))
+        for agency in agencies:
+            del self.staff[agency.code]
 
     def write_payees(self, writer: BulkWriter, agency: Agency, persons: list, names: dict) -> dict[str, list]:
         """The agency's payee master 收款人信息: companies (单位账户) and staff (个人账户, 公务卡), from their own
@@ -719,8 +922,6 @@ class Generator:
             acquired = spec.as_of - timedelta(days=rng.randrange(30, 3650))
             booked = min(spec.as_of, acquired + timedelta(days=rng.randrange(0, 20)))
             original = rng.randrange(300_000, 80_000_000)
-            years = (spec.as_of - acquired).days // 365
-            depr = 0 if klass == "101" else min(original, original * years // 10)
             status, disposed = rng.choice(("在用", "在用", "在用", "在用", "出租", "闲置")), None
             if n > 6 and rng.random() < 0.3:
                 status, disposed = (
@@ -728,7 +929,13 @@ class Generator:
                     min(spec.as_of, booked + timedelta(days=rng.randrange(200, 2000))),
                 )
             plate = f"演{rng.choice('ABCDEFGHK')}{rng.randrange(10000, 99999)}" if klass == "304" else None
+            while plate in self.plates[region.code]:  # registration numbers are unique in the whole region
+                plate = f"{plate[:2]}{(int(plate[2:]) - 9999) % 89999 + 10000}"
+            if plate:
+                self.plates[region.code].add(plate)
             area = f"{rng.randrange(50, 5000)}.00" if klass in codes.ASSET_AREA_CLASSES else None
+            history = self._depreciation(klass, original, booked, disposed)
+            depr = sum(amount for _, amount in history)
             cards.append(
                 {
                     "asset_id": f"ZC{agency.code}{n + 1:04d}",
@@ -743,6 +950,7 @@ class Generator:
                     "disposed": disposed,
                     "plate": plate,
                     "area": area,
+                    "history": history,
                 }
             )
         if take(faults, "asset_book_date_invalid"):
@@ -763,6 +971,7 @@ class Generator:
         if take(faults, "asset_value_mismatch"):
             cards[5]["net"] += rng.randrange(100, 1_000_000)
             self.manifest.add("asset_value_mismatch", asset_card=[cards[5]["asset_id"]])
+        self._apply_depr_faults(agency, faults, cards)
         for c in cards:
             writer.add(
                 ASSET_CARD,
@@ -784,6 +993,74 @@ class Generator:
                     c["area"],
                 ),
             )
+            for period, amount in c["history"]:
+                writer.add(ASSET_DEPR, (c["asset_id"], period, fen(amount)))
+
+    def _depreciation(self, klass, original, booked, disposed, life=None, extra=0) -> list[tuple[str, int]]:
+        """Monthly straight-line depreciation 按月计提 (政府会计准则第3号: from the month the asset is booked, none from
+        the month it is disposed of, until fully depreciated): [(YYYY-MM, amount in fen)]. ``extra`` months past
+        the proper end (a fault)."""
+        life = life or codes.ASSET_LIFE.get(klass)
+        if not life:
+            return []
+        monthly = original // (life * 12)
+        start = booked.year * 12 + booked.month - 1
+        end = self.spec.as_of.year * 12 + self.spec.as_of.month - 1
+        if disposed is not None:
+            end = min(end, disposed.year * 12 + disposed.month - 2)
+        count = min(end - start + 1, life * 12) + extra
+        return [
+            (f"{(start + i) // 12:04d}-{(start + i) % 12 + 1:02d}", monthly) for i in range(max(0, count))
+        ]
+
+    def _apply_depr_faults(self, agency: Agency, faults: list[str], cards: list[dict]) -> None:
+        """Depreciation and registration faults, each on its own card (not those of the other asset faults)."""
+        spec, region = self.spec, agency.region
+        rng = _rng(spec.seed, "depr", region.code, agency.index)
+        free = [c for i, c in enumerate(cards) if i >= 6] + cards[:2]
+
+        def young(c: dict, klass: str = "303") -> None:
+            # A depreciable card booked 10–23 months ago: history long enough, far from fully depreciated.
+            c["klass"], c["plate"], c["area"] = klass, None, None
+            c["acquired"] = spec.as_of - timedelta(days=rng.randrange(300, 700))
+            c["booked"] = c["acquired"] + timedelta(days=rng.randrange(0, 10))
+
+        def book(c: dict, history: list) -> None:
+            c["history"], c["depr"] = history, sum(a for _, a in history)
+            c["net"] = c["original"] - c["depr"]
+
+        if take(faults, "depr_non_depreciable"):
+            c = free.pop(0)
+            young(c, "701")  # 文物 are not depreciated; depreciated here over ten years
+            c["status"], c["disposed"] = "在用", None
+            book(c, self._depreciation("701", c["original"], c["booked"], None, life=10))
+            self.manifest.add("depr_non_depreciable", asset_depr=[c["asset_id"]])
+        if take(faults, "depr_after_disposal"):
+            c = free.pop(0)
+            young(c)
+            span = (spec.as_of - c["booked"]).days
+            c["status"], c["disposed"] = "已处置", c["booked"] + timedelta(days=rng.randrange(40, span - 70))
+            book(c, self._depreciation(c["klass"], c["original"], c["booked"], c["disposed"], extra=2))
+            self.manifest.add("depr_after_disposal", asset_depr=[c["asset_id"]])
+        if take(faults, "depr_sum_mismatch"):
+            c = free.pop(0)
+            if len(c["history"]) < 2:
+                young(c)
+                c["status"], c["disposed"] = "在用", None
+                book(c, self._depreciation(c["klass"], c["original"], c["booked"], None))
+            c["depr"] -= c["history"][-1][1]  # the card misses the last month
+            c["net"] = c["original"] - c["depr"]
+            self.manifest.add("depr_sum_mismatch", asset_card=[c["asset_id"]])
+        vehicles = self.vehicles[region.code]
+        if take(faults, "reg_no_duplicate_in_region"):
+            self.plate_pending[region.code] += 1
+        if self.plate_pending[region.code] and vehicles and cards[2]["plate"]:
+            # The vehicle takes the plate another unit of the region has registered.
+            self.plate_pending[region.code] -= 1
+            other_id, other_plate = vehicles[0]
+            cards[2]["plate"] = other_plate
+            self.manifest.add("reg_no_duplicate_in_region", asset_card=[other_id, cards[2]["asset_id"]])
+        vehicles += [(c["asset_id"], c["plate"]) for c in cards if c["plate"]]
 
     def _apply_indicator_faults(self, rng, faults: list[str], indicators: list[dict]) -> None:
         # Chain faults change the code the whole indicator chain carries (indicator, plans, payments, ledger).
@@ -949,6 +1226,9 @@ class Generator:
             self.manifest.add("account_kind_not_allowed", pay_voucher=[pay_app_id])
         if p.get("zero_fault"):
             self.manifest.add("zero_balance_account_receives", pay_voucher=[pay_app_id])
+        left = self.departed_accounts.get(payee_acct)
+        if left is not None and day > left:
+            self.holder_hits.append(pay_app_id)
         exp, dep, fund, tracking = ind["exp"], ind["dep"], ind["fund"], ind["tracking"]
         if not ind.get("chain_fault") and take(faults, "element_mismatch"):
             exp = next(c for c in self.exp_leaves if c != ind["exp"])
@@ -1098,6 +1378,15 @@ class Generator:
                     fen(amount),
                 ),
             )
+
+
+def _birth(iden: str) -> date:
+    """The birth date an 18-digit ID number carries (characters 7–14)."""
+    return date(int(iden[6:10]), int(iden[10:12]), int(iden[12:14]))
+
+
+def _month_end(year: int, month: int) -> date:
+    return date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
 
 
 def take(faults: list[str], name: str) -> bool:

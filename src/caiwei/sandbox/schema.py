@@ -49,6 +49,9 @@ ELE_FUND_TYPE = code_set("ele_fund_type", "资金性质")
 ELE_PAY_TYPE = code_set("ele_pay_type", "支付方式")
 ELE_BGT_TYPE = code_set("ele_bgt_type", "指标类型")
 ELE_ASSET_CLASS = code_set("ele_asset_class", "资产分类（国标 GB/T 14885 大类，演练简化）")
+# Whether a class is depreciated (土地、文物 are not) and its useful life in years (折旧年限), for the depreciation history.
+ELE_ASSET_CLASS.append_column(Column("is_depreciable", SmallInteger, nullable=False))
+ELE_ASSET_CLASS.append_column(Column("useful_life", SmallInteger))
 CODE_SETS = {
     "exp_func_code": ELE_EXP_FUNC,
     "gov_bgt_eco_code": ELE_GOV_BGT_ECO,
@@ -121,6 +124,8 @@ PERSON_INFO = Table(
     Column("iden_no", String(18), nullable=False),
     Column("status", String(4), nullable=False),
     Column("leave_date", Date),
+    Column("entry_date", Date, nullable=False),  # 入职（调入）日期
+    Column("status_date", Date, nullable=False),  # 当前状态（在职 / 离职 / 退休 / 调出）的生效日期
     comment="人员信息（工资统发）",
 )
 
@@ -361,6 +366,39 @@ ASSET_CARD = Table(
     Column("plate_no", String(12)),
     Column("area", Numeric(14, 2)),
     comment="资产卡片",
+)
+
+PAY_SALARY_RUN = Table(
+    "pay_salary_run",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("agency_code", String(20), nullable=False, index=True),
+    Column("pay_month", SmallInteger, nullable=False),
+    Column("head_count", Integer, nullable=False),
+    Column("total_amt", Money, nullable=False),
+    comment="工资统发（每单位每月一批）",
+)
+
+PAY_SALARY_DETAIL = Table(
+    "pay_salary_detail",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("person_id", String(20), primary_key=True),
+    Column("item_code", String(10), primary_key=True),
+    Column("amount", Money, nullable=False),
+    Index("ix_pay_salary_detail_person", "person_id"),
+    comment="工资统发明细（人员 × 工资项目）",
+)
+
+ASSET_DEPR = Table(
+    "asset_depr",
+    metadata,
+    Column("asset_id", String(32), primary_key=True),
+    Column("depr_period", String(7), primary_key=True),  # 计提期间 YYYY-MM
+    Column("amount", Money, nullable=False),
+    comment="资产折旧明细（按月计提）",
 )
 
 SANDBOX_INFO = Table(

@@ -26,6 +26,8 @@ SUMMARY_TABLES = [
     ("person_info", "人员"),
     ("asset_card", "资产卡片"),
     ("sys_user", "系统用户"),
+    ("pay_salary_run", "工资统发批次"),
+    ("asset_depr", "折旧明细"),
 ]
 
 

@@ -71,6 +71,9 @@ TABLES = {
         Table("sys_role", "角色", "role_id", "ro", "基础信息", region=False, year=False),
         Table("asset_card", "资产卡片", "asset_id", "ca", "资产管理", year=False, date="book_date"),
         Table("pay_payee_info", "收款人信息", "payee_acct_no", "y", "国库集中支付", year=False),
+        Table("pay_salary_run", "工资统发批次", "run_id", "sr", "工资统发"),
+        Table("pay_salary_detail", "工资统发明细", "run_id", "sd", "工资统发", region=False, year=False),
+        Table("asset_depr", "折旧明细", "asset_id", "dp", "资产管理", region=False, year=False),
     )
 }
 
@@ -1028,4 +1031,94 @@ class Model:
     sections: tuple = ()
 
 
-MODEL = Model()
+# issue 11 §2 and DOMAIN [Level 3] (H3): persons with their status dates, the monthly payroll 工资统发 and the asset
+# depreciation history, as structure (references, amounts, sums, dates, value sets). The semantics between attributes
+# (ages from the ID number, paid after leaving, depreciating a class that is not depreciated …) are the hand-written
+# pack master_data.
+HR = (
+    Ref(
+        "pay_salary_run",
+        AGENCY,
+        "ele_agency",
+        "工资统发的预算单位",
+        "DOMAIN [Level 3]；schema pay_salary_run（工资统发，每单位每月一批）",
+        agree=_same(REGION, YEAR),
+    ),
+    Ref(
+        "pay_salary_detail",
+        "run_id",
+        "pay_salary_run",
+        "工资统发明细的批次",
+        "schema pay_salary_detail.run_id",
+    ),
+    Ref(
+        "pay_salary_detail",
+        "person_id",
+        "person_info",
+        "工资统发明细的人员",
+        "schema pay_salary_detail.person_id",
+    ),
+    Ref("asset_depr", "asset_id", "asset_card", "折旧明细的资产卡片", "schema asset_depr.asset_id"),
+    Amount("pay_salary_run", "total_amt", "工资统发总额", "positive", f"{MONEY}；schema pay_salary_run"),
+    Amount(
+        "pay_salary_detail", "amount", "工资统发明细金额", "positive", f"{MONEY}；schema pay_salary_detail"
+    ),
+    Amount("asset_depr", "amount", "月折旧额", "positive", f"{MONEY}；schema asset_depr"),
+    Flow(
+        "pay_salary_run",
+        "pay_salary_detail",
+        ("run_id", "run_id"),
+        "工资统发总额不等于明细之和",
+        "DOMAIN [Level 2] counts and sums agree；schema pay_salary_run.total_amt",
+        count="n >= 1",
+        sum_child="amount",
+        sum_op="=",
+        sum_parent="total_amt",
+        evidence=("total_amt",),
+    ),
+    Flow(
+        "asset_card",
+        "asset_depr",
+        ("asset_id", "asset_id"),
+        "累计折旧不等于折旧明细之和",
+        "DOMAIN [Assets] financial info；schema asset_depr（按月计提）",
+        sum_child="amount",
+        sum_op="=",
+        sum_parent="accum_depr",
+        evidence=("accum_depr",),
+    ),
+    DateRule("person_info", "entry_date", "入职日期", "DOMAIN [Level 3] a person's status with their dates"),
+    DateRule(
+        "person_info",
+        "status_date",
+        "人员状态生效日期",
+        "DOMAIN [Level 3] a person's status with their dates",
+        after=("entry_date",),
+    ),
+    DateRule(
+        "person_info",
+        "leave_date",
+        "离职日期",
+        "DOMAIN [Level 3] a person's status with their dates：先入职后离开",
+        not_after_as_of=False,
+        after=("entry_date",),
+        nullable=True,
+    ),
+    Enum(
+        "person_info",
+        "status",
+        ("在职", "离职", "退休", "调出"),
+        "人员状态不在取值范围内",
+        "schema person_info.status；DOMAIN [Level 3] status",
+    ),
+    Enum(
+        "pay_salary_run",
+        "pay_month",
+        tuple(range(1, 13)),
+        "工资发放月份不在 1～12",
+        "schema pay_salary_run.pay_month（按月统发）",
+    ),
+)
+
+
+MODEL = Model(sections=(("HR", HR),))

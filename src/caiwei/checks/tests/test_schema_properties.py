@@ -153,9 +153,17 @@ def _key(table: str) -> str:
 # --- links of the model: (table a, column a, table b, column b) with a.column a = b.column b ---------------------
 
 
+SECTIONED = [c for _, constraints in m.MODEL.sections for c in constraints]
+
+
+def _all(kind: type, earlier: tuple) -> list:
+    """The model's constraints of a class: the earlier tuples and the later sections (Model.sections)."""
+    return [*earlier, *(c for c in SECTIONED if isinstance(c, kind))]
+
+
 def _links() -> tuple[list[tuple[str, str, str, str]], list[tuple[tuple, tuple]]]:
     direct, via_pairs = [], []
-    for ref in m.REFS:
+    for ref in _all(m.Ref, m.REFS):
         pkey = ref.parent_key or m.TABLES[ref.parent].key
         if ref.via:
             first = (ref.child, ref.column, ref.via.table, ref.via.key)
@@ -164,9 +172,9 @@ def _links() -> tuple[list[tuple[str, str, str, str]], list[tuple[tuple, tuple]]
             via_pairs.append((first, second))
         else:
             direct.append((ref.child, ref.column, ref.parent, pkey))
-    direct += [(f.parent, f.on[0], f.child, f.on[1]) for f in m.FLOWS]
-    direct += [(o.child, o.on[0], o.parent, o.on[1]) for o in m.DATE_ORDERS]
-    direct += [(c.table, c.column, c.element, "code") for c in m.CODES]
+    direct += [(f.parent, f.on[0], f.child, f.on[1]) for f in _all(m.Flow, m.FLOWS)]
+    direct += [(o.child, o.on[0], o.parent, o.on[1]) for o in _all(m.DateOrder, m.DATE_ORDERS)]
+    direct += [(c.table, c.column, c.element, "code") for c in _all(m.Code, m.CODES)]
     direct += [(t.table, "parent_code", t.table, "code") for t in m.CODE_TREES]
     direct += [
         ("pay_voucher", "bgt_id", "ba_bgt_info", "bgt_id"),
@@ -209,7 +217,7 @@ def _neighbourhood(conn, table: str, before: dict | None, after: dict | None) ->
                     cols = [d[0] for d in mid.description]
                     for r in mid.fetchall():
                         rows |= _linked(conn, there, dict(zip(cols, r, strict=True)), [first, second])
-        for u in m.UNIQUES:  # rows sharing a natural key with the broken row
+        for u in _all(m.Unique, m.UNIQUES):  # rows sharing a natural key with the broken row
             if u.table == table:
                 where = " AND ".join(f"{c} = ?" for c in u.columns)
                 sql = f"SELECT {_key(table)} FROM {table} WHERE {where}"  # noqa: S608

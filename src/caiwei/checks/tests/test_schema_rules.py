@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from caiwei.checks.engine import load_pack, select_rules, shipped_packs
 from caiwei.checks.runner import Options, run_url
 from caiwei.checks.schema import generate as gen
+from caiwei.checks.schema import model as schema_model
 from caiwei.checks.sqlplan import Scope, plan, render
 from caiwei.checks.truth import compare, findings, key_table, truth
 from caiwei.sandbox.generator import GenerateSpec, generate, parse_faults
@@ -50,7 +51,8 @@ def test_the_pack_loads_with_every_kind_and_renders_on_every_dialect():
     pack = load_pack(gen.PACK_DIR)
     assert pack.title == "由表结构约束生成的规则"
     kinds = {r.id.split("-")[1] for r in pack.rules}
-    assert kinds == {"REF", "KEY", "AMT", "DATE", "CODE", "FLOW"}
+    sections = {kind for kind, _ in schema_model.MODEL.sections if kind}
+    assert kinds == {"REF", "KEY", "AMT", "DATE", "CODE", "FLOW"} | sections
     assert {r.id for r in pack.rules} <= {r.id for r in select_rules("all")}
     scope = Scope(regions=("152500000",), year=2026, date_from=date(2026, 3, 1), date_to=date(2026, 3, 31))
     for rule in pack.rules:
@@ -88,6 +90,8 @@ def test_clean_sandbox_gives_no_finding_and_faults_only_manifest_rows(server_url
         "tracking_id_lost",
         "asset_book_date_invalid",
         "asset_value_mismatch",
+        "salary_run_sum_mismatch",
+        "depr_sum_mismatch",
     ):
         expected = truth(manifest, fault)
         assert expected and expected <= flagged, fault
@@ -98,4 +102,5 @@ def test_clean_sandbox_gives_no_finding_and_faults_only_manifest_rows(server_url
         "gl_voucher",
         "ba_bgt_carryovers",
         "asset_card",
+        "pay_salary_run",
     }

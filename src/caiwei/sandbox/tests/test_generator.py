@@ -7,6 +7,7 @@ Runs on SQLite, PostgreSQL and MariaDB (the real servers on this machine).
 import os
 from collections import defaultdict
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -381,6 +382,113 @@ def violations(engine) -> dict[str, set[tuple[str, str]]]:
             if not id_valid(r[1])
         }
         found["person_malformed_id"] = bad_ids
+        found.update(master_data(conn))
+    return found
+
+
+LEAVING = ("离职", "退休", "调出")
+
+
+def _day(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _money(value) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def master_data(conn) -> dict[str, set[tuple[str, str]]]:
+    """Persons, payroll and depreciation, checked in Python from the rows (written here again, not from the rules):
+    status vs dates, working and retirement ages from the ID number, each month's payroll against the person's
+    service period, agency and monthly standard, run totals and head counts, depreciation against the card, the
+    class, the book and disposal months and original ÷ (life × 12), plates across units, account holders."""
+    q = lambda sql: conn.execute(sa.text(sql)).fetchall()  # noqa: E731
+    found: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    persons = {}
+    for pid, agency, region, iden, status, leave, entry, since in q(
+        "SELECT person_id, agency_code, mof_div_code, iden_no, status, leave_date, entry_date, status_date"
+        " FROM person_info"
+    ):
+        leave, entry, since = (_day(v) if v else None for v in (leave, entry, since))
+        persons[pid] = (agency, region, status, leave, entry)
+        if (
+            (status == "在职" and leave is not None)
+            or (status in LEAVING and (leave is None or leave > AS_OF or leave != since))
+            or status not in ("在职", *LEAVING)
+            or entry > AS_OF
+            or (leave is not None and leave < entry)
+            or since < entry
+        ):
+            found["person_status_dates"].add(("person_info", pid))
+        born = date(int(iden[6:10]), int(iden[10:12]), int(iden[12:14]))
+
+        def age(day: date, born=born) -> int:
+            return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+        if not 16 <= age(entry) <= 60 or (status == "退休" and not 50 <= age(leave) <= 70):
+            found["person_age"].add(("person_info", pid))
+    standard = {
+        (p, i): _money(a) for p, i, a in q("SELECT person_id, item_code, amount FROM person_pay_item")
+    }
+    runs = {
+        r[0]: (r[1], r[2], r[3], r[4], r[5], _money(r[6]))
+        for r in q(
+            "SELECT run_id, mof_div_code, fiscal_year, agency_code, pay_month, head_count, total_amt"
+            " FROM pay_salary_run"
+        )
+    }
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    heads: dict[str, set] = defaultdict(set)
+    for run_id, pid, item, amount in q("SELECT run_id, person_id, item_code, amount FROM pay_salary_detail"):
+        region, year, agency, month, _, _ = runs[run_id]
+        sums[run_id] += _money(amount)
+        heads[run_id].add(pid)
+        p_agency, p_region, status, leave, entry = persons[pid]
+        first, last = date(year, month, 1), date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+        if entry > last or (status in LEAVING and leave < first):
+            found["salary_outside_service"].add(("pay_salary_detail", run_id))
+        if (p_agency, p_region) != (agency, region):
+            found["salary_other_agency"].add(("pay_salary_detail", run_id))
+        if standard.get((pid, item)) != _money(amount):
+            found["salary_off_standard"].add(("pay_salary_detail", run_id))
+    for run_id, (_, _, _, _, head, total) in runs.items():
+        if total != sums[run_id] or head != len(heads[run_id]):
+            found["salary_run_totals"].add(("pay_salary_run", run_id))
+    life = {c: (d, n) for c, d, n in q("SELECT code, is_depreciable, useful_life FROM ele_asset_class")}
+    cards = {
+        r[0]: r[1:]
+        for r in q(
+            "SELECT asset_id, mof_div_code, agency_code, asset_class_code, original_value, accum_depr, status,"
+            " book_date, disposal_date, plate_no FROM asset_card"
+        )
+    }
+    depr: dict[str, Decimal] = defaultdict(Decimal)
+    for asset_id, period, amount in q("SELECT asset_id, depr_period, amount FROM asset_depr"):
+        _, _, klass, original, _, status, booked, disposed, _ = cards[asset_id]
+        depr[asset_id] += _money(amount)
+        depreciable, years = life[klass]
+        if not depreciable:
+            found["depr_class"].add(("asset_depr", asset_id))
+        elif _money(amount) != _money(original) * 100 // (years * 12) / 100:
+            found["depr_monthly"].add(("asset_depr", asset_id))
+        if period < f"{_day(booked):%Y-%m}" or (status == "已处置" and period >= f"{_day(disposed):%Y-%m}"):
+            found["depr_period"].add(("asset_depr", asset_id))
+    plates = defaultdict(set)
+    for asset_id, (region, agency, *_, accum, _, _, _, plate) in cards.items():
+        if _money(accum) != depr[asset_id]:
+            found["depr_card_sum"].add(("asset_card", asset_id))
+        if plate:
+            plates[(region, plate)].add((agency, asset_id))
+    for owners in plates.values():
+        if len({agency for agency, _ in owners}) > 1:
+            found["plate_across_units"] |= {("asset_card", asset_id) for _, asset_id in owners}
+    for pay_app_id, region, day, holder in q(
+        "SELECT p.pay_app_id, p.mof_div_code, p.pay_app_date, y.person_id FROM pay_voucher p"
+        " JOIN pay_payee_info y ON y.payee_acct_no = p.payee_acct_no WHERE y.acct_kind IN ('个人账户', '公务卡')"
+    ):
+        person = persons.get(holder)
+        if person is None or person[1] != region or (person[2] in LEAVING and person[3] < _day(day)):
+            found["holder_not_serving"].add(("pay_voucher", pay_app_id))
     return found
 
 
