@@ -1029,14 +1029,14 @@ class Generator:
             day = self.spec.as_of + timedelta(days=rng.randrange(1, 20))
             adjust_id = add(pick(), "追加", frac=rng.uniform(0.05, 0.3), day=day)
             self.manifest.add("adjustment_after_as_of", ba_bgt_adjust=[adjust_id])
-        # Clean adjustments: about a quarter of the indicators get one.
+        # Clean adjustments: about a third of the indicators get one (追加, 调减, or 调剂 to another indicator).
         for ind in indicators:
-            if ind["adjust"] or not self._free(ind) or rng.random() >= 0.25:
+            if ind["adjust"] or not self._free(ind) or rng.random() >= 0.35:
                 continue
             r = rng.random()
-            if r < 0.4:
+            if r < 0.3:
                 add(ind, "追加", frac=rng.uniform(0.05, 0.5), day=rng.choice(self.days))
-            elif r < 0.7:
+            elif r < 0.55:
                 add(ind, "调减", frac=rng.uniform(0.05, 0.5), day=rng.choice(self.days))
             else:
                 others = [i for i in unadjusted() if i is not ind]
