@@ -530,7 +530,9 @@ def flow_rule(f: m.Flow) -> dict:
         parent,
         p,
         f.title,
-        f"每张{parent.title}：{'；'.join(parts)}。",
+        f"每张{parent.title}"
+        + (f"（{_words(f.when, f'{child.title}笔数')} 的）" if f.when else "")
+        + f"：{'；'.join(parts)}。",
         f.source,
         sql,
         labels={"child_count": f"{child.title}笔数", "child_sum": f"{child.title}{_label(f.sum_child)}合计"},
