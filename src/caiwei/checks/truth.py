@@ -15,8 +15,8 @@ FAULT_RULES = {
     "carryover_mismatch": ["QUOTA-005"],
     "element_mismatch": ["ELEM-001"],
     "tracking_id_lost": ["ELEM-002"],
-    "code_not_in_set": ["CODE-101", "CODE-201", "CODE-301", "CODE-401"],
-    "non_leaf_code": ["CODE-102", "CODE-202", "CODE-302", "CODE-402"],
+    "code_not_in_set": ["CODE-101", "CODE-201", "CODE-301", "CODE-401", "CODE-203"],
+    "non_leaf_code": ["CODE-102", "CODE-202", "CODE-302", "CODE-402", "CODE-204"],
     "duplicate_payment": ["DUP-001"],
     "voucher_no_receipt": ["BIZ-001"],
     "paid_not_cleared": ["BIZ-002"],
@@ -33,9 +33,9 @@ FAULT_RULES = {
     "asset_value_mismatch": ["ASSET-005"],
     # Rules generated from the constraint model (schema_derived): validity of codes on the date of use, the payee
     # master 收款人信息 and what an account kind may receive.
-    "disabled_code_used": ["GEN-CODE-031", "GEN-CODE-036", "GEN-CODE-039", "GEN-CODE-044"],
+    "disabled_code_used": ["GEN-CODE-031", "GEN-CODE-036", "GEN-CODE-039", "GEN-CODE-044", "GEN-CODE-052"],
     "code_outside_validity": ["GEN-CODE-034", "GEN-CODE-038", "GEN-CODE-042", "GEN-CODE-046"],
-    "code_wrong_year": ["GEN-CODE-033", "GEN-CODE-037", "GEN-CODE-041", "GEN-CODE-045"],
+    "code_wrong_year": ["GEN-CODE-033", "GEN-CODE-037", "GEN-CODE-041", "GEN-CODE-045", "GEN-CODE-053"],
     "payee_name_mismatch": ["GEN-REF-036"],
     "account_kind_not_allowed": ["GEN-CODE-047"],
     "zero_balance_account_receives": ["GEN-CODE-048"],
@@ -51,6 +51,21 @@ FAULT_RULES = {
     "depr_after_disposal": ["MD-008"],
     "reg_no_duplicate_in_region": ["MD-010"],
     "card_holder_departed": ["MD-011"],
+    # Plan details and indicator adjustments (issue 11 §2), and codes retired this year (multi-year code sets); the
+    # chain faults above include the plan details' codes (CODE-203/204, GEN-CODE-052/053).
+    "plan_detail_sum_mismatch": ["GEN-FLOW-015"],
+    "plan_detail_element_mismatch": ["GEN-REF-039", "GEN-REF-040"],
+    "adjustment_not_applied": ["GEN-FLOW-016", "GEN-AMT-025"],
+    "transfer_unbalanced": ["GEN-REF-043", "GEN-FLOW-017"],
+    "reduction_below_paid": ["GEN-FLOW-019"],
+    "adjustment_after_as_of": ["GEN-DATE-018"],
+    "code_retired_this_year": [
+        "GEN-CODE-060",
+        "GEN-CODE-064",
+        "GEN-CODE-068",
+        "GEN-CODE-072",
+        "GEN-CODE-075",
+    ],
 }
 # Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
 NOT_DATA = {

@@ -32,6 +32,7 @@ EXP_FUNC = [
     ("21203", "城乡社区公共设施", "212"),
     ("2120303", "小城镇基础设施建设", "21203"),
     ("2010150", "事业运行", "20101"),  # 已停用（VALIDITY）
+    ("2010608", "数字财政建设", "20106"),  # 本年新增（VALIDITY：本年与下年有）
 ]
 # 部门预算经济分类 (30101 ...) and the 政府预算经济分类 code each maps to.
 DEP_ECO = [
@@ -45,7 +46,8 @@ DEP_ECO = [
     ("30211", "差旅费", "302", "50201"),
     ("30213", "维修（护）费", "302", "50209"),
     ("30227", "委托业务费", "302", "50205"),
-    ("30216", "培训费", "302", "50201"),  # 上年度代码（VALIDITY）
+    ("30216", "培训费", "302", "50201"),  # 本年取消、只在上年值集中（VALIDITY）
+    ("30240", "数据服务费", "302", "50201"),  # 下年度新增、只在下年值集中（VALIDITY）
     ("310", "资本性支出", None, None),
     ("31002", "办公设备购置", "310", "50306"),
     ("31007", "信息网络及软件购置更新", "310", "50306"),
@@ -86,17 +88,27 @@ BGT_TYPE = [
     ("31", "上年结转结余", "3"),
 ]
 
-# Element rows that are not valid all year: (element table, code) → what differs from “enabled, 1 January to
-# 31 December of the sandbox year”. Clean data never uses them; the injector's validity faults do.
+# The code sets hold rows for last year, this year and next year (offsets -1, 0, 1 from the sandbox year): most codes
+# in all three. Element rows that differ: (element table, code) → “years” the code has a row in (default all three),
+# “enabled”/“end” for this year's row (default enabled, 1 January to 31 December). Clean data never uses the codes
+# that are not valid all this year; the injector's validity faults do. NEW_EXP (added this year) clean data uses.
 DISABLED_EXP = "2010150"
-WRONG_YEAR_DEP = "30216"
+WRONG_YEAR_DEP = "30240"  # only in next year's set: a code of another year
+RETIRED_DEP = "30216"  # in last year's set, retired this year
+NEW_EXP = "2010608"  # added this year: in this year's and next year's sets
 WINDOW_FUND = "13"
 WINDOW_FUND_END = (6, 30)  # (month, day) of the sandbox year
+CODE_YEARS = (-1, 0, 1)
 VALIDITY = {
-    ("ele_exp_func", DISABLED_EXP): {"enabled": 0},
-    ("ele_dep_bgt_eco", WRONG_YEAR_DEP): {"year": -1},
-    ("ele_fund_type", WINDOW_FUND): {"end": WINDOW_FUND_END},
+    ("ele_exp_func", DISABLED_EXP): {"enabled": 0, "years": (-1, 0)},
+    ("ele_dep_bgt_eco", WRONG_YEAR_DEP): {"years": (1,)},
+    ("ele_fund_type", WINDOW_FUND): {"end": WINDOW_FUND_END, "years": (-1, 0)},
+    ("ele_dep_bgt_eco", RETIRED_DEP): {"years": (-1,)},
+    ("ele_exp_func", NEW_EXP): {"years": (0, 1)},
 }
+# The asset classes (GB/T 14885) are one national catalogue, not reissued each budget year: one row per code, of the
+# sandbox year.
+SINGLE_YEAR_SETS = ("ele_asset_class",)
 
 # 收款人账户性质 and the branches payees bank with (fictional).
 ACCT_KINDS = ("单位账户", "个人账户", "公务卡")
@@ -302,4 +314,11 @@ FAULT_LABELS = {
     "depr_after_disposal": "资产处置后仍计提折旧",
     "reg_no_duplicate_in_region": "号牌在区划内跨单位重复",
     "card_holder_departed": "个人账户持有人已离开仍收款",
+    "plan_detail_sum_mismatch": "用款计划明细之和与计划不符",
+    "plan_detail_element_mismatch": "用款计划明细要素与指标不一致",
+    "adjustment_not_applied": "指标金额与年初数加调整不符",
+    "transfer_unbalanced": "指标调剂调出与调入不等",
+    "reduction_below_paid": "调减后指标低于已支付",
+    "adjustment_after_as_of": "指标调整日期晚于检查日",
+    "code_retired_this_year": "使用本年已取消的代码",
 }

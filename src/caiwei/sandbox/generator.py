@@ -27,6 +27,7 @@ from .schema import (
     AGENCY_ACCOUNT,
     ASSET_CARD,
     ASSET_DEPR,
+    BA_BGT_ADJUST,
     BA_BGT_BALANCE,
     BA_BGT_CARRYOVERS,
     BA_BGT_INFO,
@@ -45,6 +46,7 @@ from .schema import (
     PAY_BANK_RECEIPT,
     PAY_CLEARING,
     PAY_PAYEE_INFO,
+    PAY_PLAN_DETAIL,
     PAY_PLAN_VOUCHER,
     PAY_SALARY_DETAIL,
     PAY_SALARY_RUN,
@@ -105,6 +107,13 @@ FAULT_TYPES = (
     "depr_after_disposal",  # 处置当月及以后仍计提折旧
     "reg_no_duplicate_in_region",  # 两个单位的车辆同一号牌
     "card_holder_departed",  # 个人账户、公务卡持有人离职后仍向其付款
+    "plan_detail_sum_mismatch",  # 用款计划明细之和 ≠ 计划金额
+    "plan_detail_element_mismatch",  # 用款计划明细的要素与计划（指标）不一致
+    "adjustment_not_applied",  # 指标金额 ≠ 年初数 + 调整（一笔追加已登记但未计入指标）
+    "transfer_unbalanced",  # 调剂调出与调入金额不等
+    "reduction_below_paid",  # 调减使指标在调减日低于已支付（其后又追加回来）
+    "adjustment_after_as_of",  # 指标调整日期晚于检查日（在下一年度）
+    "code_retired_this_year",  # 指标链条使用本年已取消（只在上年值集中）的部门预算经济分类代码
 )
 ROLES = [
     ("R01", "单位录入", None),
@@ -374,7 +383,11 @@ class Generator:
         # Clean data uses only codes valid all year (codes.VALIDITY lists the others).
         self.exp_leaves = [c for c in _leaf_codes(codes.EXP_FUNC) if c != codes.DISABLED_EXP]
         self.exp_nonleaf = [r[0] for r in codes.EXP_FUNC if r[0] not in _leaf_codes(codes.EXP_FUNC) and r[2]]
-        self.dep_leaves = [(r[0], r[3]) for r in codes.DEP_ECO if r[3] and r[0] != codes.WRONG_YEAR_DEP]
+        self.dep_leaves = [
+            (r[0], r[3])
+            for r in codes.DEP_ECO
+            if r[3] and r[0] not in (codes.WRONG_YEAR_DEP, codes.RETIRED_DEP)
+        ]
         self.fund_leaves = [c for c in _leaf_codes(codes.FUND_TYPE) if c != codes.WINDOW_FUND]
         self.window_end = date(spec.year, *codes.WINDOW_FUND_END)
         self.pay_leaves = _leaf_codes(codes.PAY_TYPE)
@@ -473,14 +486,18 @@ class Generator:
             (ELE_ASSET_CLASS, codes.ASSET_CLASS),
         ):
             for row in _code_rows(rows):
+                # One row per fiscal year the code exists in (last, this, next year); specials on this year's row.
                 v = codes.VALIDITY.get((table.name, row[0]), {})
-                year = self.spec.year + v.get("year", 0)
-                end = date(self.spec.year, *v["end"]) if "end" in v else date(year, 12, 31)
+                offsets = (0,) if table.name in codes.SINGLE_YEAR_SETS else v.get("years", codes.CODE_YEARS)
                 extra = ()
                 if table is ELE_ASSET_CLASS:  # depreciated or not, and the useful life
                     life = codes.ASSET_LIFE.get(row[0])
                     extra = (1 if life else 0, life)
-                writer.add(table, (*row, v.get("enabled", 1), date(year, 1, 1), end, year, *extra))
+                for offset in offsets:
+                    year, this = self.spec.year + offset, offset == 0
+                    end = date(year, *v["end"]) if this and "end" in v else date(year, 12, 31)
+                    enabled = v.get("enabled", 1) if this else 1
+                    writer.add(table, (*row, enabled, date(year, 1, 1), end, year, *extra))
         province = self.regions[0].parent
         writer.add(ELE_MOF_DIV, (province, codes.PROVINCE_NAMES.get(province[:2], "演练省"), None, 1))
         for region in self.regions:
@@ -714,6 +731,7 @@ class Generator:
             single[0]["payee"], single[0]["zero_fault"] = (own, single[0]["payee"][1]), True
         if take(faults, "card_holder_departed"):
             self._apply_holder_fault(hr, indicators, payees, overrides)
+        self._plan_adjustments(agency, faults, indicators)
         run = AgencyRun(agency, rng, account_no, bank_code, users, clerk, clearing, faults)
         for ind in indicators:
             ind["project"][4] += self._write_indicator(writer, run, ind)
@@ -1073,6 +1091,7 @@ class Generator:
         for fault, element, code in (
             ("disabled_code_used", "exp", codes.DISABLED_EXP),
             ("code_wrong_year", "dep", codes.WRONG_YEAR_DEP),
+            ("code_retired_this_year", "dep", codes.RETIRED_DEP),
         ):
             free = [i for i in indicators if not i.get("chain_fault") and not i.get("window_fault")]
             if take(faults, fault) and free:
@@ -1116,6 +1135,7 @@ class Generator:
             amount = paid - max(1, min(paid // 10, rng.randrange(100, 500000)))
             self.manifest.add("indicator_overspent", ba_bgt_info=[ind["bgt_id"]])
         cur = amount - paid
+        adjust_rows, adjusted = self._adjust_rows(run, ind, amount, payments)
         writer.add(
             BA_BGT_INFO,
             (
@@ -1136,9 +1156,13 @@ class Generator:
                 None,
                 f"{region.name}财预〔{year}〕{rng.randrange(1, 300)}号",
                 1 if ind["plan"] else 0,
+                fen(amount - adjusted),
+                fen(adjusted),
             ),
         )
         chain_rows["ba_bgt_info"].append(ind["bgt_id"])
+        for row in adjust_rows:
+            writer.add(BA_BGT_ADJUST, row)
 
         # Monthly plans: what the month paid plus a share of the margin, so plans stay within the indicator.
         plan_ids: dict[int, str] = {}
@@ -1171,6 +1195,7 @@ class Generator:
                     ),
                 )
                 chain_rows["pay_plan_voucher"].append(plan_id)
+                self._write_plan_details(writer, run, ind, plan_id, month, plan_amt, m_i == 0, chain_rows)
 
         dup_ids: list[str] = []
         for p in payments:
@@ -1198,6 +1223,195 @@ class Generator:
                 gl_voucher=chain_rows["window_gl"],
             )
         return amount
+
+    # --- plan details and indicator adjustments (用款计划明细、指标调整) -------------------------------------------
+
+    @staticmethod
+    def _free(ind: dict) -> bool:
+        """An indicator no other fault touches (adjustment and plan-detail faults go to these)."""
+        flags = ("chain_fault", "window_fault", "overspent", "plan_over", "carry_fault", "detail_fault")
+        marks = ("duplicate", "kind_fault", "name_fault", "zero_fault")
+        return not any(ind.get(f) for f in flags) and not any(
+            p.get(k) for p in ind["payments"] for k in marks
+        )
+
+    def _plan_adjustments(self, agency: Agency, faults: list[str], indicators: list[dict]) -> None:
+        """Decide the agency's plan-detail faults and its indicator adjustments 指标调整 (追加、调减、调剂) before any
+        row is written, from their own random stream. An indicator has at most one clean adjustment, so a reduction
+        never takes it below what it has paid (the final amount is paid plus a positive margin)."""
+        rng = _rng(self.spec.seed, "adjust", agency.region.code, agency.index)
+        for ind in indicators:
+            ind["adjust"] = []
+        for fault in ("plan_detail_sum_mismatch", "plan_detail_element_mismatch"):
+            if take(faults, fault):
+                free = [i for i in indicators if self._free(i) and i["payments"]]
+                if free:
+                    target = next((i for i in free if i["plan"]), free[0])
+                    target["plan"], target["detail_fault"] = True, fault
+        year = self.spec.year
+
+        def doc() -> str:
+            return f"{agency.region.name}财预调〔{year}〕{rng.randrange(1, 500)}号"
+
+        def add(ind: dict, kind: str, **more) -> str:
+            adjust_id = f"TZ{ind['bgt_id']}{len(ind['adjust']) + 1:02d}"
+            ind["adjust"].append({"id": adjust_id, "kind": kind, "doc": doc(), **more})
+            return adjust_id
+
+        def unadjusted(with_payments: bool = False) -> list[dict]:
+            return [
+                i
+                for i in indicators
+                if self._free(i) and not i["adjust"] and (i["payments"] or not with_payments)
+            ]
+
+        def transfer(out: dict, into: dict, short: int = 0) -> str:
+            paid_in = sum(p["amount"] for p in into["payments"])
+            amount = (
+                max(100, int(paid_in * rng.uniform(0.05, 0.4))) if paid_in else rng.randrange(1000, 50000)
+            )
+            day = rng.choice(self.days)
+            in_id = f"TZ{into['bgt_id']}{len(into['adjust']) + 1:02d}"
+            out_id = add(
+                out, "调剂", dir="调出", amount=amount, day=day, counter=into["bgt_id"], counter_adjust=in_id
+            )
+            add(into, "调剂", dir="调入", amount=amount - short, day=day, counter=out["bgt_id"])
+            into["adjust"][-1]["doc"] = out["adjust"][-1]["doc"]
+            return out_id
+
+        def pick() -> dict:
+            return (unadjusted() or [self._extra_indicator(agency, indicators)])[0]
+
+        if take(faults, "reduction_below_paid"):
+            free = [i for i in unadjusted(True) if min(p["day"] for p in i["payments"]) < self.days[-1]]
+            if free:
+                ind = free[0]
+                first = min(p["day"] for p in ind["payments"])
+                later = [d for d in self.days if d > first]
+                cut_id = add(ind, "调减", day=first, below=True)
+                add(ind, "追加", day=rng.choice(later), restore=True)
+                self.manifest.add("reduction_below_paid", ba_bgt_adjust=[cut_id])
+        if take(faults, "transfer_unbalanced"):
+            out = pick()
+            into = next(iter(i for i in unadjusted() if i is not out), None) or self._extra_indicator(
+                agency, indicators
+            )
+            out_id = transfer(out, into, short=rng.randrange(1, 50))
+            self.manifest.add("transfer_unbalanced", ba_bgt_adjust=[out_id])
+        if take(faults, "adjustment_not_applied"):
+            ind = pick()
+            add(ind, "追加", frac=rng.uniform(0.05, 0.3), day=rng.choice(self.days), unapplied=True)
+            self.manifest.add("adjustment_not_applied", ba_bgt_info=[ind["bgt_id"]])
+        if take(faults, "adjustment_after_as_of"):
+            day = self.spec.as_of + timedelta(days=rng.randrange(1, 20))
+            adjust_id = add(pick(), "追加", frac=rng.uniform(0.05, 0.3), day=day)
+            self.manifest.add("adjustment_after_as_of", ba_bgt_adjust=[adjust_id])
+        # Clean adjustments: about a third of the indicators get one (追加, 调减, or 调剂 to another indicator).
+        for ind in indicators:
+            if ind["adjust"] or not self._free(ind) or rng.random() >= 0.35:
+                continue
+            r = rng.random()
+            if r < 0.3:
+                add(ind, "追加", frac=rng.uniform(0.05, 0.5), day=rng.choice(self.days))
+            elif r < 0.55:
+                add(ind, "调减", frac=rng.uniform(0.05, 0.5), day=rng.choice(self.days))
+            else:
+                others = [i for i in unadjusted() if i is not ind]
+                if others:
+                    transfer(ind, rng.choice(others))
+
+    def _extra_indicator(self, agency: Agency, indicators: list[dict]) -> dict:
+        """A further indicator without payments (an agency with a single free indicator needs a counterpart)."""
+        template = indicators[0]
+        seq = self.next_id(f"bgt{agency.region.code}")
+        (dep, gov), project = self.dep_leaves[0], template["project"]
+        extra = {
+            "project": project,
+            "pro_code": template["pro_code"],
+            "exp": project[2],
+            "dep": dep,
+            "gov": gov,
+            "fund": self.fund_leaves[0],
+            "bgt_type": "11",
+            "tracking": project[3],
+            "bgt_id": f"{agency.region.code}{self.spec.year}B{seq:08d}",
+            "plan": False,
+            "payments": [],
+            "adjust": [],
+        }
+        indicators.append(extra)
+        return extra
+
+    def _adjust_rows(self, run: AgencyRun, ind: dict, amount: int, payments: list[dict]) -> tuple[list, int]:
+        """The indicator's adjustment rows and their net effect (what the indicator's amount includes)."""
+        agency, year = run.agency, self.spec.year
+        rows, net = [], 0
+        for a in ind.get("adjust", []):
+            if a.get("below"):
+                # Cut below what was paid by that day, then add it back later: the final amount stays.
+                paid_then = sum(p["amount"] for p in payments if p["day"] <= a["day"])
+                value = amount - paid_then + _rng(self.spec.seed, "below", a["id"]).randrange(100, 10000)
+            elif a.get("restore"):
+                value = rows[-1][9]
+            else:
+                value = a.get("amount") or max(100, int(amount * a["frac"]))
+            sign = -1 if a["kind"] == "调减" or a.get("dir") == "调出" else 1
+            if not a.get("unapplied"):
+                net += sign * value
+            rows.append(
+                [
+                    a["id"],
+                    agency.region.code,
+                    year,
+                    agency.code,
+                    a["kind"],
+                    a.get("dir"),
+                    ind["bgt_id"],
+                    a.get("counter"),
+                    a.get("counter_adjust"),
+                    value,
+                    a["day"],
+                    a["doc"],
+                ]
+            )
+        for row in rows:
+            row[9] = fen(row[9])
+        return [tuple(r) for r in rows], net
+
+    def _write_plan_details(self, writer, run, ind, plan_id, month, plan_amt, first, chain_rows) -> None:
+        """A plan's details 用款计划明细: one to three parts of the plan amount with the plan's elements."""
+        rng = _rng(self.spec.seed, "plandetail", plan_id)
+        fault = ind.get("detail_fault") if first else None
+        n = max(rng.choice((1, 1, 2, 3)), 2 if fault else 1)
+        n = min(n, max(1, plan_amt // 100))
+        cuts = sorted(rng.sample(range(1, plan_amt), n - 1)) if n > 1 else []
+        parts = [b - a for a, b in zip([0, *cuts], [*cuts, plan_amt], strict=True)]
+        exps = [ind["exp"]] * n
+        if fault == "plan_detail_sum_mismatch":
+            parts[-1] += rng.randrange(100, 100000)
+            self.manifest.add(fault, pay_plan_voucher=[plan_id])
+        elif fault == "plan_detail_element_mismatch":
+            exps[-1] = next(c for c in self.exp_leaves if c != ind["exp"])
+            self.manifest.add(fault, pay_plan_detail=[f"{plan_id}D{n}"])
+        agency = run.agency
+        for j, (part, exp) in enumerate(zip(parts, exps, strict=True)):
+            detail_id = f"{plan_id}D{j + 1}"
+            writer.add(
+                PAY_PLAN_DETAIL,
+                (
+                    detail_id,
+                    plan_id,
+                    agency.region.code,
+                    self.spec.year,
+                    agency.code,
+                    month,
+                    exp,
+                    ind["dep"],
+                    ind["fund"],
+                    fen(part),
+                ),
+            )
+            chain_rows["pay_plan_detail"].append(detail_id)
 
     def _write_payment(
         self,

@@ -25,7 +25,9 @@ Money = Numeric(18, 2)
 
 def code_set(name: str, comment: str) -> Table:
     """An ELE_* code set: a tree of codes with parent, leaf flag and level, each code with its enable flag
-    (is_enabled 1/0), validity window (start_date … end_date) and the fiscal year it belongs to."""
+    (is_enabled 1/0), validity window (start_date … end_date) and the fiscal year it belongs to. One row per code and
+    fiscal year: the set holds last year's, this year's and next year's codes side by side (codes change between
+    years), so a code is looked up in the year of its use."""
     return Table(
         name,
         metadata,
@@ -37,7 +39,7 @@ def code_set(name: str, comment: str) -> Table:
         Column("is_enabled", SmallInteger, nullable=False),
         Column("start_date", Date, nullable=False),
         Column("end_date", Date, nullable=False),
-        Column("fiscal_year", Integer, nullable=False),
+        Column("fiscal_year", Integer, primary_key=True),
         comment=comment,
     )
 
@@ -173,6 +175,8 @@ BA_BGT_INFO = Table(
     Column("ori_bgt_id", String(32)),
     Column("bgt_doc_no", String(40)),
     Column("is_plan_control", SmallInteger, nullable=False),
+    Column("ori_amount", Money, nullable=False),  # 年初（下达）金额：调整前的指标金额
+    Column("adj_amt", Money, nullable=False),  # 调整金额：追加 − 调减 ± 调剂（ba_bgt_adjust 之和）
     Index("ix_ba_bgt_info_agency", "mof_div_code", "agency_code"),
     comment="指标信息",
 )
@@ -407,4 +411,39 @@ SANDBOX_INFO = Table(
     Column("info_key", String(30), primary_key=True),
     Column("info_value", String(2000), nullable=False),
     comment="生成参数（种子、规模、截止日期）",
+)
+
+
+PAY_PLAN_DETAIL = Table(
+    "pay_plan_detail",
+    metadata,
+    Column("plan_detail_id", String(40), primary_key=True),
+    Column("plan_id", String(32), nullable=False, index=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("agency_code", String(20), nullable=False),
+    Column("plan_month", SmallInteger, nullable=False),
+    Column("exp_func_code", String(30), nullable=False),
+    Column("dep_bgt_eco_code", String(30), nullable=False),
+    Column("fund_type_code", String(30), nullable=False),
+    Column("plan_amt", Money, nullable=False),
+    comment="用款计划明细",
+)
+
+BA_BGT_ADJUST = Table(
+    "ba_bgt_adjust",
+    metadata,
+    Column("adjust_id", String(40), primary_key=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("agency_code", String(20), nullable=False),
+    Column("adjust_kind", String(4), nullable=False),  # 调整类型：追加 / 调减 / 调剂
+    Column("transfer_dir", String(4)),  # 调剂方向：调出 / 调入（调剂以外为空）
+    Column("bgt_id", String(32), nullable=False, index=True),
+    Column("counter_bgt_id", String(32)),  # 调剂的对方指标
+    Column("counter_adjust_id", String(40)),  # 调剂的对方调整单（调出对调入）
+    Column("adjust_amt", Money, nullable=False),  # 调整金额（正数，方向由类型与调剂方向决定）
+    Column("adjust_date", Date, nullable=False),
+    Column("adjust_doc_no", String(40), nullable=False),
+    comment="指标调整",
 )

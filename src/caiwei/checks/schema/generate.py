@@ -318,16 +318,30 @@ def code_rule(code: m.Code) -> dict:
     a, col = t.alias, f"{t.alias}.{code.column}"
     element = m.ELEMENT_TITLES[code.element]
     leaf = " OR e.is_leaf <> 1" if code.leaf else ""
-    sql = (
-        f"SELECT {_select(f'{a}.{t.key}', col, 'e.is_leaf')}\nFROM {t.name} {a}\n"
-        f"LEFT JOIN {code.element} e ON e.code = {col}\nWHERE e.code IS NULL{leaf}"
-    )
+    if t.year:
+        # The set holds several years: a code unknown in every year is not in the set; its leaf flag is the one of
+        # the row's own year (a code of another year only is reported by the validity rules).
+        sql = (
+            f"SELECT {_select(f'{a}.{t.key}', col, f'{a}.{m.YEAR}', 'e.is_leaf')}\nFROM {t.name} {a}\n"
+            f"LEFT JOIN {code.element} e ON e.code = {col} AND e.fiscal_year = {a}.{m.YEAR}\n"
+            f"LEFT JOIN (SELECT DISTINCT code FROM {code.element}) s ON s.code = {col}\nWHERE s.code IS NULL{leaf}"
+        )
+        where = "任一年度值集"
+    else:
+        sql = (
+            f"SELECT {_select(f'{a}.{t.key}', col, 'e.is_leaf')}\nFROM {t.name} {a}\n"
+            f"LEFT JOIN {code.element} e ON e.code = {col}\nWHERE e.code IS NULL{leaf}"
+        )
+        where = ""
     return _rule(
         "CODE",
         t,
         a,
         f"{t.title}的{element}不在值集内{'或非末级' if code.leaf else ''}",
-        f"{t.title}的{_label(code.column)}应为 {code.element} 中的代码{'，且为末级' if code.leaf else ''}。",
+        f"{t.title}的{_label(code.column)}应为 {code.element} 中的代码"
+        + (f"（{where}）" if where else "")
+        + ("，且在本行预算年度的值集中为末级" if code.leaf and t.year else "，且为末级" if code.leaf else "")
+        + "。",
         code.source,
         sql,
         evidence=[code.column, "is_leaf"],
@@ -339,11 +353,14 @@ def code_rule(code: m.Code) -> dict:
 def code_tree_rule(tree: m.CodeTree) -> dict:
     name = tree.table
     t = m.Table(name, m.ELEMENT_TITLES[name], "code", "e", "基础信息", region=False, year=False)
+    # Each fiscal year's set is a tree of its own: parent and children are looked up in the same year.
     sql = (
-        f"SELECT e.code, e.parent_code, e.is_leaf, e.level_no, pa.level_no AS parent_level, k.n AS children\n"
-        f"FROM {name} e\nLEFT JOIN {name} pa ON pa.code = e.parent_code\n"
-        f"LEFT JOIN (SELECT parent_code, COUNT(*) AS n FROM {name} WHERE parent_code IS NOT NULL GROUP BY parent_code) k"
-        f" ON k.parent_code = e.code\n"
+        f"SELECT e.code, e.fiscal_year, e.parent_code, e.is_leaf, e.level_no, pa.level_no AS parent_level,"
+        f" k.n AS children\n"
+        f"FROM {name} e\nLEFT JOIN {name} pa ON pa.code = e.parent_code AND pa.fiscal_year = e.fiscal_year\n"
+        f"LEFT JOIN (SELECT parent_code, fiscal_year, COUNT(*) AS n FROM {name} WHERE parent_code IS NOT NULL"
+        f" GROUP BY parent_code, fiscal_year) k"
+        f" ON k.parent_code = e.code AND k.fiscal_year = e.fiscal_year\n"
         "WHERE (e.parent_code IS NOT NULL AND pa.code IS NULL)\n"
         "   OR (e.parent_code IS NULL AND e.level_no <> 1)\n"
         "   OR (pa.code IS NOT NULL AND e.level_no <> pa.level_no + 1)\n"
@@ -355,11 +372,11 @@ def code_tree_rule(tree: m.CodeTree) -> dict:
         t,
         "e",
         f"{t.title}代码树的上级、末级标识或级次不一致",
-        f"{t.title}的上级代码应存在，末级标识应与有无下级一致，级次应为上级级次加一。",
+        f"{t.title}（每个年度的值集各自成树）的上级代码应存在于同一年度，末级标识应与有无下级一致，级次应为上级级次加一。",
         tree.source,
         sql,
         labels={"parent_level": "上级级次", "children": "下级个数"},
-        evidence=["parent_code", "is_leaf", "level_no", "parent_level", "children"],
+        evidence=["fiscal_year", "parent_code", "is_leaf", "level_no", "parent_level", "children"],
         advice="按部标值集修正代码树（上级、末级标识、级次），再下发。",
     )
 
@@ -368,8 +385,10 @@ def code_valid_rule(v: m.CodeValid) -> dict:
     t = m.TABLES[v.table]
     a, col = t.alias, f"{t.alias}.{v.column}"
     element = m.ELEMENT_TITLES[v.element]
-    conditions = ["e.is_enabled <> 1", f"e.fiscal_year <> {a}.{m.YEAR}"]
-    outputs = [f"{a}.{t.key}", col, f"{a}.{m.YEAR}", "e.is_enabled", "e.fiscal_year AS code_year"]
+    # The element row of the row's own year; a code absent from that year's set but present in last year's was
+    # retired this year (CodeRetired); one present only in other years is of another year (reported here).
+    conditions = ["e.is_enabled <> 1", "e.code IS NULL AND o.code IS NULL AND s.code IS NOT NULL"]
+    outputs = [f"{a}.{t.key}", col, f"{a}.{m.YEAR}", "e.is_enabled", "s.code_year"]
     what = "已停用、不属于本年度"
     if v.date:
         conditions.append(f"{a}.{v.date} < e.start_date OR {a}.{v.date} > e.end_date")
@@ -377,20 +396,24 @@ def code_valid_rule(v: m.CodeValid) -> dict:
         what += "或使用日期不在有效期内"
     sql = (
         f"SELECT {_select(*outputs)}\nFROM {t.name} {a}\n"
-        f"JOIN {v.element} e ON e.code = {col}\nWHERE {_where(conditions)}"
+        f"LEFT JOIN {v.element} e ON e.code = {col} AND e.fiscal_year = {a}.{m.YEAR}\n"
+        f"LEFT JOIN {v.element} o ON o.code = {col} AND o.fiscal_year = {a}.{m.YEAR} - 1\n"
+        f"LEFT JOIN (SELECT code, MAX(fiscal_year) AS code_year FROM {v.element} GROUP BY code) s ON s.code = {col}\n"
+        f"WHERE {_where(conditions)}"
     )
     return _rule(
         "CODE",
         t,
         a,
         f"{t.title}的{element}在使用日不可用",
-        f"{t.title}的{_label(v.column)}应为 {v.element} 中启用、属于同一预算年度"
-        + ("、且在使用日期处于有效期内的代码。" if v.date else "的代码。"),
+        f"{t.title}的{_label(v.column)}应为 {v.element} 中本行预算年度值集里启用"
+        + ("、且在使用日期处于有效期内的代码" if v.date else "的代码")
+        + "；只出现在其他年度（上年以外）值集中的代码不能使用。",
         v.source,
         sql,
         labels={
             "is_enabled": "代码启用标识",
-            "code_year": "代码所属年度",
+            "code_year": "值集中该代码的最近年度",
             "start_date": "代码有效期起",
             "end_date": "代码有效期止",
         },
@@ -474,7 +497,8 @@ def flow_rule(f: m.Flow) -> dict:
     p = parent.alias
     pcol, ccol = f.on
     n = "COALESCE(d.n, 0)"
-    aggregates = ["COUNT(*) AS n"] + ([f"SUM({f.sum_child}) AS s"] if f.sum_child else [])
+    summed = f"({f.sign}) * {f.sum_child}" if f.sign else f.sum_child
+    aggregates = ["COUNT(*) AS n"] + ([f"SUM({summed}) AS s"] if f.sum_child else [])
     conditions = []
     if f.count:
         conditions.append(f"NOT ({_count_sql(f.count, n, p)})")
@@ -497,15 +521,18 @@ def flow_rule(f: m.Flow) -> dict:
     if f.count:
         parts.append(f"对应的{child.title}笔数应满足 {_words(f.count)}")
     if f.sum_child:
+        signed = "（按类型计正负）" if f.sign else ""
         parts.append(
-            f"{child.title}的{_label(f.sum_child)}之和 {f.sum_op} {parent.title}的{_label(f.sum_parent)}"
+            f"{child.title}的{_label(f.sum_child)}{signed}之和 {f.sum_op} {parent.title}的{_label(f.sum_parent)}"
         )
     return _rule(
         "FLOW",
         parent,
         p,
         f.title,
-        f"每张{parent.title}：{'；'.join(parts)}。",
+        f"每张{parent.title}"
+        + (f"（{_words(f.when, f'{child.title}笔数')} 的）" if f.when else "")
+        + f"：{'；'.join(parts)}。",
         f.source,
         sql,
         labels={"child_count": f"{child.title}笔数", "child_sum": f"{child.title}{_label(f.sum_child)}合计"},
@@ -564,6 +591,86 @@ def carry_year_rule() -> tuple[str, object, dict]:
     return ("DATE", m.CarryYear(), data)
 
 
+def code_retired_rule(v: m.CodeRetired) -> dict:
+    t = m.TABLES[v.table]
+    a, col = t.alias, f"{t.alias}.{v.column}"
+    element = m.ELEMENT_TITLES[v.element]
+    sql = (
+        f"SELECT {_select(f'{a}.{t.key}', col, f'{a}.{m.YEAR}', 'o.name AS code_name')}\nFROM {t.name} {a}\n"
+        f"JOIN {v.element} o ON o.code = {col} AND o.fiscal_year = {a}.{m.YEAR} - 1\n"
+        f"LEFT JOIN {v.element} e ON e.code = {col} AND e.fiscal_year = {a}.{m.YEAR}\nWHERE e.code IS NULL"
+    )
+    return _rule(
+        "CODE",
+        t,
+        a,
+        f"{t.title}使用本年已取消的{element}",
+        f"{t.title}的{_label(v.column)}在上一年度的 {v.element} 值集中有、在本行预算年度的值集中已没有：代码本年已取消。",
+        v.source,
+        sql,
+        labels={"code_name": "代码名称（上年值集）"},
+        evidence=[v.column, m.YEAR, "code_name"],
+        advice="按本年度值集的新旧代码对照改用本年代码（常见于沿用上年指标或结转时未转换代码）。",
+        severity="紧急",
+    )
+
+
+def cover_rule(c: m.Cover) -> dict:
+    child, parent = m.TABLES[c.child], m.TABLES[c.parent]
+    a = child.alias
+    match = " AND ".join(f"x.{col} = {a}.{col}" for col in c.match)
+    sql = (
+        f"SELECT {_select(f'{a}.{child.key}', f'{a}.{c.column}', *(f'{a}.{col}' for col in c.match))}\n"
+        f"FROM {child.name} {a}\nWHERE {a}.{c.column} IS NOT NULL AND NOT EXISTS (\n"
+        f"  SELECT 1 FROM {parent.name} x WHERE x.{c.column} = {a}.{c.column} AND {match})"
+    )
+    names = "、".join(_label(col) for col in c.match)
+    return _rule(
+        "FLOW",
+        child,
+        a,
+        c.title,
+        f"{child.title}所用{_label(c.column)}的{parent.title}中，应有一条{names}都与{child.title}相同。",
+        c.source,
+        sql,
+        evidence=[c.column, *c.match],
+        advice=f"核对{child.title}的要素与所用计划的明细；按明细调整要素，或先补报对应要素的计划明细。",
+    )
+
+
+def not_below_paid_rule(c: m.NotBelowPaid) -> dict:
+    t = m.TABLES["ba_bgt_adjust"]
+    reduction = "adjust_kind = '调减' OR transfer_dir = '调出'"
+    sql = (
+        "SELECT aj.adjust_id, aj.bgt_id, aj.adjust_kind, aj.transfer_dir, aj.adjust_amt, aj.adjust_date,"
+        " b.ori_amount, COALESCE(a.net, 0) AS net_adjusted, COALESCE(q.paid, 0) AS paid_by_date,"
+        " b.ori_amount + COALESCE(a.net, 0) - COALESCE(q.paid, 0) AS available_after\n"
+        "FROM ba_bgt_adjust aj\nJOIN ba_bgt_info b ON b.bgt_id = aj.bgt_id\n"
+        "LEFT JOIN (SELECT x.adjust_id AS k,"
+        " SUM(CASE WHEN y.adjust_kind = '调减' OR y.transfer_dir = '调出' THEN -y.adjust_amt ELSE y.adjust_amt END) AS net"
+        f" FROM ba_bgt_adjust x JOIN ba_bgt_adjust y ON y.bgt_id = x.bgt_id AND y.adjust_date <= x.adjust_date"
+        f" WHERE x.{reduction.replace(' OR ', ' OR x.')} GROUP BY x.adjust_id) a ON a.k = aj.adjust_id\n"
+        "LEFT JOIN (SELECT x.adjust_id AS k, SUM(pv.pay_amt) AS paid"
+        " FROM ba_bgt_adjust x JOIN pay_voucher pv ON pv.bgt_id = x.bgt_id AND pv.pay_app_date <= x.adjust_date"
+        f" WHERE x.{reduction.replace(' OR ', ' OR x.')} GROUP BY x.adjust_id) q ON q.k = aj.adjust_id\n"
+        f"WHERE (aj.{reduction.replace(' OR ', ' OR aj.')})\n"
+        "  AND ROUND(b.ori_amount + COALESCE(a.net, 0) - COALESCE(q.paid, 0), 2) < 0"
+    )
+    return _rule(
+        "FLOW",
+        t,
+        "aj",
+        "调减后指标低于调减日已支付的金额",
+        "指标调减（含调剂调出）后，截至调整日期的指标金额（年初数加截至当日的各项调整）不能少于截至当日已申请支付的金额。",
+        c.source,
+        sql,
+        amount="adjust_amt",
+        evidence=["adjust_kind", "transfer_dir", "adjust_amt", "ori_amount", "net_adjusted", "paid_by_date"],
+        advice="核对调减文件与支付进度：调减不能超过指标当时的可用余额；确需调减的，先核减或退回相应支付。",
+        severity="重大",
+    )
+
+
 RULE_FOR = {
     m.Ref: ("REF", ref_rule),
     m.Unique: ("KEY", unique_rule),
@@ -578,6 +685,9 @@ RULE_FOR = {
     m.CodeValid: ("CODE", code_valid_rule),
     m.AccountKind: ("CODE", account_kind_rule),
     m.PayOutOnly: ("CODE", pay_out_only_rule),
+    m.CodeRetired: ("CODE", code_retired_rule),
+    m.Cover: ("FLOW", cover_rule),
+    m.NotBelowPaid: ("FLOW", not_below_paid_rule),
 }
 
 

@@ -4,7 +4,7 @@ the ``schema_derived`` pack are generated from it (``caiwei checks generate-rule
 
 Every constraint names its source in ``source``: ``DOMAIN`` is /work/shared/docs/DOMAIN.md (section in brackets),
 ``schema`` is src/caiwei/sandbox/schema.py (the column or its comment), ``sandbox.md`` is docs/sandbox.md.
-Only what those justify is modelled; what the sandbox lacks (会计科目, plan details …) is listed in
+Only what those justify is modelled; what the sandbox lacks (会计科目 …) is listed in
 docs/checks.md under “由表结构约束生成的规则”.
 """
 
@@ -74,6 +74,8 @@ TABLES = {
         Table("pay_salary_run", "工资统发批次", "run_id", "sr", "工资统发"),
         Table("pay_salary_detail", "工资统发明细", "run_id", "sd", "工资统发", region=False, year=False),
         Table("asset_depr", "折旧明细", "asset_id", "dp", "资产管理", region=False, year=False),
+        Table("pay_plan_detail", "用款计划明细", "plan_detail_id", "pd", "用款计划"),
+        Table("ba_bgt_adjust", "指标调整", "adjust_id", "aj", "指标管理", date="adjust_date"),
     )
 }
 
@@ -846,6 +848,7 @@ class Flow:
     sum_parent: str = ""
     when: str = ""  # SQL over the parent's columns (alias-free column names are prefixed)
     evidence: tuple[str, ...] = ()
+    sign: str = ""  # SQL over the child's columns giving +1 or -1: the sum is of sign × sum_child
 
 
 FLOWS: tuple[Flow, ...] = (
@@ -1008,6 +1011,184 @@ class CarryYear:
 EXTRA = (PlanControl(), CarryYear())
 
 
+# --- plan details, indicator adjustments, code sets of several years (issue 11 §2) ------------------------------
+
+
+@dataclass(frozen=True)
+class CodeRetired:
+    """A code column whose code was retired this year: it is in the element table of the year before the row's
+    fiscal year but not in the row's own year (the sets hold last, this and next year's codes side by side)."""
+
+    table: str
+    column: str
+    element: str
+    source: str = "DOMAIN [Level 1] validity on the date of use；ELE_* 按年度分别维护（代码跨年度增删）"
+
+
+@dataclass(frozen=True)
+class Cover:
+    """Every ``child`` row whose ``column`` is set finds a ``parent`` row with ``column`` equal and every ``match``
+    column equal (a payment under a plan finds a detail of that plan with its elements)."""
+
+    child: str
+    column: str
+    parent: str
+    match: tuple[str, ...]
+    title: str
+    source: str
+
+
+@dataclass(frozen=True)
+class NotBelowPaid:
+    """A reduction (调减, or 调剂调出) never takes its indicator below what the indicator has paid by the reduction's
+    date: original amount + the signed adjustments dated up to it − the payments applied for up to it ≥ 0."""
+
+    source: str = (
+        "DOMAIN [Level 2] counts and sums agree along indicator → payment … across months；"
+        "[BA_BGT_INFO] amount、pay_app_amt"
+    )
+
+
+ADJUST_SIGN = "CASE WHEN adjust_kind = '调减' OR transfer_dir = '调出' THEN -1 ELSE 1 END"
+PLAN_DETAIL = "DOMAIN [What the data checks look for] plan amounts = sum of plan details"
+ADJUST = "DOMAIN [BA_BGT_INFO] ori_bgt_id (source indicator for adjustments)；指标调整（追加、调减、调剂）"
+
+PLAN_ADJUST_SECTION: tuple = (
+    Ref(
+        "pay_plan_detail",
+        "plan_id",
+        "pay_plan_voucher",
+        "计划明细的用款计划",
+        f"{PLAN_DETAIL}；[What the data checks look for] element inheritance",
+        agree=_same(REGION, YEAR, AGENCY, "plan_month", *ELEMENTS_GL),
+    ),
+    Ref(
+        "pay_plan_detail",
+        "plan_id",
+        "ba_bgt_info",
+        "计划明细与指标的要素",
+        "DOMAIN [What the data checks look for] element inheritance：指标→计划→明细",
+        agree=_same(*ELEMENTS_GL),
+        via=Via("pay_plan_voucher", "plan_id", "bgt_id"),
+        parent_key="bgt_id",
+    ),
+    Ref(
+        "ba_bgt_adjust",
+        "bgt_id",
+        "ba_bgt_info",
+        "调整单的指标",
+        ADJUST,
+        agree=_same(REGION, YEAR, AGENCY),
+    ),
+    Ref(
+        "ba_bgt_adjust",
+        "counter_bgt_id",
+        "ba_bgt_info",
+        "调剂的对方指标",
+        f"{ADJUST}；调剂在同一区划、同一年度的指标之间",
+        agree=_same(REGION, YEAR),
+        nullable=True,
+        parent_key="bgt_id",
+    ),
+    Ref(
+        "ba_bgt_adjust",
+        "counter_adjust_id",
+        "ba_bgt_adjust",
+        "调剂调出对应的调入",
+        f"{ADJUST}；调剂调出与调入金额相等、互为对方",
+        agree=(
+            *_same("adjust_amt", "adjust_kind", REGION, YEAR, "adjust_date"),
+            ("bgt_id", "counter_bgt_id"),
+            ("counter_bgt_id", "bgt_id"),
+        ),
+        nullable=True,
+        parent_key="adjust_id",
+    ),
+    Amount("pay_plan_detail", "plan_amt", "计划明细金额", "positive", f"{MONEY}；{PLAN_DETAIL}"),
+    Amount("ba_bgt_adjust", "adjust_amt", "指标调整金额", "positive", f"{MONEY}；{ADJUST}"),
+    Amount("ba_bgt_info", "ori_amount", "指标年初（下达）金额", "nonnegative", f"{MONEY}；{ADJUST}"),
+    RowRelation(
+        "ba_bgt_info",
+        "amount",
+        "=",
+        "ori_amount + adj_amt",
+        "指标金额不等于年初（下达）金额加调整金额",
+        f"{ADJUST}：指标金额 = 年初数 + 追加 − 调减 ± 调剂",
+        ("amount", "ori_amount", "adj_amt"),
+    ),
+    DateRule(
+        "ba_bgt_adjust",
+        "adjust_date",
+        "指标调整日期",
+        f"{ADJUST}；DOMAIN [Level 1] every date in its fiscal window",
+        in_year=True,
+    ),
+    *_codes("pay_plan_detail", *ELEMENTS_GL, source=f"{PLAN_DETAIL}；部标校验"),
+    *(_valid(c) for c in _codes("pay_plan_detail", *ELEMENTS_GL, source="")),
+    Enum(
+        "ba_bgt_adjust",
+        "adjust_kind",
+        ("追加", "调减", "调剂"),
+        "指标调整类型不在取值范围内",
+        f"schema ba_bgt_adjust.adjust_kind；{ADJUST}",
+    ),
+    Enum(
+        "ba_bgt_adjust",
+        "transfer_dir",
+        ("调出", "调入"),
+        "调剂方向不在取值范围内",
+        "schema ba_bgt_adjust.transfer_dir：调出 / 调入",
+    ),
+    *(
+        CodeRetired(v.table, v.column, v.element)
+        for v in (*CODE_VALIDITY, *(_valid(c) for c in _codes("pay_plan_detail", *ELEMENTS_GL, source="")))
+    ),
+    Flow(
+        "pay_plan_voucher",
+        "pay_plan_detail",
+        ("plan_id", "plan_id"),
+        "用款计划没有明细或明细之和不等于计划金额",
+        PLAN_DETAIL,
+        count="n >= 1",
+        sum_child="plan_amt",
+        sum_op="=",
+        sum_parent="plan_amt",
+        evidence=("plan_amt",),
+    ),
+    Flow(
+        "ba_bgt_info",
+        "ba_bgt_adjust",
+        ("bgt_id", "bgt_id"),
+        "指标调整金额不等于其调整单之和（追加减调减，调剂调入减调出）",
+        f"{ADJUST}：指标金额 = 年初数 + Σ追加 − Σ调减 ± 调剂",
+        sum_child="adjust_amt",
+        sum_op="=",
+        sum_parent="adj_amt",
+        evidence=("ori_amount", "adj_amt", "amount"),
+        sign=ADJUST_SIGN,
+    ),
+    Flow(
+        "ba_bgt_adjust",
+        "ba_bgt_adjust",
+        ("adjust_id", "counter_adjust_id"),
+        "调剂调入没有恰好一笔对应的调出",
+        f"{ADJUST}；调剂调出与调入成对",
+        count="n = 1",
+        when="{p}.transfer_dir = '调入'",
+        evidence=("adjust_kind", "transfer_dir", "adjust_amt"),
+    ),
+    Cover(
+        "pay_voucher",
+        "plan_id",
+        "pay_plan_detail",
+        ELEMENTS_GL,
+        "计划内支付的要素不在所用用款计划的明细中",
+        f"{PLAN_DETAIL}；DOMAIN [money flow] 双控制：支付在计划之内",
+    ),
+    NotBelowPaid(),
+)
+
+
 @dataclass
 class Model:
     tables: dict = field(default_factory=lambda: TABLES)
@@ -1121,4 +1302,4 @@ HR = (
 )
 
 
-MODEL = Model(sections=(("HR", HR),))
+MODEL = Model(sections=(("", PLAN_ADJUST_SECTION), ("HR", HR)))

@@ -159,11 +159,15 @@ SECTIONED = [c for _, constraints in m.MODEL.sections for c in constraints]
 def _all(kind: type, earlier: tuple) -> list:
     """The model's constraints of a class: the earlier tuples and the later sections (Model.sections)."""
     return [*earlier, *(c for c in SECTIONED if isinstance(c, kind))]
+SECTIONS = SECTIONED
 
 
 def _links() -> tuple[list[tuple[str, str, str, str]], list[tuple[tuple, tuple]]]:
     direct, via_pairs = [], []
-    for ref in _all(m.Ref, m.REFS):
+    refs = _all(m.Ref, m.REFS)
+    flows = _all(m.Flow, m.FLOWS)
+    codes = [*m.CODES, *(c for c in SECTIONED if isinstance(c, m.Code | m.CodeValid | m.CodeRetired))]
+    for ref in refs:
         pkey = ref.parent_key or m.TABLES[ref.parent].key
         if ref.via:
             first = (ref.child, ref.column, ref.via.table, ref.via.key)
@@ -172,9 +176,15 @@ def _links() -> tuple[list[tuple[str, str, str, str]], list[tuple[tuple, tuple]]
             via_pairs.append((first, second))
         else:
             direct.append((ref.child, ref.column, ref.parent, pkey))
-    direct += [(f.parent, f.on[0], f.child, f.on[1]) for f in _all(m.Flow, m.FLOWS)]
+    direct += [(f.parent, f.on[0], f.child, f.on[1]) for f in flows]
     direct += [(o.child, o.on[0], o.parent, o.on[1]) for o in _all(m.DateOrder, m.DATE_ORDERS)]
-    direct += [(c.table, c.column, c.element, "code") for c in _all(m.Code, m.CODES)]
+    direct += [(c.table, c.column, c.element, "code") for c in codes]
+    direct += [(c.child, c.column, c.parent, c.column) for c in SECTIONED if isinstance(c, m.Cover)]
+    # A reduction's check reads its indicator's payments and other adjustments.
+    direct += [
+        ("ba_bgt_adjust", "bgt_id", "pay_voucher", "bgt_id"),
+        ("ba_bgt_adjust", "bgt_id", "ba_bgt_adjust", "bgt_id"),
+    ]
     direct += [(t.table, "parent_code", t.table, "code") for t in m.CODE_TREES]
     direct += [
         ("pay_voucher", "bgt_id", "ba_bgt_info", "bgt_id"),
@@ -226,6 +236,9 @@ def _neighbourhood(conn, table: str, before: dict | None, after: dict | None) ->
 
 
 # --- mutations derived from each kind of constraint ----------------------------------------------------------------
+
+# A reduction of an indicator 调减 (or the out side of a transfer 调剂调出), from the model's NotBelowPaid docstring.
+_REDUCTION = "adjust_kind = '调减' OR transfer_dir = '调出'"
 
 
 class Skip(Exception):
@@ -328,17 +341,23 @@ def mutate(conn, data, g: gen.Generated):
         variants = ["enabled", "year"] + (["window"] if c.date else [])
         variant = data.draw(st.sampled_from(variants), label="validity")
         date_col = f", {c.date}" if c.date else ""
-        _, code, *used = _pick(
+        _, code, year, *used = _pick(
             conn,
             data,
-            f"SELECT rowid, {c.column}{date_col} FROM {c.table} WHERE {c.column} IS NOT NULL ORDER BY rowid",
+            f"SELECT rowid, {c.column}, fiscal_year{date_col} FROM {c.table} WHERE {c.column} IS NOT NULL ORDER BY rowid",
         )
-        (erowid,) = conn.execute(f"SELECT rowid FROM {c.element} WHERE code = ?", (code,)).fetchone()  # noqa: S608
+        # The code sets hold several years: the element row of the year of use.
+        (erowid,) = conn.execute(
+            f"SELECT rowid FROM {c.element} WHERE code = ? AND fiscal_year = ?",  # noqa: S608
+            (code, year),
+        ).fetchone()
         where, params = f"{c.column} = ?", [code]
         if variant == "enabled":
             _update(conn, c.element, erowid, {"is_enabled": 0})
         elif variant == "year":
-            conn.execute(f"UPDATE {c.element} SET fiscal_year = fiscal_year - 1 WHERE rowid = ?", (erowid,))  # noqa: S608
+            # Only in another year's set (not last year's: that is a code retired this year, CodeRetired).
+            conn.execute(f"UPDATE {c.element} SET fiscal_year = fiscal_year + 5 WHERE rowid = ?", (erowid,))  # noqa: S608
+            conn.execute(f"DELETE FROM {c.element} WHERE code = ? AND fiscal_year = ?", (code, year - 1))  # noqa: S608
         else:
             end = _day(used[0], -1)
             _update(conn, c.element, erowid, {"end_date": end})
@@ -348,6 +367,82 @@ def mutate(conn, data, g: gen.Generated):
             (c.table, str(r[0])) for r in conn.execute(f"SELECT {key} FROM {c.table} WHERE {where}", params)
         }  # noqa: S608
         return c.element, erowid, expected, set()
+    if isinstance(c, m.CodeRetired):
+        # Retire the code this year: its row of the year of use goes, last year's stays (added if it was new).
+        _, code, year = _pick(
+            conn,
+            data,
+            f"SELECT rowid, {c.column}, fiscal_year FROM {c.table} WHERE {c.column} IS NOT NULL ORDER BY rowid",
+        )
+        (erowid,) = conn.execute(
+            f"SELECT rowid FROM {c.element} WHERE code = ? AND fiscal_year = ?",  # noqa: S608
+            (code, year),
+        ).fetchone()
+        columns = [d[1] for d in conn.execute(f"PRAGMA table_info({c.element})")]
+        values = ", ".join("fiscal_year - 1" if col == "fiscal_year" else col for col in columns)
+        conn.execute(
+            f"INSERT OR IGNORE INTO {c.element} ({', '.join(columns)}) SELECT {values} FROM {c.element} WHERE rowid = ?",  # noqa: S608
+            (erowid,),
+        )
+        before = _row(conn, c.element, erowid)
+        conn.execute(f"DELETE FROM {c.element} WHERE rowid = ?", (erowid,))  # noqa: S608
+        key = m.TABLES[c.table].key
+        expected = {
+            (c.table, str(r[0]))
+            for r in conn.execute(
+                f"SELECT {key} FROM {c.table} WHERE {c.column} = ? AND fiscal_year = ?",  # noqa: S608
+                (code, year),
+            )
+        }
+        return c.element, erowid, expected, _neighbourhood(conn, c.element, before, None)
+    if isinstance(c, m.Cover):
+        # A payment under a plan gets elements no detail of its plan has (another leaf code of its year's set).
+        column = data.draw(st.sampled_from(c.match), label="element")
+        rowid, current, year = _pick(
+            conn,
+            data,
+            f"SELECT rowid, {column}, fiscal_year FROM {c.child} WHERE {c.column} IS NOT NULL ORDER BY rowid",  # noqa: S608
+        )
+        element = m.ELEMENT_TABLES[column]
+        others = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT code FROM {element} WHERE is_leaf = 1 AND fiscal_year = ? AND code <> ? ORDER BY code",  # noqa: S608
+                (year, current),
+            )
+        ]
+        _update(conn, c.child, rowid, {column: data.draw(st.sampled_from(others), label="code")})
+        return c.child, rowid, None, set()
+    if isinstance(c, m.NotBelowPaid):
+        # Raise a reduction past what its indicator had left on its date (original + adjustments to date − paid).
+        signed = f"CASE WHEN {_REDUCTION} THEN -adjust_amt ELSE adjust_amt END"
+        rowid, bgt_id, day = _pick(
+            conn,
+            data,
+            f"SELECT rowid, bgt_id, adjust_date FROM ba_bgt_adjust WHERE {_REDUCTION} ORDER BY rowid",
+        )
+        (available,) = conn.execute(
+            f"SELECT b.ori_amount + (SELECT SUM({signed}) FROM ba_bgt_adjust a WHERE a.bgt_id = b.bgt_id"  # noqa: S608
+            " AND a.adjust_date <= ?) - COALESCE((SELECT SUM(pay_amt) FROM pay_voucher p WHERE p.bgt_id = b.bgt_id"
+            " AND p.pay_app_date <= ?), 0) FROM ba_bgt_info b WHERE b.bgt_id = ?",
+            (day, day, bgt_id),
+        ).fetchone()
+        extra = round(max(available, 0) + 1, 2)
+        conn.execute("UPDATE ba_bgt_adjust SET adjust_amt = adjust_amt + ? WHERE rowid = ?", (extra, rowid))
+        expected = set()
+        for key, when in conn.execute(
+            f"SELECT adjust_id, adjust_date FROM ba_bgt_adjust WHERE bgt_id = ? AND ({_REDUCTION})",
+            (bgt_id,),  # noqa: S608
+        ).fetchall():
+            (left,) = conn.execute(
+                f"SELECT b.ori_amount + (SELECT SUM({signed}) FROM ba_bgt_adjust a WHERE a.bgt_id = b.bgt_id"  # noqa: S608
+                " AND a.adjust_date <= ?) - COALESCE((SELECT SUM(pay_amt) FROM pay_voucher p"
+                " WHERE p.bgt_id = b.bgt_id AND p.pay_app_date <= ?), 0) FROM ba_bgt_info b WHERE b.bgt_id = ?",
+                (when, when, bgt_id),
+            ).fetchone()
+            if round(left, 2) < 0:
+                expected.add(("ba_bgt_adjust", key))
+        return "ba_bgt_adjust", rowid, expected, set()
     if isinstance(c, m.AccountKind):
         # Turn the payee master row of a payment the kind may not receive into an account of that kind.
         denied = " OR ".join(f"SUBSTR(p.dep_bgt_eco_code, 1, {len(d)}) = '{d}'" for d in c.denied)
@@ -383,10 +478,14 @@ def mutate(conn, data, g: gen.Generated):
     if isinstance(c, m.CodeTree):
         rowid, code = _pick(conn, data, f"SELECT rowid, code FROM {c.table} ORDER BY rowid")
         conn.execute(f"UPDATE {c.table} SET level_no = level_no + 5 WHERE rowid = ?", (rowid,))  # noqa: S608
-        children = {
+        (year,) = conn.execute(f"SELECT fiscal_year FROM {c.table} WHERE rowid = ?", (rowid,)).fetchone()  # noqa: S608
+        children = {  # each year's set is a tree of its own
             (c.table, r[0])
-            for r in conn.execute(f"SELECT code FROM {c.table} WHERE parent_code = ?", (code,))
-        }  # noqa: S608
+            for r in conn.execute(
+                f"SELECT code FROM {c.table} WHERE parent_code = ? AND fiscal_year = ?",  # noqa: S608
+                (code, year),
+            )
+        }
         return c.table, rowid, {(c.table, code), *children}, set()
     if isinstance(c, m.Enum):
         (rowid,) = _pick(conn, data, f"SELECT rowid FROM {c.table} ORDER BY rowid")

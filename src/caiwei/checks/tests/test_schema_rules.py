@@ -103,4 +103,6 @@ def test_clean_sandbox_gives_no_finding_and_faults_only_manifest_rows(server_url
         "ba_bgt_carryovers",
         "asset_card",
         "pay_salary_run",
+        "pay_plan_detail",
+        "ba_bgt_adjust",
     }

@@ -47,6 +47,7 @@ CODED_TABLES = {
     ),
     "gl_voucher": ("gl_vou_id", ["exp_func_code", "dep_bgt_eco_code", "fund_type_code"]),
     "pm_project_info": ("pro_code", ["exp_func_code"]),
+    "pay_plan_detail": ("plan_detail_id", ["exp_func_code", "dep_bgt_eco_code", "fund_type_code"]),
 }
 
 
@@ -317,16 +318,35 @@ def rules() -> dict[str, list[tuple[str, str]]]:
                 (
                     table,
                     f"""
-                SELECT t.{key} FROM {table} t JOIN {ele} e ON e.code = t.{column} WHERE e.is_leaf = 0""",
+                SELECT t.{key} FROM {table} t JOIN {ele} e ON e.code = t.{column} AND e.fiscal_year = t.fiscal_year
+                WHERE e.is_leaf = 0""",
                 )
             )
-    # Validity on the date of use: enabled, of the row's fiscal year, within start_date … end_date.
+    # Validity on the date of use, in the code set of the row's fiscal year (the sets hold last, this and next
+    # year): enabled, within start_date … end_date; a code absent from this year's set is either retired this year
+    # (in last year's set) or of another year only.
     dated = {"pay_voucher": "pay_app_date", "gl_voucher": "vou_date"}
     for table, (key, columns) in CODED_TABLES.items():
         for column in columns:
-            join = f"SELECT t.{key} FROM {table} t JOIN {CODE_COLUMNS[column]} e ON e.code = t.{column}"
+            ele = CODE_COLUMNS[column]
+            this = f"e.code = t.{column} AND e.fiscal_year = t.fiscal_year"
+            last = f"o.code = t.{column} AND o.fiscal_year = t.fiscal_year - 1"
+            join = f"SELECT t.{key} FROM {table} t JOIN {ele} e ON {this}"
             code_rules["disabled_code_used"].append((table, f"{join} WHERE e.is_enabled <> 1"))
-            code_rules["code_wrong_year"].append((table, f"{join} WHERE e.fiscal_year <> t.fiscal_year"))
+            code_rules["code_wrong_year"].append(
+                (
+                    table,
+                    f"SELECT t.{key} FROM {table} t LEFT JOIN {ele} e ON {this} LEFT JOIN {ele} o ON {last}"
+                    f" WHERE e.code IS NULL AND o.code IS NULL AND t.{column} IN (SELECT code FROM {ele})",
+                )
+            )
+            code_rules["code_retired_this_year"].append(
+                (
+                    table,
+                    f"SELECT t.{key} FROM {table} t JOIN {ele} o ON {last} LEFT JOIN {ele} e ON {this}"
+                    " WHERE e.code IS NULL",
+                )
+            )
             if table in dated:
                 day = f"t.{dated[table]}"
                 code_rules["code_outside_validity"].append(
@@ -353,6 +373,86 @@ def rules() -> dict[str, list[tuple[str, str]]]:
         (
             "pay_voucher",
             "SELECT p.pay_app_id FROM pay_voucher p JOIN agency_account a ON a.account_no = p.payee_acct_no",
+        )
+    ]
+    # Plan details 用款计划明细: they add up to their plan, carry its (and its indicator's) elements, and a payment
+    # under a plan finds a detail of that plan with its own elements.
+    r["plan_detail_sum_mismatch"] = [
+        (
+            "pay_plan_voucher",
+            """
+            SELECT pl.plan_id FROM pay_plan_voucher pl LEFT JOIN (
+              SELECT plan_id, SUM(plan_amt) AS total FROM pay_plan_detail GROUP BY plan_id) d ON d.plan_id = pl.plan_id
+            WHERE d.plan_id IS NULL OR ROUND(d.total, 2) <> ROUND(pl.plan_amt, 2)""",
+        )
+    ]
+    r["plan_detail_element_mismatch"] = [
+        (
+            "pay_plan_detail",
+            """
+            SELECT d.plan_detail_id FROM pay_plan_detail d JOIN pay_plan_voucher pl ON pl.plan_id = d.plan_id
+            JOIN ba_bgt_info b ON b.bgt_id = pl.bgt_id
+            WHERE d.exp_func_code <> b.exp_func_code OR d.dep_bgt_eco_code <> b.dep_bgt_eco_code
+               OR d.fund_type_code <> b.fund_type_code OR d.exp_func_code <> pl.exp_func_code
+               OR d.plan_month <> pl.plan_month OR d.agency_code <> pl.agency_code
+               OR d.mof_div_code <> pl.mof_div_code OR d.fiscal_year <> pl.fiscal_year""",
+        )
+    ]
+    r["payment_within_plan_details"] = [
+        (
+            "pay_voucher",
+            """
+            SELECT p.pay_app_id FROM pay_voucher p WHERE p.plan_id IS NOT NULL AND NOT EXISTS (
+              SELECT 1 FROM pay_plan_detail d WHERE d.plan_id = p.plan_id AND d.exp_func_code = p.exp_func_code
+                 AND d.dep_bgt_eco_code = p.dep_bgt_eco_code AND d.fund_type_code = p.fund_type_code)""",
+        )
+    ]
+    # Indicator adjustments 指标调整: amount = original + 追加 − 调减 ± 调剂; a transfer's two sides are equal, within
+    # one region and year; a reduction leaves at least what was paid by its date; dates in the year, by the as-of date.
+    signed = "CASE WHEN adjust_kind = '调减' OR transfer_dir = '调出' THEN -adjust_amt ELSE adjust_amt END"
+    r["adjustment_not_applied"] = [
+        (
+            "ba_bgt_info",
+            f"""
+            SELECT b.bgt_id FROM ba_bgt_info b LEFT JOIN (
+              SELECT bgt_id, SUM({signed}) AS net FROM ba_bgt_adjust GROUP BY bgt_id) a ON a.bgt_id = b.bgt_id
+            WHERE ROUND(b.amount, 2) <> ROUND(b.ori_amount + COALESCE(a.net, 0), 2)
+               OR ROUND(b.adj_amt, 2) <> ROUND(COALESCE(a.net, 0), 2)""",
+        )
+    ]
+    r["transfer_unbalanced"] = [
+        (
+            "ba_bgt_adjust",
+            """
+            SELECT o.adjust_id FROM ba_bgt_adjust o LEFT JOIN ba_bgt_adjust i ON i.adjust_id = o.counter_adjust_id
+            LEFT JOIN ba_bgt_info c ON c.bgt_id = o.counter_bgt_id
+            WHERE o.transfer_dir = '调出' AND (i.adjust_id IS NULL OR ROUND(i.adjust_amt, 2) <> ROUND(o.adjust_amt, 2)
+               OR i.bgt_id <> o.counter_bgt_id OR i.counter_bgt_id <> o.bgt_id OR i.transfer_dir <> '调入'
+               OR c.mof_div_code <> o.mof_div_code OR c.fiscal_year <> o.fiscal_year)""",
+        ),
+        (
+            "ba_bgt_adjust",
+            """
+            SELECT i.adjust_id FROM ba_bgt_adjust i WHERE i.transfer_dir = '调入'
+               AND (SELECT COUNT(*) FROM ba_bgt_adjust o WHERE o.counter_adjust_id = i.adjust_id) <> 1""",
+        ),
+    ]
+    r["reduction_below_paid"] = [
+        (
+            "ba_bgt_adjust",
+            f"""
+            SELECT r.adjust_id FROM ba_bgt_adjust r JOIN ba_bgt_info b ON b.bgt_id = r.bgt_id
+            WHERE (r.adjust_kind = '调减' OR r.transfer_dir = '调出')
+              AND b.ori_amount
+                + (SELECT SUM({signed}) FROM ba_bgt_adjust a WHERE a.bgt_id = r.bgt_id AND a.adjust_date <= r.adjust_date)
+                - COALESCE((SELECT SUM(pay_amt) FROM pay_voucher p
+                            WHERE p.bgt_id = r.bgt_id AND p.pay_app_date <= r.adjust_date), 0) < 0""",
+        )
+    ]
+    r["adjustment_after_as_of"] = [
+        (
+            "ba_bgt_adjust",
+            f"SELECT adjust_id FROM ba_bgt_adjust WHERE adjust_date > '{AS_OF}' OR adjust_date < '{AS_OF.year}-01-01'",
         )
     ]
     return r
