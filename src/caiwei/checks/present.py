@@ -132,6 +132,9 @@ COLUMN_LABELS = {
     "n": "条数",
     "total": "合计",
     "surplus_amt": "多付金额",
+    "valid_from": "授权起始日",
+    "valid_to": "授权终止日",
+    "is_public": "是否公共账号",
 }
 # What proves a finding, when a rule does not list its evidence columns: amounts, dates, accounts, purposes,
 # states and counts, in the order the rule returns them (after the key).

@@ -268,4 +268,11 @@ FAULT_LABELS = {
     "payee_name_mismatch": "收款户名与收款人信息不符",
     "account_kind_not_allowed": "收款账户性质不允许该类支付",
     "zero_balance_account_receives": "零余额账户作为收款账户",
+    "approved_without_role": "审核人在审核日已无审核授权",
+    "admin_handles_business": "三员账号办理支付业务",
+    "shared_operator_signed": "公共账号审核并发送凭证",
+    "blank_operator": "经办人为空",
+    "acts_for_other_agency": "录入人不属于付款单位",
+    "amount_extra_digit": "支付金额多录一位（远超同类支付）",
+    "amount_history_outlier": "支付金额小数点错位（远超该收款人以往同类支付）",
 }
