@@ -138,6 +138,36 @@ def test_entry_without_the_entry_role_and_by_an_administrator(clean):
     assert flagged(url, ["WHO-003"])["WHO-003"] == set()
 
 
+def test_an_approver_approving_a_payment_to_themselves(clean):
+    url, engine = clean
+    with engine.begin() as conn:
+        # A payment to a staff member's personal account; its approver is made that staff member's account.
+        key, approver, holder = conn.execute(
+            sa.text(
+                "SELECT p.pay_app_id, p.audit_user_id, y.person_id FROM pay_voucher p"
+                " JOIN pay_payee_info y ON y.payee_acct_no = p.payee_acct_no"
+                " WHERE y.acct_kind = '个人账户' ORDER BY p.pay_app_id"
+            )
+        ).first()
+        conn.execute(
+            sa.text("UPDATE sys_user SET person_id = :h WHERE user_id = :u"), {"h": holder, "u": approver}
+        )
+        expected = {
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT p.pay_app_id, y.person_id FROM pay_voucher p"
+                    " JOIN pay_payee_info y ON y.payee_acct_no = p.payee_acct_no WHERE p.audit_user_id = :u"
+                ),
+                {"u": approver},
+            )
+            if r[1] == holder
+        }
+    assert key in expected
+    found = flagged(url, who_rules())
+    assert {r: keys for r, keys in found.items() if keys} == {"WHO-011": expected}
+
+
 def payments(engine):
     with engine.connect() as conn:
         return conn.execute(
