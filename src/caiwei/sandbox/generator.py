@@ -109,7 +109,7 @@ ROLES = [
 ]
 
 
-# Role grants that predate the sandbox year start three years before it; valid_to None = still valid.
+# Role grants older than the sandbox year start on 1 January three years before it; valid_to None = still valid.
 ROLE_SINCE_YEARS = 3
 # The plausibility rules' defaults (rules/plausibility): clean amounts stay within AMOUNT_SPREAD of their agency and
 # economic item's typical size, so that no clean amount is PLAUS_FACTOR times its peers' or its history's average.
