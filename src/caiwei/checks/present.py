@@ -155,6 +155,9 @@ COLUMN_LABELS = {
     "paid_by_date": "截至调整日的已支付",
     "available_after": "调整后可用额度",
     "code_name": "代码名称",
+    "valid_from": "授权起始日",
+    "valid_to": "授权终止日",
+    "is_public": "是否公共账号",
 }
 # What proves a finding, when a rule does not list its evidence columns: amounts, dates, accounts, purposes,
 # states and counts, in the order the rule returns them (after the key).

@@ -66,6 +66,14 @@ FAULT_RULES = {
         "GEN-CODE-072",
         "GEN-CODE-075",
     ],
+    # Who acted (level 5) and plausibility against peers and history (level 6).
+    "approved_without_role": ["WHO-001", "WHO-002"],
+    "admin_handles_business": ["WHO-004", "WHO-005"],
+    "shared_operator_signed": ["WHO-006", "WHO-007"],
+    "blank_operator": ["WHO-008", "WHO-009"],
+    "acts_for_other_agency": ["WHO-010"],
+    "amount_extra_digit": ["PLAUS-001"],
+    "amount_history_outlier": ["PLAUS-002"],
 }
 # Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
 NOT_DATA = {

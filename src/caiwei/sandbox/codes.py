@@ -321,4 +321,11 @@ FAULT_LABELS = {
     "reduction_below_paid": "调减后指标低于已支付",
     "adjustment_after_as_of": "指标调整日期晚于检查日",
     "code_retired_this_year": "使用本年已取消的代码",
+    "approved_without_role": "审核人在审核日已无审核授权",
+    "admin_handles_business": "三员账号办理支付业务",
+    "shared_operator_signed": "公共账号审核并发送凭证",
+    "blank_operator": "经办人为空",
+    "acts_for_other_agency": "录入人不属于付款单位",
+    "amount_extra_digit": "支付金额多录一位（远超同类支付）",
+    "amount_history_outlier": "支付金额小数点错位（远超该收款人以往同类支付）",
 }

@@ -114,6 +114,13 @@ FAULT_TYPES = (
     "reduction_below_paid",  # 调减使指标在调减日低于已支付（其后又追加回来）
     "adjustment_after_as_of",  # 指标调整日期晚于检查日（在下一年度）
     "code_retired_this_year",  # 指标链条使用本年已取消（只在上年值集中）的部门预算经济分类代码
+    "approved_without_role",  # 审核人的国库审核授权已在审核日前终止，仍审核并发送凭证
+    "admin_handles_business",  # 三员（系统管理员）账号审核支付并发送凭证
+    "shared_operator_signed",  # 公共账号审核支付并发送凭证
+    "blank_operator",  # 支付申请的审核人、凭证的发送人为空
+    "acts_for_other_agency",  # 录入人是另一预算单位的录入账号
+    "amount_extra_digit",  # 支付金额多录一位（×10），远超同单位同经济分类同月的其他支付
+    "amount_history_outlier",  # 支付金额小数点错位（×100），远超同一收款人以往同类支付
 )
 ROLES = [
     ("R01", "单位录入", None),
@@ -123,6 +130,23 @@ ROLES = [
     ("R05", "安全审计员", "audit"),
     ("R06", "业务查询", None),
 ]
+
+
+# Role grants older than the sandbox year start on 1 January three years before it; valid_to None = still valid.
+ROLE_SINCE_YEARS = 3
+# The plausibility rules' defaults (rules/plausibility): clean amounts stay within AMOUNT_SPREAD of their agency and
+# economic item's typical size, so that no clean amount is PLAUS_FACTOR times its peers' or its history's average.
+AMOUNT_SPREAD = (0.6, 1.6)
+PLAUS_FACTOR = 5
+PLAUS_MIN_PEERS = 3
+PLAUS_MIN_HISTORY = 3
+WHO_FAULTS = (
+    "approved_without_role",
+    "admin_handles_business",
+    "shared_operator_signed",
+    "blank_operator",
+    "acts_for_other_agency",
+)
 
 
 class SpecError(ValueError):
@@ -406,6 +430,7 @@ class Generator:
         self.plate_pending: dict[str, int] = defaultdict(int)
         self.departed_accounts: dict[str, date] = {}
         self.holder_hits: list[str] = []  # this agency's payments to a holder who had left
+        self._typical: dict[tuple[str, str], float] = {}
 
     def next_id(self, kind: str) -> int:
         self.serial[kind] += 1
@@ -507,20 +532,38 @@ class Generator:
         for role in ROLES:
             writer.add(SYS_ROLE, role)
 
-    def write_region_users(self, writer: BulkWriter, region: Region) -> dict[str, list[str]]:
-        """Treasury approvers and the three administrators of the finance system in one region."""
+    def write_region_users(self, writer: BulkWriter, region: Region) -> dict:
+        """Treasury approvers and the three administrators of the finance system in one region, with dated grants:
+        A01, A02 approve all year; A03's approver grant ends on 30 June (moved to queries only), A04's starts on
+        1 July. A shared treasury account 公共账号 holds the approver role but never signs in clean data."""
         rng = _rng(self.spec.seed, "users", region.code)
-        users: dict[str, list[str]] = {"approvers": []}
-        for i in range(4):
+        year, since = self.spec.year, self.role_since
+        mid_end, mid_start = date(year, 6, 30), date(year, 7, 1)
+        grants = [
+            [("R02", since, None), ("R06", since, None)],
+            [("R02", since, None), ("R06", since, None)],
+            [("R02", since, mid_end), ("R06", since, None)],
+            [("R02", mid_start, None), ("R06", mid_start, None)],
+        ]
+        users: dict = {"approvers": []}
+        for i, roles in enumerate(grants):
             user_id = f"U{region.code[:6]}A{i + 1:02d}"
-            self._user(
-                writer, rng, user_id, f"gk{region.code[:6]}{i + 1:02d}", region, None, None, ["R02", "R06"]
-            )
-            users["approvers"].append(user_id)
+            self._user(writer, rng, user_id, f"gk{region.code[:6]}{i + 1:02d}", region, None, None, roles)
+            users["approvers"].append((user_id, roles[0][1], roles[0][2]))
+        users["lapsed"] = (f"U{region.code[:6]}A03", mid_end)
         for i, role in enumerate(("R03", "R04", "R05")):
             user_id = f"U{region.code[:6]}S{i + 1:02d}"
             self._user(writer, rng, user_id, f"admin{region.code[:6]}{i + 1}", region, None, None, [role])
+        users["admin"] = f"U{region.code[:6]}S01"
+        users["shared"] = f"U{region.code[:6]}G01"
+        self._user(
+            writer, rng, users["shared"], f"gkpub{region.code[:6]}", region, None, None, ["R02"], public=True
+        )
         return users
+
+    @property
+    def role_since(self) -> date:
+        return date(self.spec.year - ROLE_SINCE_YEARS, 1, 1)
 
     def _user(
         self,
@@ -534,15 +577,28 @@ class Generator:
         roles,
         last_login_days=None,
         enabled=True,
+        public=False,
     ) -> None:
+        """``roles``: role ids granted since ``role_since`` and still valid, or (role, valid_from, valid_to)."""
         days = rng.randrange(0, 60) if last_login_days is None else last_login_days
         last_login = datetime.combine(self.spec.as_of - timedelta(days=days), time(9, rng.randrange(60)))
         writer.add(
             SYS_USER,
-            (user_id, code, self._name(rng), region.code, agency_code, person_id, enabled, last_login),
+            (
+                user_id,
+                code,
+                self._name(rng),
+                region.code,
+                agency_code,
+                person_id,
+                enabled,
+                last_login,
+                1 if public else 0,
+            ),
         )
         for role in roles:
-            writer.add(SYS_USER_ROLE, (user_id, role))
+            role_id, valid_from, valid_to = role if isinstance(role, tuple) else (role, self.role_since, None)
+            writer.add(SYS_USER_ROLE, (user_id, role_id, valid_from, valid_to))
 
     @staticmethod
     def _name(rng: random.Random) -> str:
@@ -640,7 +696,7 @@ class Generator:
         staff += self.write_movers(writer, agency, hr, len(persons))
         self.staff[agency.code] = staff
         clerk = f"U{agency.code}"
-        roles = ["R01"] + (["R03", "R05"] if "admin_two_roles" in faults else [])
+        roles = ["R01"]
         dormant = "dormant_account" in faults
         self._user(
             writer,
@@ -658,7 +714,11 @@ class Generator:
         if departed:
             self.manifest.add("departed_staff_active", sys_user=[clerk])
         if "admin_two_roles" in faults:
-            self.manifest.add("admin_two_roles", sys_user=[clerk])
+            # An administrator account of the agency's region holding two of the three administrator roles (the
+            # clerk keeps entering payments, so the rules on who acted see no administrator on business records).
+            admin = f"U{agency.code}S"
+            self._user(writer, rng, admin, f"admin{agency.code}", region, None, None, ["R03", "R05"])
+            self.manifest.add("admin_two_roles", sys_user=[admin])
         if persons[-1][0] != clerk_person[0]:
             self._user(
                 writer,
@@ -668,7 +728,7 @@ class Generator:
                 region,
                 agency.code,
                 persons[-1][0],
-                ["R06"],
+                [("R06", self.role_since, persons[-1][3])],  # the grant ended when they left
                 enabled=False,
             )
 
@@ -708,8 +768,10 @@ class Generator:
                 rng.choice(codes.PURPOSES.get(ind["dep"], ["日常支出"])),
             )
             day = rng.choices(self.days, cum_weights=self.cum_weights)[0]
+            # Around the typical size of this agency's payments of this economic item, within AMOUNT_SPREAD.
+            u = rng.uniform(*AMOUNT_SPREAD)
             ind["payments"].append(
-                {"day": day, "amount": int(rng.lognormvariate(12.0, 1.2)) + 100, "payee": payee}
+                {"day": day, "u": u, "amount": self._amount(agency, ind["dep"], u), "payee": payee}
             )
 
         self.write_assets(writer, agency, faults)
@@ -731,7 +793,14 @@ class Generator:
             single[0]["payee"], single[0]["zero_fault"] = (own, single[0]["payee"][1]), True
         if take(faults, "card_holder_departed"):
             self._apply_holder_fault(hr, indicators, payees, overrides)
-        self._plan_adjustments(agency, faults, indicators)
+        self._apply_who_faults(rng, faults, indicators, users)
+        for ind in indicators:  # the faults above may change an indicator's economic item
+            for p in ind["payments"]:
+                p["amount"] = self._amount(agency, ind["dep"], p["u"])
+        self._apply_amount_faults(rng, faults, indicators)
+        self._plan_adjustments(
+            agency, faults, indicators
+        )  # after the amounts: a reduction is judged against them
         run = AgencyRun(agency, rng, account_no, bank_code, users, clerk, clearing, faults)
         for ind in indicators:
             ind["project"][4] += self._write_indicator(writer, run, ind)
@@ -928,6 +997,115 @@ class Generator:
                 ind["payments"][0]["kind_fault"] = True
         if take(faults, "payee_name_mismatch"):
             indicators[-1]["payments"][-1]["name_fault"] = True
+
+    # --- who acted and plausible amounts (rules/who_acted, rules/plausibility) ---------------------------------
+
+    def _amount(self, agency: Agency, dep: str, u: float) -> int:
+        """A payment amount in fen: the typical size of this agency's payments of this economic item × u."""
+        typical = self._typical.get((agency.code, dep))
+        if typical is None:
+            rng = _rng(self.spec.seed, "typical", agency.region.code, agency.index, dep)
+            typical = self._typical[(agency.code, dep)] = rng.lognormvariate(12.0, 1.0)
+        return max(100, int(typical * u))
+
+    @staticmethod
+    def _neighbour_clerk(agency: Agency) -> str:
+        """The entry account of another agency of the same region (every region has at least three)."""
+        other = agency.index - 1 if agency.index > 0 else agency.index + 1
+        return f"U{agency.region.code[:6]}{other + 1:04d}"
+
+    @staticmethod
+    def _free(indicators: list[dict]) -> list[dict]:
+        """Payments no other fault has claimed (their day, payee and amount may be chosen for a new fault)."""
+        marks = ("duplicate", "name_fault", "kind_fault", "zero_fault", "who", "amount_fault")
+        return [
+            p
+            for i in indicators
+            if not i.get("window_fault")
+            for p in i["payments"]
+            if not any(p.get(m) for m in marks)
+        ]
+
+    def _apply_who_faults(self, rng, faults: list[str], indicators: list[dict], users: dict) -> None:
+        for fault in WHO_FAULTS:
+            if not take(faults, fault):
+                continue
+            free = self._free(indicators)
+            if fault == "approved_without_role":
+                # A payment after the approver's grant ended (moved to December when the agency has none).
+                lapse = users["lapsed"][1]
+                late = [p for p in free if p["day"] > lapse]
+                if not late:
+                    free[-1]["day"] = rng.choice([d for d in self.days if d.month == 12])
+                    late = [free[-1]]
+                free = late
+            free[0]["who"] = fault
+
+    def _apply_amount_faults(self, rng, faults: list[str], indicators: list[dict]) -> None:
+        def peer_groups() -> dict[tuple, list[dict]]:
+            groups: dict[tuple, list[dict]] = defaultdict(list)
+            for ind in indicators:
+                for p in ind["payments"]:
+                    groups[(ind["dep"], p["day"].month)].append(p)
+            return groups
+
+        if take(faults, "amount_extra_digit"):
+            # The largest free payment of a peer group (same agency, item, month) with enough peers gets an extra
+            # digit: ten times itself is more than PLAUS_FACTOR times the others' average.
+            groups = [g for g in peer_groups().values() if len(g) > PLAUS_MIN_PEERS]
+            free = {id(p) for p in self._free(indicators)}
+            candidates = [
+                max((p for p in g if id(p) in free), key=lambda p: p["amount"], default=None) for g in groups
+            ]
+            candidates = [p for p in candidates if p is not None]
+            if not candidates:
+                # Too few payments per month: bring one indicator's free payments into one month.
+                ind = max(indicators, key=lambda i: len([p for p in i["payments"] if id(p) in free]))
+                days = [d for d in self.days if d.month == 11]
+                movable = [p for p in ind["payments"] if id(p) in free][: PLAUS_MIN_PEERS + 1]
+                for p in movable:
+                    p["day"] = rng.choice(days)
+                candidates = [max(movable, key=lambda p: p["amount"])]
+            target = candidates[0]
+            target["amount"] *= 10
+            target["amount_fault"] = "amount_extra_digit"
+        if take(faults, "amount_history_outlier"):
+            # A free payment with too few peers in its month for the peer comparison, but at least
+            # PLAUS_MIN_HISTORY earlier payments to the same payee for the same item: its decimal point slips two
+            # places (×100), far above that history whatever the spread.
+            groups = peer_groups()
+            dep_of = {id(p): ind["dep"] for ind in indicators for p in ind["payments"]}
+            history: dict[tuple, list[dict]] = defaultdict(list)
+            for p in (p for ind in indicators for p in ind["payments"]):
+                history[(p["payee"][0][1], dep_of[id(p)])].append(p)
+
+            def earlier(p):
+                return [q for q in history[(p["payee"][0][1], dep_of[id(p)])] if q["day"] < p["day"]]
+
+            def alone(p):
+                return len(groups[(dep_of[id(p)], p["day"].month)]) - 1 < PLAUS_MIN_PEERS
+
+            free = self._free(indicators)
+            target = next((p for p in free if alone(p) and len(earlier(p)) >= PLAUS_MIN_HISTORY), None)
+            if target is None:
+                # Build the history: one indicator's free payments to one payee, months 1…k, then the target in
+                # the latest month where the item has fewest other payments.
+                free_ids = {id(p) for p in free}
+                ind = max(indicators, key=lambda i: len([p for p in i["payments"] if id(p) in free_ids]))
+                own = [p for p in ind["payments"] if id(p) in free_ids][: PLAUS_MIN_HISTORY + 1]
+                for month, p in enumerate(own[:-1], start=1):
+                    p["payee"] = (own[0]["payee"][0], p["payee"][1])
+                    p["day"] = rng.choice([d for d in self.days if d.month == month])
+                target = own[-1]
+                target["payee"] = (own[0]["payee"][0], target["payee"][1])
+                groups = peer_groups()
+                month = min(
+                    range(12, PLAUS_MIN_HISTORY, -1),
+                    key=lambda m: len([p for p in groups[(ind["dep"], m)] if p is not target]),
+                )
+                target["day"] = rng.choice([d for d in self.days if d.month == month])
+            target["amount"] *= 100
+            target["amount_fault"] = "amount_history_outlier"
 
     def write_assets(self, writer: BulkWriter, agency: Agency, faults: list[str]) -> None:
         """The agency's asset cards 资产卡片, from their own random stream (other tables do not shift)."""
@@ -1450,8 +1628,27 @@ class Generator:
         if take(faults, "tracking_id_lost"):
             tracking = None
             self.manifest.add("tracking_id_lost", pay_voucher=[pay_app_id])
-        clerk, approver = run.clerk, rng.choice(run.users["approvers"])
-        if take(faults, "same_person_enter_approve"):
+        # The approver holds the approver role on the day; the voucher is sent under the approver's account.
+        on_duty = [
+            u for u, start, end in run.users["approvers"] if start <= day and (end is None or day <= end)
+        ]
+        clerk, approver = run.clerk, rng.choice(on_duty)
+        sender = approver
+        who = p.get("who")
+        if who == "acts_for_other_agency":
+            clerk = self._neighbour_clerk(agency)
+            self.manifest.add(who, pay_voucher=[pay_app_id])
+        elif who:
+            approver = sender = {
+                "approved_without_role": run.users["lapsed"][0],
+                "admin_handles_business": run.users["admin"],
+                "shared_operator_signed": run.users["shared"],
+                "blank_operator": "",
+            }[who]
+            self.manifest.add(who, pay_voucher=[pay_app_id], pay_voucher_bill=[pay_cert_no])
+        if p.get("amount_fault"):
+            self.manifest.add(p["amount_fault"], pay_voucher=[pay_app_id])
+        if not who and take(faults, "same_person_enter_approve"):
             approver = clerk
             self.manifest.add("same_person_enter_approve", pay_voucher=[pay_app_id])
         pay_type = rng.choice(self.pay_leaves[:2])
@@ -1536,7 +1733,7 @@ class Generator:
                 agent_no if has_receipt else None,
                 lqd_date,
                 lqd_no,
-                approver,
+                sender,
                 "已签章" if signed else "签章失败",
             ),
         )

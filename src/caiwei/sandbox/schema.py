@@ -331,6 +331,7 @@ SYS_USER = Table(
     Column("person_id", String(20)),
     Column("is_enabled", Boolean, nullable=False),
     Column("last_login_time", DateTime),
+    Column("is_public", SmallInteger, nullable=False),  # 公共账号（多人共用的科室账号）：1 是，0 否
     comment="财政系统用户",
 )
 
@@ -348,7 +349,10 @@ SYS_USER_ROLE = Table(
     metadata,
     Column("user_id", String(20), ForeignKey("sys_user.user_id"), primary_key=True),
     Column("role_id", String(20), ForeignKey("sys_role.role_id"), primary_key=True),
-    comment="用户授权",
+    # 授权的有效期：一个用户的一个角色可以先后授予多次，每次一行；valid_to 为空表示至今有效。
+    Column("valid_from", Date, primary_key=True),
+    Column("valid_to", Date),
+    comment="用户授权（含有效期）",
 )
 
 ASSET_CARD = Table(

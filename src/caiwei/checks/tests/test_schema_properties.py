@@ -159,6 +159,8 @@ SECTIONED = [c for _, constraints in m.MODEL.sections for c in constraints]
 def _all(kind: type, earlier: tuple) -> list:
     """The model's constraints of a class: the earlier tuples and the later sections (Model.sections)."""
     return [*earlier, *(c for c in SECTIONED if isinstance(c, kind))]
+
+
 SECTIONS = SECTIONED
 
 

@@ -105,4 +105,5 @@ def test_clean_sandbox_gives_no_finding_and_faults_only_manifest_rows(server_url
         "pay_salary_run",
         "pay_plan_detail",
         "ba_bgt_adjust",
+        "pay_voucher_bill",  # a blank voucher sender (blank_operator) is no system user (GEN-REF-019)
     }

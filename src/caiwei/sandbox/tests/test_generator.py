@@ -453,9 +453,101 @@ def rules() -> dict[str, list[tuple[str, str]]]:
         (
             "ba_bgt_adjust",
             f"SELECT adjust_id FROM ba_bgt_adjust WHERE adjust_date > '{AS_OF}' OR adjust_date < '{AS_OF.year}-01-01'",
+
+    # Who acted: the role held on the day of acting (grants are dated), no administrator or shared account and no
+    # blank or unknown operator on a payment or a voucher, the entry account belongs to the paying agency.
+    def lacks(role: str, user: str, day: str) -> str:
+        return (
+            f"LEFT JOIN sys_user_role ur ON ur.user_id = {user} AND ur.role_id = '{role}'"
+            f" AND ur.valid_from <= {day} AND (ur.valid_to IS NULL OR ur.valid_to >= {day})"
+            " WHERE ur.user_id IS NULL"
+        )
+
+    admins = "SELECT x.user_id FROM sys_user_role x JOIN sys_role y ON y.role_id = x.role_id WHERE y.admin_kind IS NOT NULL"
+    shared = "SELECT user_id FROM sys_user WHERE is_public = 1"
+    r["operator_role_on_the_day"] = [
+        (
+            "pay_voucher",
+            f"SELECT p.pay_app_id FROM pay_voucher p {lacks('R02', 'p.audit_user_id', 'p.pay_app_date')}",
+        ),
+        (
+            "pay_voucher",
+            f"SELECT p.pay_app_id FROM pay_voucher p {lacks('R01', 'p.input_user_id', 'p.pay_app_date')}",
+        ),
+        (
+            "pay_voucher_bill",
+            f"SELECT v.pay_cert_no FROM pay_voucher_bill v {lacks('R02', 'v.send_user_id', 'v.vou_date')}",
+        ),
+    ]
+    r["no_admin_or_shared_operator"] = [
+        (
+            "pay_voucher",
+            f"SELECT pay_app_id FROM pay_voucher WHERE input_user_id IN ({admins}) OR audit_user_id IN ({admins})"
+            f" OR input_user_id IN ({shared}) OR audit_user_id IN ({shared})",
+        ),
+        (
+            "pay_voucher_bill",
+            f"SELECT pay_cert_no FROM pay_voucher_bill WHERE send_user_id IN ({admins}) OR send_user_id IN ({shared})",
+        ),
+    ]
+    r["operator_known"] = [
+        (
+            "pay_voucher",
+            "SELECT p.pay_app_id FROM pay_voucher p LEFT JOIN sys_user a ON a.user_id = p.input_user_id"
+            " LEFT JOIN sys_user b ON b.user_id = p.audit_user_id WHERE a.user_id IS NULL OR b.user_id IS NULL",
+        ),
+        (
+            "pay_voucher_bill",
+            "SELECT v.pay_cert_no FROM pay_voucher_bill v LEFT JOIN sys_user a ON a.user_id = v.send_user_id"
+            " WHERE a.user_id IS NULL",
+        ),
+    ]
+    r["entry_by_own_agency"] = [
+        (
+            "pay_voucher",
+            "SELECT p.pay_app_id FROM pay_voucher p JOIN sys_user u ON u.user_id = p.input_user_id"
+            " WHERE u.agency_code IS NOT NULL AND u.agency_code <> p.agency_code",
         )
     ]
     return r
+
+
+# Plausibility (rules/plausibility defaults): an amount more than FACTOR times the average of at least MIN_PEERS
+# other payments of its agency, economic item and month; where there are fewer peers, more than FACTOR times the
+# average of at least MIN_HISTORY earlier payments of its agency to the same payee for the same item.
+FACTOR, MIN_PEERS, MIN_HISTORY = 5, 3, 3
+
+
+def implausible_amounts(conn) -> set[tuple[str, str]]:
+    rows = conn.execute(
+        sa.text(
+            "SELECT pay_app_id, agency_code, dep_bgt_eco_code, payee_acct_no, pay_app_date, pay_amt FROM pay_voucher"
+        )
+    ).fetchall()
+    peers, history = defaultdict(list), defaultdict(list)
+    for key, agency, dep, payee, day, amt in rows:
+        day = date.fromisoformat(str(day)[:10])
+        peers[(agency, dep, day.year, day.month)].append((key, float(amt)))
+        history[(agency, payee, dep)].append((day, key, float(amt)))
+    found = set()
+    peer_count = {}
+    for group in peers.values():
+        total = sum(a for _, a in group)
+        for key, amt in group:
+            peer_count[key] = len(group) - 1
+            others = len(group) - 1
+            if others >= MIN_PEERS and amt > FACTOR * (total - amt) / others:
+                found.add(("pay_voucher", key))
+    for group in history.values():
+        for day, key, amt in group:
+            before = [a for d, _, a in group if d < day]
+            if (
+                peer_count[key] < MIN_PEERS
+                and len(before) >= MIN_HISTORY
+                and amt > FACTOR * sum(before) / len(before)
+            ):
+                found.add(("pay_voucher", key))
+    return found
 
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -589,6 +681,7 @@ def master_data(conn) -> dict[str, set[tuple[str, str]]]:
         person = persons.get(holder)
         if person is None or person[1] != region or (person[2] in LEAVING and person[3] < _day(day)):
             found["holder_not_serving"].add(("pay_voucher", pay_app_id))
+        found["amount_plausible"] = implausible_amounts(conn)
     return found
 
 
