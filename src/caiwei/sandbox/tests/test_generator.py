@@ -453,6 +453,8 @@ def rules() -> dict[str, list[tuple[str, str]]]:
         (
             "ba_bgt_adjust",
             f"SELECT adjust_id FROM ba_bgt_adjust WHERE adjust_date > '{AS_OF}' OR adjust_date < '{AS_OF.year}-01-01'",
+        )
+    ]
 
     # Who acted: the role held on the day of acting (grants are dated), no administrator or shared account and no
     # blank or unknown operator on a payment or a voucher, the entry account belongs to the paying agency.
