@@ -380,12 +380,20 @@ def mutate(conn, data, g: gen.Generated):
             f"SELECT rowid FROM {c.element} WHERE code = ? AND fiscal_year = ?",  # noqa: S608
             (code, year),
         ).fetchone()
-        columns = [d[1] for d in conn.execute(f"PRAGMA table_info({c.element})")]
+        # Portable on the three engines: the columns from an empty result (the surrogate rowid of the server copies
+        # left to the database), and last year's row added only where it is missing.
+        cursor = conn.execute(f"SELECT * FROM {c.element} WHERE 1 = 0")  # noqa: S608
+        columns = [d[0] for d in cursor.description if d[0].lower() != "rowid"]
         values = ", ".join("fiscal_year - 1" if col == "fiscal_year" else col for col in columns)
-        conn.execute(
-            f"INSERT OR IGNORE INTO {c.element} ({', '.join(columns)}) SELECT {values} FROM {c.element} WHERE rowid = ?",  # noqa: S608
-            (erowid,),
-        )
+        (exists,) = conn.execute(
+            f"SELECT COUNT(*) FROM {c.element} WHERE code = ? AND fiscal_year = ?",  # noqa: S608
+            (code, year - 1),
+        ).fetchone()
+        if not exists:
+            conn.execute(
+                f"INSERT INTO {c.element} ({', '.join(columns)}) SELECT {values} FROM {c.element} WHERE rowid = ?",  # noqa: S608
+                (erowid,),
+            )
         before = _row(conn, c.element, erowid)
         conn.execute(f"DELETE FROM {c.element} WHERE rowid = ?", (erowid,))  # noqa: S608
         key = m.TABLES[c.table].key
