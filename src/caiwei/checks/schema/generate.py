@@ -478,8 +478,9 @@ def flow_rule(f: m.Flow) -> dict:
     conditions = []
     if f.count:
         conditions.append(f"NOT ({_count_sql(f.count, n, p)})")
+    child_sum = "COALESCE(d.s, 0) - COALESCE(r.s, 0)" if f.less else "COALESCE(d.s, 0)"
     if f.sum_child:
-        s, col = "ROUND(COALESCE(d.s, 0), 2)", f"ROUND({p}.{f.sum_parent}, 2)"
+        s, col = f"ROUND({child_sum}, 2)", f"ROUND({p}.{f.sum_parent}, 2)"
         op = {"=": "<>", "<=": ">", ">=": "<"}[f.sum_op]
         conditions.append(f"{s} {op} {col}")
     where = _where(conditions)
@@ -487,18 +488,20 @@ def flow_rule(f: m.Flow) -> dict:
         where = f"{_count_sql(f.when, n, p)} AND ({where})"
     outputs = [f"{p}.{parent.key}", *(f"{p}.{e}" for e in f.evidence), f"{n} AS child_count"]
     if f.sum_child:
-        outputs.append("COALESCE(d.s, 0) AS child_sum")
+        outputs.append(f"{child_sum} AS child_sum")
+    less = f"LEFT JOIN ({f.less}) r ON r.k = {p}.{pcol}\n" if f.less else ""
     sql = (
         f"SELECT {_select(*outputs)}\nFROM {parent.name} {p}\n"
         f"LEFT JOIN (SELECT {ccol} AS k, {', '.join(aggregates)} FROM {child.name}"
-        f" WHERE {ccol} IS NOT NULL GROUP BY {ccol}) d ON d.k = {p}.{pcol}\nWHERE {where}"
+        f" WHERE {ccol} IS NOT NULL GROUP BY {ccol}) d ON d.k = {p}.{pcol}\n{less}WHERE {where}"
     )
     parts = []
     if f.count:
         parts.append(f"对应的{child.title}笔数应满足 {_words(f.count)}")
     if f.sum_child:
+        less = f"减去{f.less_title}" if f.less else ""
         parts.append(
-            f"{child.title}的{_label(f.sum_child)}之和 {f.sum_op} {parent.title}的{_label(f.sum_parent)}"
+            f"{child.title}的{_label(f.sum_child)}之和{less} {f.sum_op} {parent.title}的{_label(f.sum_parent)}"
         )
     return _rule(
         "FLOW",
@@ -508,7 +511,11 @@ def flow_rule(f: m.Flow) -> dict:
         f"每张{parent.title}：{'；'.join(parts)}。",
         f.source,
         sql,
-        labels={"child_count": f"{child.title}笔数", "child_sum": f"{child.title}{_label(f.sum_child)}合计"},
+        labels={
+            "child_count": f"{child.title}笔数",
+            "child_sum": f"{child.title}{_label(f.sum_child)}合计"
+            + (f"（减去{f.less_title}）" if f.less else ""),
+        },
         evidence=[*f.evidence, "child_count", *(["child_sum"] if f.sum_child else [])],
         advice=f"逐笔核对{parent.title}与{child.title}，查明缺失、重复或拆分的记录。",
     )
