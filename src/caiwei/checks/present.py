@@ -149,6 +149,7 @@ COLUMN_LABELS = {
     "ledger_amt": "总账支出净额",
     "balance_amt": "科目余额（借减贷）",
     "subject_name": "科目名称",
+    "refunded_detail": "截至检查日的退款合计",
 }
 # What proves a finding, when a rule does not list its evidence columns: amounts, dates, accounts, purposes,
 # states and counts, in the order the rule returns them (after the key).
