@@ -144,7 +144,6 @@ COLUMN_LABELS = {
     "balance_side": "余额方向",
     "debit_total": "借方合计",
     "credit_total": "贷方合计",
-    "diff_amt": "差额",
     "paid_amt": "支付净额（支付减退款）",
     "ledger_amt": "总账支出净额",
     "balance_amt": "科目余额（借减贷）",
