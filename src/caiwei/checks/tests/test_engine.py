@@ -38,6 +38,7 @@ def test_every_data_fault_has_rules():
         "资产数据体检",
         "人员信息检查",
         "由表结构约束生成的规则",
+        "会计语义检查",
     }
 
 

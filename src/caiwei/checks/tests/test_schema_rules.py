@@ -50,7 +50,7 @@ def test_the_pack_loads_with_every_kind_and_renders_on_every_dialect():
     pack = load_pack(gen.PACK_DIR)
     assert pack.title == "由表结构约束生成的规则"
     kinds = {r.id.split("-")[1] for r in pack.rules}
-    assert kinds == {"REF", "KEY", "AMT", "DATE", "CODE", "FLOW"}
+    assert kinds == {"REF", "KEY", "AMT", "DATE", "CODE", "FLOW", "GL"}
     assert {r.id for r in pack.rules} <= {r.id for r in select_rules("all")}
     scope = Scope(regions=("152500000",), year=2026, date_from=date(2026, 3, 1), date_to=date(2026, 3, 31))
     for rule in pack.rules:
@@ -98,4 +98,7 @@ def test_clean_sandbox_gives_no_finding_and_faults_only_manifest_rows(server_url
         "gl_voucher",
         "ba_bgt_carryovers",
         "asset_card",
+        "gl_voucher_line",  # gl_subject_not_leaf
+        "pay_back_info",  # refund_after_as_of, repayment_exceeds_refund
+        "pay_voucher_bill",  # refund_exceeds_paid
     }
