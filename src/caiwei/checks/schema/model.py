@@ -554,8 +554,8 @@ DATES: tuple[DateRule, ...] = (
     DateRule("pay_clearing", "lqd_date", "清算凭证日期", "DOMAIN [money flow] 清算"),
     # Not after the as-of date is true of a refund too, but the sandbox dates a refund the business day after the
     # bank paid, which for a payment of 31 December lies in the next year (after its as-of date). Re-enable
-    # not_after_as_of once the sandbox keeps refunds inside its as-of date (reported, issue 11 §2).
-    # TODO(sandbox): DateRule("pay_back_info", "back_date", "退款日期", "DOMAIN [PAY_BACK_INFO]")
+    # not_after_as_of once the sandbox keeps refunds inside its as-of date (reported, issue 11 §2). Done: section GL.
+    # DateRule("pay_back_info", "back_date", "退款日期", "DOMAIN [PAY_BACK_INFO]")
     # (back_date ≥ xpay_date stays, as a DateOrder below.)
     DateRule("gl_voucher", "vou_date", "总账凭证日期", "DOMAIN [money flow] 总账；[Level 1]", in_year=True),
     DateRule("person_info", "leave_date", "离职日期", "schema person_info.leave_date", nullable=True),
