@@ -301,3 +301,5 @@ ACCT_SUBJECTS = [
 ]
 # Fund type (first digit: 1 一般公共预算, 2 政府性基金, 3 国有资本经营) → (expenditure subject, 国库存款 detail subject).
 FUND_SUBJECTS = {"1": ("5001", "100101"), "2": ("5002", "100102"), "3": ("5003", "100103")}
+# Budget class → the 本级收入 subject the region's revenue is booked to (借 国库存款、贷 收入).
+INCOME_SUBJECTS = {"1": "4001", "2": "4002", "3": "4003"}

@@ -433,11 +433,15 @@ class Generator:
             clearing: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
             region_agencies = [a for a in agencies if a.region is region]
             users = self.write_region_users(writer, region)
+            self.treasury: dict[str, int] = defaultdict(
+                int
+            )  # budget class → what the region's ledger paid out
             for agency in region_agencies:
                 self.write_agency(writer, agency, users, clearing)
                 done += agency.payments
                 if self.progress:
                     self.progress(done, self.spec.payments)
+            self.write_income(writer, region, users)
             self.write_clearing(writer, region, clearing)
             writer.commit()
         writer.add(SANDBOX_INFO, ("manifest_spec", json.dumps(self.manifest.spec, ensure_ascii=False)))
@@ -1103,7 +1107,9 @@ class Generator:
                 1, min(amount // 10, rng.randrange(1, 100000))
             )  # the credit line short
             self.manifest.add("gl_unbalanced", gl_voucher=[gl_id])
-        if take(faults, "gl_wrong_side"):
+        if fund[0] == "1" and take(
+            faults, "gl_wrong_side"
+        ):  # 5001 carries most of the year: stays on its side
             for line in lines:  # 借国库存款、贷支出: the sides of a refund on a payment
                 line[1], line[2] = line[2], line[1]
             self.manifest.add("gl_wrong_side", gl_voucher=[gl_id])
@@ -1116,6 +1122,7 @@ class Generator:
             )  # the expenditure line booked under another fund type
             self.manifest.add("ledger_not_tie", ele_mof_div=[region.code])
         kind = "重新支付" if origin else "支付"
+        self.treasury[fund[0]] += amount
         self._write_ledger(
             writer, region, gl_id, day, (exp, dep, fund), amount, kind, pay_cert_no, None, maker, lines
         )
@@ -1136,9 +1143,8 @@ class Generator:
                 self.manifest.add("refund_exceeds_paid", pay_voucher_bill=[pay_cert_no])
             elif refund["fault"]:
                 self.manifest.add(refund["fault"], pay_back_info=[back_id])
-            if (
-                refund["day"] <= spec.as_of
-            ):  # booked when it happens; one dated after the as-of date is not yet
+            if refund["day"] <= spec.as_of:  # booked when it happens; one after the as-of date is not yet
+                self.treasury[fund[0]] -= refund["amount"]
                 lines = self._ledger_lines(fund, refund["amount"], exp, dep, refund=True)
                 self._write_ledger(
                     writer,
@@ -1153,6 +1159,30 @@ class Generator:
                     maker,
                     lines,
                 )
+
+    def write_income(self, writer: BulkWriter, region: Region, users: dict) -> None:
+        """收入: the region's revenue into the treasury (借 国库存款、贷 本级收入), one voucher per budget class the
+        year's payments draw on, on the first business day, covering them with a fifth to spare (so 国库存款 stays on
+        its debit side). It carries no expenditure elements."""
+        for budget, paid in sorted(self.treasury.items()):
+            amount = (max(0, paid) * 6 // 5 // 1_000_000 + 1) * 1_000_000  # rounded up to 万元
+            bank, income = codes.FUND_SUBJECTS[budget][1], codes.INCOME_SUBJECTS[budget]
+            lines = [[bank, amount, 0, None, None, None], [income, 0, amount, None, None, None]]
+            gl_id = f"GLSR{region.code}{budget}"
+            maker = users["approvers"][0]
+            self._write_ledger(
+                writer,
+                region,
+                gl_id,
+                self.days[0],
+                (None, None, None),
+                amount,
+                "收入",
+                None,
+                None,
+                maker,
+                lines,
+            )
 
     @staticmethod
     def _ledger_lines(fund: str, amount: int, exp: str, dep: str, refund: bool) -> list[list]:

@@ -283,11 +283,11 @@ GL_VOUCHER = Table(
     Column("fiscal_year", Integer, nullable=False),
     Column("pay_cert_no", String(30), index=True),  # 来源单据：支付、重新支付的支付凭证号（退款为空）
     Column("vou_date", Date, nullable=False),
-    Column("exp_func_code", String(30), nullable=False),
-    Column("dep_bgt_eco_code", String(30), nullable=False),
-    Column("fund_type_code", String(30), nullable=False),
+    Column("exp_func_code", String(30)),  # 支出要素：支付、退款、重新支付带，收入凭证为空
+    Column("dep_bgt_eco_code", String(30)),
+    Column("fund_type_code", String(30)),
     Column("amount", Money, nullable=False),  # 凭证金额（借方合计 = 贷方合计）
-    Column("bus_kind", String(8), nullable=False),  # 业务类型：支付 / 退款 / 重新支付
+    Column("bus_kind", String(8), nullable=False),  # 业务类型：支付 / 退款 / 重新支付 / 收入
     Column("back_id", String(32), index=True),  # 来源单据：退款编号（支付、重新支付为空）
     Column("maker_user_id", String(20), nullable=False),  # 制单人（机制凭证为系统账号）
     comment="总账凭证头（财政总预算会计，由支付、退款、重新支付生成的机制凭证）",

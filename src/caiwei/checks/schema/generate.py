@@ -320,14 +320,20 @@ def code_rule(code: m.Code) -> dict:
     leaf = " OR e.is_leaf <> 1" if code.leaf else ""
     sql = (
         f"SELECT {_select(f'{a}.{t.key}', col, 'e.is_leaf')}\nFROM {t.name} {a}\n"
-        f"LEFT JOIN {code.element} e ON e.code = {col}\nWHERE e.code IS NULL{leaf}"
+        f"LEFT JOIN {code.element} e ON e.code = {col}\n"
+        + (
+            f"WHERE {col} IS NOT NULL AND (e.code IS NULL{leaf})"
+            if code.nullable
+            else f"WHERE e.code IS NULL{leaf}"
+        )
     )
     return _rule(
         "CODE",
         t,
         a,
         f"{t.title}的{element}不在值集内{'或非末级' if code.leaf else ''}",
-        f"{t.title}的{_label(code.column)}应为 {code.element} 中的代码{'，且为末级' if code.leaf else ''}。",
+        f"{t.title}的{_label(code.column)}{'不为空时' if code.nullable else ''}应为 {code.element} 中的代码"
+        f"{'，且为末级' if code.leaf else ''}。",
         code.source,
         sql,
         evidence=[code.column, "is_leaf"],

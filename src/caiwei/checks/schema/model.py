@@ -677,10 +677,11 @@ class Code:
     element: str
     source: str
     leaf: bool = True
+    nullable: bool = False  # NULL means “not applicable” (a 收入 voucher carries no expenditure elements)
 
 
-def _codes(table: str, *columns: str, source: str) -> tuple[Code, ...]:
-    return tuple(Code(table, c, ELEMENT_TABLES[c], source) for c in columns)
+def _codes(table: str, *columns: str, source: str, nullable: bool = False) -> tuple[Code, ...]:
+    return tuple(Code(table, c, ELEMENT_TABLES[c], source, nullable=nullable) for c in columns)
 
 
 CODES: tuple[Code, ...] = (
@@ -693,7 +694,12 @@ CODES: tuple[Code, ...] = (
     ),
     *_codes("pay_plan_voucher", *ELEMENTS_GL, source="DOMAIN [Common elements]；部标校验"),
     *_codes("pay_voucher", *ELEMENTS_FULL, "pay_type_code", source="DOMAIN [Common elements]；部标校验"),
-    *_codes("gl_voucher", *ELEMENTS_GL, source="DOMAIN [Common elements]；部标校验"),
+    *_codes(
+        "gl_voucher",
+        *ELEMENTS_GL,
+        source="DOMAIN [Common elements]；部标校验；收入凭证不带支出要素（为空）",
+        nullable=True,
+    ),
     *_codes("asset_card", "asset_class_code", source="schema ele_asset_class（GB/T 14885）"),
 )
 
@@ -1123,7 +1129,7 @@ GL_SECTION = (
     Enum(
         "gl_voucher",
         "bus_kind",
-        ("支付", "退款", "重新支付"),
+        ("支付", "退款", "重新支付", "收入"),
         "总账凭证业务类型不在取值范围内",
         "schema gl_voucher.bus_kind",
         label="业务类型",

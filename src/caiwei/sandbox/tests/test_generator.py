@@ -313,7 +313,8 @@ def rules() -> dict[str, list[tuple[str, str]]]:
                 (
                     table,
                     f"""
-                SELECT t.{key} FROM {table} t LEFT JOIN {ele} e ON e.code = t.{column} WHERE e.code IS NULL""",
+                SELECT t.{key} FROM {table} t LEFT JOIN {ele} e ON e.code = t.{column}
+                WHERE e.code IS NULL AND t.{column} IS NOT NULL""",
                 )
             )
             code_rules["non_leaf_code"].append(
@@ -373,8 +374,10 @@ def rules() -> dict[str, list[tuple[str, str]]]:
         (
             "gl_voucher",
             """SELECT DISTINCT g.gl_vou_id FROM gl_voucher g JOIN gl_voucher_line l ON l.gl_vou_id = g.gl_vou_id
-            WHERE (g.bus_kind <> '退款' AND SUBSTR(l.subject_code, 1, 1) = '5' AND l.credit_amt <> 0)
-               OR (g.bus_kind <> '退款' AND SUBSTR(l.subject_code, 1, 1) = '1' AND l.debit_amt <> 0)
+            WHERE (g.bus_kind IN ('支付', '重新支付') AND SUBSTR(l.subject_code, 1, 1) = '5' AND l.credit_amt <> 0)
+               OR (g.bus_kind IN ('支付', '重新支付') AND SUBSTR(l.subject_code, 1, 1) = '1' AND l.debit_amt <> 0)
+               OR (g.bus_kind = '收入' AND SUBSTR(l.subject_code, 1, 1) = '4' AND l.debit_amt <> 0)
+               OR (g.bus_kind = '收入' AND SUBSTR(l.subject_code, 1, 1) = '1' AND l.credit_amt <> 0)
                OR (g.bus_kind = '退款' AND SUBSTR(l.subject_code, 1, 1) = '5' AND l.debit_amt <> 0)
                OR (g.bus_kind = '退款' AND SUBSTR(l.subject_code, 1, 1) = '1' AND l.credit_amt <> 0)""",
         )
