@@ -874,6 +874,7 @@ class Generator:
         )
         paid = gross - refunded
         margin = max(1000, int(paid * rng.uniform(0.05, 0.5))) if payments else rng.randrange(100000, 5000000)
+        margin = max(margin, refunded)  # plans cover the month's payments before refunds: amount ≥ gross
         amount = paid + margin
         chain_rows: dict[str, list[str]] = defaultdict(list)
         if ind.get("overspent"):
