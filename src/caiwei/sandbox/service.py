@@ -26,6 +26,8 @@ SUMMARY_TABLES = [
     ("person_info", "人员"),
     ("asset_card", "资产卡片"),
     ("sys_user", "系统用户"),
+    ("gl_voucher_line", "总账分录"),
+    ("pay_back_info", "退款"),
 ]
 
 
