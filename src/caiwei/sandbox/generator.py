@@ -1103,24 +1103,19 @@ class Generator:
         gl_id = f"GL{pay_cert_no}"
         maker = run.users["approvers"][0]
         lines = self._ledger_lines(fund, amount, exp, dep, refund=False)
-        if take(faults, "gl_unbalanced"):
-            lines[1][2] = amount - max(
-                1, min(amount // 10, rng.randrange(1, 100000))
-            )  # the credit line short
+        if take(faults, "gl_unbalanced"):  # the credit line short
+            lines[1][2] = amount - max(1, min(amount // 10, rng.randrange(1, 100000)))
             self.manifest.add("gl_unbalanced", gl_voucher=[gl_id])
-        if fund[0] == "1" and take(
-            faults, "gl_wrong_side"
-        ):  # 5001 carries most of the year: stays on its side
+        # On 一般公共预算 only: 5001 carries most of the year, so its balance stays on the debit side.
+        if fund[0] == "1" and take(faults, "gl_wrong_side"):
             for line in lines:  # 借国库存款、贷支出: the sides of a refund on a payment
                 line[1], line[2] = line[2], line[1]
             self.manifest.add("gl_wrong_side", gl_voucher=[gl_id])
         if take(faults, "gl_subject_not_leaf"):
             lines[1][0] = "1001"  # the parent 国库存款 instead of its detail subject
             self.manifest.add("gl_subject_not_leaf", gl_voucher_line=[gl_id])
-        if take(faults, "ledger_not_tie"):
-            lines[0][5] = (
-                "12" if fund != "12" else "11"
-            )  # the expenditure line booked under another fund type
+        if take(faults, "ledger_not_tie"):  # the expenditure line booked under another fund type
+            lines[0][5] = "12" if fund != "12" else "11"
             self.manifest.add("ledger_not_tie", ele_mof_div=[region.code])
         kind = "重新支付" if origin else "支付"
         self.treasury[fund[0]] += amount
