@@ -433,9 +433,8 @@ class Generator:
             clearing: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
             region_agencies = [a for a in agencies if a.region is region]
             users = self.write_region_users(writer, region)
-            self.treasury: dict[str, int] = defaultdict(
-                int
-            )  # budget class → what the region's ledger paid out
+            # Budget class → what the region's ledger paid out (the 收入 vouchers cover it).
+            self.treasury: dict[str, int] = defaultdict(int)
             for agency in region_agencies:
                 self.write_agency(writer, agency, users, clearing)
                 done += agency.payments
