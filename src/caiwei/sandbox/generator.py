@@ -1205,19 +1205,32 @@ class Generator:
     def _plan_refunds(self, run: AgencyRun, ind: dict, payments: list[dict]) -> None:
         """退款 that belong to the year (after the bank paid, by the as-of date, at most what was paid) and some
         re-payments (重新支付: same indicator, after the refund, at most the refund), from their own random stream.
-        The refund faults go to the first payment that fits."""
+        A re-payment is a later payment of the indicator made to the refunded payee, so the number of payments
+        stays what was asked for. The refund faults go to the first payment that fits."""
         if any(ind.get(k) for k in ("chain_fault", "window_fault", "overspent", "plan_over")):
             return
         rr = _rng(self.spec.seed, "refunds", ind["bgt_id"])
         as_of, latest = self.spec.as_of, self.spec.as_of - timedelta(days=30)
         flags = ("duplicate", "kind_fault", "name_fault", "zero_fault")
-        eligible = [p for p in payments if p["day"] <= latest and not any(p.get(k) for k in flags)]
+        plain = [p for p in payments if not any(p.get(k) for k in flags)]
+        eligible = [p for p in plain if p["day"] <= latest]
         gross = sum(p["amount"] for p in payments)
         chosen: list[tuple[dict, str | None]] = []
+
+        def later(p: dict, after: date) -> list[dict]:
+            taken = [c for c, _ in chosen]
+            return [
+                q
+                for q in plain
+                if q["day"] > after and q is not p and not q.get("repay_of") and q not in taken
+            ]
+
         for name in ("refund_exceeds_paid", "refund_after_as_of", "repayment_exceeds_refund"):
             free = [p for p in eligible if all(p is not q for q, _ in chosen)]
             if name == "refund_exceeds_paid":
                 free = [p for p in free if gross - p["amount"] > 20000]
+            if name == "repayment_exceeds_refund":  # needs a later payment to become the re-payment
+                free = [p for p in free if later(p, p["day"] + timedelta(days=25))]
             if free and take(run.faults, name):
                 chosen.append((free[0], name))
         if not chosen:
@@ -1231,16 +1244,14 @@ class Generator:
                 day = as_of + timedelta(days=rr.randrange(3, 20))
             reason = rr.choice(("收款账号有误", "收款户名不符", "收款人账户已销户"))
             p["refund"] = {"day": day, "amount": amount, "reason": reason, "fault": fault}
-            again = fault == "repayment_exceeds_refund" or (
-                fault is None and day <= as_of - timedelta(days=15) and rr.random() < 0.6
-            )
-            if again:
+            again = fault == "repayment_exceeds_refund" or (fault is None and rr.random() < 0.6)
+            candidates = later(p, day) if again and day <= as_of else []
+            if candidates:
                 repay = amount if rr.random() < 0.7 else max(1, amount - rr.randrange(1, max(2, amount)))
                 if fault == "repayment_exceeds_refund":
                     repay = amount + rr.randrange(1, 10000)
-                day_again = _next_business(self.days, self.day_index, day, rr.randrange(1, 8))
-                payments.append({"day": day_again, "amount": repay, "payee": p["payee"], "repay_of": p})
-        payments.sort(key=lambda p: p["day"])
+                q = candidates[0]
+                q["amount"], q["payee"], q["repay_of"] = repay, p["payee"], p
 
     def write_clearing(self, writer: BulkWriter, region: Region, clearing: dict) -> None:
         for (bank_code, lqd_date), (count, amount) in sorted(clearing.items()):

@@ -536,9 +536,7 @@ def test_clean_data_breaks_no_rule(db_url):
     assert manifest.faults == []
     assert {name: rows for name, rows in found.items() if rows} == {}
     with engine.connect() as conn:
-        first = conn.execute(
-            sa.text("SELECT COUNT(*) FROM pay_voucher WHERE ori_pay_app_id IS NULL")
-        ).scalar()
+        first = conn.execute(sa.text("SELECT COUNT(*) FROM pay_voucher")).scalar()
         refunds = conn.execute(sa.text("SELECT COUNT(*) FROM pay_back_info")).scalar()
         again = conn.execute(
             sa.text("SELECT COUNT(*) FROM pay_voucher WHERE ori_back_id IS NOT NULL")
@@ -553,7 +551,8 @@ def test_clean_data_breaks_no_rule(db_url):
     assert 3 <= banks <= 6 and regions == 4
     assert receipts > 0.97 * 6000 and cleared > 0.95 * 6000  # receipts and clearing for almost all
     assert 0 < plans < manifest.counts["ba_bgt_info"]  # both control modes present
-    assert first == 6000 and 0 < again < refunds < 0.03 * 6000  # refunds, some of them paid again
+    # Refunds, some of them paid again by a later payment (the number of payments stays as asked).
+    assert first == 6000 and 0 < again < refunds < 0.03 * 6000
 
 
 @pytest.mark.parametrize("fault", FAULT_TYPES)
