@@ -74,6 +74,14 @@ FAULT_RULES = {
     "acts_for_other_agency": ["WHO-010"],
     "amount_extra_digit": ["PLAUS-001"],
     "amount_history_outlier": ["PLAUS-002"],
+    # The double-entry ledger, refunds and re-payments (issue 11 §2): the accounting pack and the model's section GL.
+    "gl_unbalanced": ["ACC-002"],
+    "gl_wrong_side": ["ACC-001"],
+    "gl_subject_not_leaf": ["GEN-GL-013"],
+    "refund_exceeds_paid": ["GEN-FLOW-009"],
+    "refund_after_as_of": ["GEN-GL-010"],
+    "repayment_exceeds_refund": ["GEN-GL-022"],
+    "ledger_not_tie": ["ACC-003"],
 }
 # Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
 NOT_DATA = {

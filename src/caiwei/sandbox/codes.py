@@ -328,4 +328,38 @@ FAULT_LABELS = {
     "acts_for_other_agency": "录入人不属于付款单位",
     "amount_extra_digit": "支付金额多录一位（远超同类支付）",
     "amount_history_outlier": "支付金额小数点错位（远超该收款人以往同类支付）",
+    "gl_unbalanced": "总账凭证借贷不平衡",
+    "gl_wrong_side": "总账科目记账方向与业务不符",
+    "gl_subject_not_leaf": "总账分录使用非末级会计科目",
+    "refund_exceeds_paid": "退款超过实付金额",
+    "refund_after_as_of": "退款日期晚于检查日",
+    "repayment_exceeds_refund": "重新支付超过退款金额",
+    "ledger_not_tie": "总账支出与支付不符",
 }
+
+
+# 会计科目 of 财政总预算会计制度（财库〔2015〕192号）that the sandbox's business uses: (code, name, parent, category,
+# balance side). 国库存款 carries detail subjects by fund class (演练简化); the expenditure subjects follow the budget
+# the fund type belongs to. Not used by clean data: the non-leaf 1001 itself (fault gl_subject_not_leaf).
+ACCT_SUBJECTS = [
+    ("1001", "国库存款", None, "资产", "借"),
+    ("100101", "国库存款—一般公共预算存款", "1001", "资产", "借"),
+    ("100102", "国库存款—政府性基金预算存款", "1001", "资产", "借"),
+    ("100103", "国库存款—国有资本经营预算存款", "1001", "资产", "借"),
+    ("1003", "国库现金管理存款", None, "资产", "借"),
+    ("1011", "预拨经费", None, "资产", "借"),
+    ("2011", "应付国库集中支付结余", None, "负债", "贷"),
+    ("3001", "一般公共预算结转结余", None, "净资产", "贷"),
+    ("3002", "政府性基金预算结转结余", None, "净资产", "贷"),
+    ("3003", "国有资本经营预算结转结余", None, "净资产", "贷"),
+    ("4001", "一般公共预算本级收入", None, "收入", "贷"),
+    ("4002", "政府性基金预算本级收入", None, "收入", "贷"),
+    ("4003", "国有资本经营预算本级收入", None, "收入", "贷"),
+    ("5001", "一般公共预算本级支出", None, "支出", "借"),
+    ("5002", "政府性基金预算本级支出", None, "支出", "借"),
+    ("5003", "国有资本经营预算本级支出", None, "支出", "借"),
+]
+# Fund type (first digit: 1 一般公共预算, 2 政府性基金, 3 国有资本经营) → (expenditure subject, 国库存款 detail subject).
+FUND_SUBJECTS = {"1": ("5001", "100101"), "2": ("5002", "100102"), "3": ("5003", "100103")}
+# Budget class → the 本级收入 subject the region's revenue is booked to (借 国库存款、贷 收入).
+INCOME_SUBJECTS = {"1": "4001", "2": "4002", "3": "4003"}

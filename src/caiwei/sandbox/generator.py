@@ -31,6 +31,7 @@ from .schema import (
     BA_BGT_BALANCE,
     BA_BGT_CARRYOVERS,
     BA_BGT_INFO,
+    ELE_ACCT_SUBJECT,
     ELE_AGENCY,
     ELE_ASSET_CLASS,
     ELE_BANK,
@@ -42,6 +43,7 @@ from .schema import (
     ELE_MOF_DIV,
     ELE_PAY_TYPE,
     GL_VOUCHER,
+    GL_VOUCHER_LINE,
     PAY_BACK_INFO,
     PAY_BANK_RECEIPT,
     PAY_CLEARING,
@@ -121,6 +123,13 @@ FAULT_TYPES = (
     "acts_for_other_agency",  # 录入人是另一预算单位的录入账号
     "amount_extra_digit",  # 支付金额多录一位（×10），远超同单位同经济分类同月的其他支付
     "amount_history_outlier",  # 支付金额小数点错位（×100），远超同一收款人以往同类支付
+    "gl_unbalanced",  # 总账凭证借贷不平衡（贷方分录少记）
+    "gl_wrong_side",  # 支付的总账凭证借贷方向记反（借国库存款、贷支出）
+    "gl_subject_not_leaf",  # 分录记到非末级科目 1001 国库存款
+    "refund_exceeds_paid",  # 退款超过银行实付金额
+    "refund_after_as_of",  # 退款日期晚于检查日
+    "repayment_exceeds_refund",  # 重新支付金额超过退款
+    "ledger_not_tie",  # 总账支出分录的资金性质与支付不同：按区划、年度、资金性质汇总的支出与支付不符
 )
 ROLES = [
     ("R01", "单位录入", None),
@@ -486,11 +495,14 @@ class Generator:
             clearing: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
             region_agencies = [a for a in agencies if a.region is region]
             users = self.write_region_users(writer, region)
+            # Budget class → what the region's ledger paid out (the 收入 vouchers cover it).
+            self.treasury: dict[str, int] = defaultdict(int)
             for agency in region_agencies:
                 self.write_agency(writer, agency, users, clearing)
                 done += agency.payments
                 if self.progress:
                     self.progress(done, self.spec.payments)
+            self.write_income(writer, region, users)
             self.write_clearing(writer, region, clearing)
             self.write_payroll(writer, region, region_agencies)
             writer.commit()
@@ -523,6 +535,26 @@ class Generator:
                     end = date(year, *v["end"]) if this and "end" in v else date(year, 12, 31)
                     enabled = v.get("enabled", 1) if this else 1
                     writer.add(table, (*row, enabled, date(year, 1, 1), end, year, *extra))
+        parents = {r[2] for r in codes.ACCT_SUBJECTS if r[2]}
+        for code, name, parent, category, side in codes.ACCT_SUBJECTS:
+            leaf, level = (0 if code in parents else 1), (2 if parent else 1)
+            year = self.spec.year
+            writer.add(
+                ELE_ACCT_SUBJECT,
+                (
+                    code,
+                    name,
+                    category,
+                    side,
+                    parent,
+                    leaf,
+                    level,
+                    1,
+                    date(year, 1, 1),
+                    date(year, 12, 31),
+                    year,
+                ),
+            )
         province = self.regions[0].parent
         writer.add(ELE_MOF_DIV, (province, codes.PROVINCE_NAMES.get(province[:2], "演练省"), None, 1))
         for region in self.regions:
@@ -1305,8 +1337,17 @@ class Generator:
     def _write_indicator(self, writer: BulkWriter, run: AgencyRun, ind: dict) -> int:
         agency, rng, region, year = run.agency, run.rng, run.agency.region, self.spec.year
         payments = sorted(ind["payments"], key=lambda p: p["day"])
-        paid = sum(p["amount"] for p in payments)
+        self._plan_refunds(run, ind, payments)
+        # The indicator's consumption nets the refunds made by the as-of date (额度恢复); re-payments consume again.
+        gross = sum(p["amount"] for p in payments)
+        refunded = sum(
+            p["refund"]["amount"]
+            for p in payments
+            if p.get("refund") and p["refund"]["day"] <= self.spec.as_of
+        )
+        paid = gross - refunded
         margin = max(1000, int(paid * rng.uniform(0.05, 0.5))) if payments else rng.randrange(100000, 5000000)
+        margin = max(margin, refunded)  # plans cover the month's payments before refunds: amount ≥ gross
         amount = paid + margin
         chain_rows: dict[str, list[str]] = defaultdict(list)
         if ind.get("overspent"):
@@ -1349,7 +1390,7 @@ class Generator:
             for p in payments:
                 by_month[p["day"].month] += p["amount"]
             months = sorted(by_month)
-            spare = max(0, margin) // max(1, len(months) + 1)
+            spare = max(0, margin - refunded) // max(1, len(months) + 1)
             for m_i, month in enumerate(months):
                 plan_id = f"{ind['bgt_id']}M{month:02d}"
                 plan_amt = by_month[month] + spare
@@ -1405,7 +1446,7 @@ class Generator:
     # --- plan details and indicator adjustments (用款计划明细、指标调整) -------------------------------------------
 
     @staticmethod
-    def _free(ind: dict) -> bool:
+    def _untouched(ind: dict) -> bool:
         """An indicator no other fault touches (adjustment and plan-detail faults go to these)."""
         flags = ("chain_fault", "window_fault", "overspent", "plan_over", "carry_fault", "detail_fault")
         marks = ("duplicate", "kind_fault", "name_fault", "zero_fault")
@@ -1422,7 +1463,7 @@ class Generator:
             ind["adjust"] = []
         for fault in ("plan_detail_sum_mismatch", "plan_detail_element_mismatch"):
             if take(faults, fault):
-                free = [i for i in indicators if self._free(i) and i["payments"]]
+                free = [i for i in indicators if self._untouched(i) and i["payments"]]
                 if free:
                     target = next((i for i in free if i["plan"]), free[0])
                     target["plan"], target["detail_fault"] = True, fault
@@ -1440,7 +1481,7 @@ class Generator:
             return [
                 i
                 for i in indicators
-                if self._free(i) and not i["adjust"] and (i["payments"] or not with_payments)
+                if self._untouched(i) and not i["adjust"] and (i["payments"] or not with_payments)
             ]
 
         def transfer(out: dict, into: dict, short: int = 0) -> str:
@@ -1486,7 +1527,7 @@ class Generator:
             self.manifest.add("adjustment_after_as_of", ba_bgt_adjust=[adjust_id])
         # Clean adjustments: about a third of the indicators get one (追加, 调减, or 调剂 to another indicator).
         for ind in indicators:
-            if ind["adjust"] or not self._free(ind) or rng.random() >= 0.35:
+            if ind["adjust"] or not self._untouched(ind) or rng.random() >= 0.35:
                 continue
             r = rng.random()
             if r < 0.3:
@@ -1609,6 +1650,8 @@ class Generator:
         day, amount = p["day"], p["amount"]
         if p.get("duplicate"):
             dup_ids.append(pay_app_id)
+        # Refunded payments and re-payments take no other fault, so only the refund rules see them.
+        plain = not (p.get("refund") or p.get("repay_of"))
         (payee_name, payee_acct, payee_bank), purpose = p["payee"]
         if p.get("name_fault"):
             # The name keyed on the payment differs from the payee master's (a wrong or outdated name).
@@ -1622,10 +1665,10 @@ class Generator:
         if left is not None and day > left:
             self.holder_hits.append(pay_app_id)
         exp, dep, fund, tracking = ind["exp"], ind["dep"], ind["fund"], ind["tracking"]
-        if not ind.get("chain_fault") and take(faults, "element_mismatch"):
+        if plain and not ind.get("chain_fault") and take(faults, "element_mismatch"):
             exp = next(c for c in self.exp_leaves if c != ind["exp"])
             self.manifest.add("element_mismatch", pay_voucher=[pay_app_id])
-        if take(faults, "tracking_id_lost"):
+        if plain and take(faults, "tracking_id_lost"):
             tracking = None
             self.manifest.add("tracking_id_lost", pay_voucher=[pay_app_id])
         # The approver holds the approver role on the day; the voucher is sent under the approver's account.
@@ -1648,10 +1691,11 @@ class Generator:
             self.manifest.add(who, pay_voucher=[pay_app_id], pay_voucher_bill=[pay_cert_no])
         if p.get("amount_fault"):
             self.manifest.add(p["amount_fault"], pay_voucher=[pay_app_id])
-        if not who and take(faults, "same_person_enter_approve"):
+        if not who and plain and take(faults, "same_person_enter_approve"):
             approver = clerk
             self.manifest.add("same_person_enter_approve", pay_voucher=[pay_app_id])
         pay_type = rng.choice(self.pay_leaves[:2])
+        origin = p.get("repay_of")
         writer.add(
             PAY_VOUCHER,
             (
@@ -1678,8 +1722,11 @@ class Generator:
                 purpose,
                 clerk,
                 approver,
+                origin["pay_app_id"] if origin else None,
+                origin["back_id"] if origin else None,
             ),
         )
+        p["pay_app_id"] = pay_app_id
         chain_rows["pay_voucher"].append(pay_app_id)
 
         # The bank's side: paid the same or next business day; receipt back; cleared with the central bank.
@@ -1687,6 +1734,7 @@ class Generator:
         xpay_amt = amount
         # At the year's end some vouchers are still in transit: no receipt yet, which is normal within N days.
         has_receipt = xpay_date <= spec.as_of and not (day > self.overdue_cutoff and rng.random() < 0.5)
+        faults = faults if plain else []
         signed = True
         if day <= self.overdue_cutoff and take(faults, "voucher_sign_failed"):
             signed = has_receipt = False  # never reached the bank
@@ -1742,39 +1790,159 @@ class Generator:
                 PAY_BANK_RECEIPT,
                 (f"HD{agent_no}", pay_cert_no, bank_code, xpay_date, fen(xpay_amt), agent_no),
             )
-        writer.add(
-            GL_VOUCHER,
-            (
-                f"GL{pay_cert_no}",
-                region.code,
-                year,
-                pay_cert_no,
-                day,
-                "5001",
-                "2011",
-                exp,
-                dep,
-                fund,
-                fen(amount),
-            ),
+        gl_id = f"GL{pay_cert_no}"
+        maker = run.users["approvers"][0]
+        lines = self._ledger_lines(fund, amount, exp, dep, refund=False)
+        if take(faults, "gl_unbalanced"):  # the credit line short
+            lines[1][2] = amount - max(1, min(amount // 10, rng.randrange(1, 100000)))
+            self.manifest.add("gl_unbalanced", gl_voucher=[gl_id])
+        # On 一般公共预算 only: 5001 carries most of the year, so its balance stays on the debit side.
+        if fund[0] == "1" and take(faults, "gl_wrong_side"):
+            for line in lines:  # 借国库存款、贷支出: the sides of a refund on a payment
+                line[1], line[2] = line[2], line[1]
+            self.manifest.add("gl_wrong_side", gl_voucher=[gl_id])
+        if take(faults, "gl_subject_not_leaf"):
+            lines[1][0] = "1001"  # the parent 国库存款 instead of its detail subject
+            self.manifest.add("gl_subject_not_leaf", gl_voucher_line=[gl_id])
+        if take(faults, "ledger_not_tie"):  # the expenditure line booked under another fund type
+            lines[0][5] = "12" if fund != "12" else "11"
+            self.manifest.add("ledger_not_tie", ele_mof_div=[region.code])
+        kind = "重新支付" if origin else "支付"
+        self.treasury[fund[0]] += amount
+        self._write_ledger(
+            writer, region, gl_id, day, (exp, dep, fund), amount, kind, pay_cert_no, None, maker, lines
         )
         if ind.get("chain_fault"):
             chain_rows["gl_voucher"].append(f"GL{pay_cert_no}")
         if ind.get("window_fault") and day > self.window_end:
             chain_rows["window_pay"].append(pay_app_id)
             chain_rows["window_gl"].append(f"GL{pay_cert_no}")
-        if has_receipt and rng.random() < 0.003:
-            back = max(1, amount // rng.choice((1, 2, 4)))
+        refund = p.get("refund")
+        if refund:
+            back_id = f"TK{pay_cert_no}"
+            p["back_id"] = back_id
             writer.add(
                 PAY_BACK_INFO,
-                (
-                    f"TK{pay_cert_no}",
-                    pay_cert_no,
-                    _next_business(self.days, self.day_index, xpay_date, 1),
-                    fen(back),
-                    rng.choice(("收款账号有误", "收款户名不符", "重复支付退回")),
-                ),
+                (back_id, pay_cert_no, refund["day"], fen(refund["amount"]), refund["reason"]),
             )
+            if refund["fault"] == "refund_exceeds_paid":
+                self.manifest.add("refund_exceeds_paid", pay_voucher_bill=[pay_cert_no])
+            elif refund["fault"]:
+                self.manifest.add(refund["fault"], pay_back_info=[back_id])
+            if refund["day"] <= spec.as_of:  # booked when it happens; one after the as-of date is not yet
+                self.treasury[fund[0]] -= refund["amount"]
+                lines = self._ledger_lines(fund, refund["amount"], exp, dep, refund=True)
+                self._write_ledger(
+                    writer,
+                    region,
+                    f"GL{back_id}",
+                    refund["day"],
+                    (exp, dep, fund),
+                    refund["amount"],
+                    "退款",
+                    None,
+                    back_id,
+                    maker,
+                    lines,
+                )
+
+    def write_income(self, writer: BulkWriter, region: Region, users: dict) -> None:
+        """收入: the region's revenue into the treasury (借 国库存款、贷 本级收入), one voucher per budget class the
+        year's payments draw on, on the first business day, covering them with a fifth to spare (so 国库存款 stays on
+        its debit side). It carries no expenditure elements."""
+        for budget, paid in sorted(self.treasury.items()):
+            amount = (max(0, paid) * 6 // 5 // 1_000_000 + 1) * 1_000_000  # rounded up to 万元
+            bank, income = codes.FUND_SUBJECTS[budget][1], codes.INCOME_SUBJECTS[budget]
+            lines = [[bank, amount, 0, None, None, None], [income, 0, amount, None, None, None]]
+            gl_id = f"GLSR{region.code}{budget}"
+            maker = users["approvers"][0]
+            self._write_ledger(
+                writer,
+                region,
+                gl_id,
+                self.days[0],
+                (None, None, None),
+                amount,
+                "收入",
+                None,
+                None,
+                maker,
+                lines,
+            )
+
+    @staticmethod
+    def _ledger_lines(fund: str, amount: int, exp: str, dep: str, refund: bool) -> list[list]:
+        """The two lines of 财政总预算会计 for a treasury payment (借 支出 / 贷 国库存款) or its refund (the reverse):
+        [subject, debit, credit, exp_func, dep_eco, fund]; the expenditure line carries the elements."""
+        spend, bank = codes.FUND_SUBJECTS[fund[0]]
+        if refund:
+            return [[spend, 0, amount, exp, dep, fund], [bank, amount, 0, None, None, None]]
+        return [[spend, amount, 0, exp, dep, fund], [bank, 0, amount, None, None, None]]
+
+    def _write_ledger(
+        self, writer, region, gl_id, day, elements, amount, kind, cert, back_id, maker, lines
+    ) -> None:
+        year = self.spec.year
+        writer.add(
+            GL_VOUCHER,
+            (gl_id, region.code, year, cert, day, *elements, fen(amount), kind, back_id, maker),
+        )
+        for n, (subject, debit, credit, exp, dep, fund) in enumerate(lines, 1):
+            writer.add(
+                GL_VOUCHER_LINE,
+                (gl_id, n, region.code, year, day, subject, fen(debit), fen(credit), exp, dep, fund),
+            )
+
+    def _plan_refunds(self, run: AgencyRun, ind: dict, payments: list[dict]) -> None:
+        """退款 that belong to the year (after the bank paid, by the as-of date, at most what was paid) and some
+        re-payments (重新支付: same indicator, after the refund, at most the refund), from their own random stream.
+        A re-payment is a later payment of the indicator made to the refunded payee, so the number of payments
+        stays what was asked for. The refund faults go to the first payment that fits."""
+        if any(ind.get(k) for k in ("chain_fault", "window_fault", "overspent", "plan_over")):
+            return
+        rr = _rng(self.spec.seed, "refunds", ind["bgt_id"])
+        as_of, latest = self.spec.as_of, self.spec.as_of - timedelta(days=30)
+        flags = ("duplicate", "kind_fault", "name_fault", "zero_fault")
+        plain = [p for p in payments if not any(p.get(k) for k in flags)]
+        eligible = [p for p in plain if p["day"] <= latest]
+        gross = sum(p["amount"] for p in payments)
+        chosen: list[tuple[dict, str | None]] = []
+
+        def later(p: dict, after: date) -> list[dict]:
+            taken = [c for c, _ in chosen]
+            return [
+                q
+                for q in plain
+                if q["day"] > after and q is not p and not q.get("repay_of") and q not in taken
+            ]
+
+        for name in ("refund_exceeds_paid", "refund_after_as_of", "repayment_exceeds_refund"):
+            free = [p for p in eligible if all(p is not q for q, _ in chosen)]
+            if name == "refund_exceeds_paid":
+                free = [p for p in free if gross - p["amount"] > 20000]
+            if name == "repayment_exceeds_refund":  # needs a later payment to become the re-payment
+                free = [p for p in free if later(p, p["day"] + timedelta(days=25))]
+            if free and take(run.faults, name):
+                chosen.append((free[0], name))
+        if not chosen:
+            chosen = [(p, None) for p in eligible if rr.random() < 0.01]
+        for p, fault in chosen:
+            amount = max(1, p["amount"] // rr.choice((1, 1, 2, 4)))
+            day = _next_business(self.days, self.day_index, p["day"], rr.randrange(2, 8))
+            if fault == "refund_exceeds_paid":
+                amount = p["amount"] + rr.randrange(1, 10000)
+            if fault == "refund_after_as_of":
+                day = as_of + timedelta(days=rr.randrange(3, 20))
+            reason = rr.choice(("收款账号有误", "收款户名不符", "收款人账户已销户"))
+            p["refund"] = {"day": day, "amount": amount, "reason": reason, "fault": fault}
+            again = fault == "repayment_exceeds_refund" or (fault is None and rr.random() < 0.6)
+            candidates = later(p, day) if again and day <= as_of else []
+            if candidates:
+                repay = amount if rr.random() < 0.7 else max(1, amount - rr.randrange(1, max(2, amount)))
+                if fault == "repayment_exceeds_refund":
+                    repay = amount + rr.randrange(1, 10000)
+                q = candidates[0]
+                q["amount"], q["payee"], q["repay_of"] = repay, p["payee"], p
 
     def write_clearing(self, writer: BulkWriter, region: Region, clearing: dict) -> None:
         for (bank_code, lqd_date), (count, amount) in sorted(clearing.items()):

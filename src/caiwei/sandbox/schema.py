@@ -223,6 +223,8 @@ PAY_VOUCHER = Table(
     Column("use_des", String(200), nullable=False),
     Column("input_user_id", String(20), nullable=False),
     Column("audit_user_id", String(20), nullable=False),
+    Column("ori_pay_app_id", String(32)),  # 重新支付：被退款的原支付申请
+    Column("ori_back_id", String(32)),  # 重新支付：对应的退款
     UniqueConstraint("fiscal_year", "mof_div_code", "pay_app_no", name="uq_pay_voucher_no"),
     comment="国库集中支付申请",
 )
@@ -288,15 +290,16 @@ GL_VOUCHER = Table(
     Column("gl_vou_id", String(32), primary_key=True),
     Column("mof_div_code", String(9), nullable=False),
     Column("fiscal_year", Integer, nullable=False),
-    Column("pay_cert_no", String(30), nullable=False, index=True),
+    Column("pay_cert_no", String(30), index=True),  # 来源单据：支付、重新支付的支付凭证号（退款为空）
     Column("vou_date", Date, nullable=False),
-    Column("debit_subject", String(20), nullable=False),
-    Column("credit_subject", String(20), nullable=False),
-    Column("exp_func_code", String(30), nullable=False),
-    Column("dep_bgt_eco_code", String(30), nullable=False),
-    Column("fund_type_code", String(30), nullable=False),
-    Column("amount", Money, nullable=False),
-    comment="总账凭证（由支付生成的机制凭证）",
+    Column("exp_func_code", String(30)),  # 支出要素：支付、退款、重新支付带，收入凭证为空
+    Column("dep_bgt_eco_code", String(30)),
+    Column("fund_type_code", String(30)),
+    Column("amount", Money, nullable=False),  # 凭证金额（借方合计 = 贷方合计）
+    Column("bus_kind", String(8), nullable=False),  # 业务类型：支付 / 退款 / 重新支付 / 收入
+    Column("back_id", String(32), index=True),  # 来源单据：退款编号（支付、重新支付为空）
+    Column("maker_user_id", String(20), nullable=False),  # 制单人（机制凭证为系统账号）
+    comment="总账凭证头（财政总预算会计，由支付、退款、重新支付生成的机制凭证）",
 )
 
 BA_BGT_BALANCE = Table(
@@ -450,4 +453,38 @@ BA_BGT_ADJUST = Table(
     Column("adjust_date", Date, nullable=False),
     Column("adjust_doc_no", String(40), nullable=False),
     comment="指标调整",
+)
+
+ELE_ACCT_SUBJECT = Table(
+    "ele_acct_subject",
+    metadata,
+    Column("code", String(20), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("category", String(8), nullable=False),  # 科目类别：资产 / 负债 / 净资产 / 收入 / 支出
+    Column("balance_side", String(2), nullable=False),  # 余额方向：借 / 贷
+    Column("parent_code", String(20)),
+    Column("is_leaf", SmallInteger, nullable=False),
+    Column("level_no", SmallInteger, nullable=False),
+    Column("is_enabled", SmallInteger, nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date, nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    comment="会计科目（财政总预算会计制度，财库〔2015〕192号）",
+)
+
+GL_VOUCHER_LINE = Table(
+    "gl_voucher_line",
+    metadata,
+    Column("gl_vou_id", String(32), primary_key=True),
+    Column("line_no", SmallInteger, primary_key=True),
+    Column("mof_div_code", String(9), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("vou_date", Date, nullable=False),
+    Column("subject_code", String(20), nullable=False),
+    Column("debit_amt", Money, nullable=False),
+    Column("credit_amt", Money, nullable=False),
+    Column("exp_func_code", String(30)),  # 支出类科目的分录带功能科目、经济分类、资金性质；国库存款分录为空
+    Column("dep_bgt_eco_code", String(30)),
+    Column("fund_type_code", String(30)),
+    comment="总账凭证分录（借贷复式）",
 )

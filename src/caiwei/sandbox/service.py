@@ -28,6 +28,8 @@ SUMMARY_TABLES = [
     ("sys_user", "系统用户"),
     ("pay_salary_run", "工资统发批次"),
     ("asset_depr", "折旧明细"),
+    ("gl_voucher_line", "总账分录"),
+    ("pay_back_info", "退款"),
 ]
 
 

@@ -318,19 +318,23 @@ def code_rule(code: m.Code) -> dict:
     a, col = t.alias, f"{t.alias}.{code.column}"
     element = m.ELEMENT_TITLES[code.element]
     leaf = " OR e.is_leaf <> 1" if code.leaf else ""
+    def where_missing(condition: str) -> str:
+        return f"WHERE {col} IS NOT NULL AND ({condition})" if code.nullable else f"WHERE {condition}"
+
     if t.year:
         # The set holds several years: a code unknown in every year is not in the set; its leaf flag is the one of
         # the row's own year (a code of another year only is reported by the validity rules).
         sql = (
             f"SELECT {_select(f'{a}.{t.key}', col, f'{a}.{m.YEAR}', 'e.is_leaf')}\nFROM {t.name} {a}\n"
             f"LEFT JOIN {code.element} e ON e.code = {col} AND e.fiscal_year = {a}.{m.YEAR}\n"
-            f"LEFT JOIN (SELECT DISTINCT code FROM {code.element}) s ON s.code = {col}\nWHERE s.code IS NULL{leaf}"
+            f"LEFT JOIN (SELECT DISTINCT code FROM {code.element}) s ON s.code = {col}\n"
+            + where_missing(f"s.code IS NULL{leaf}")
         )
         where = "任一年度值集"
     else:
         sql = (
             f"SELECT {_select(f'{a}.{t.key}', col, 'e.is_leaf')}\nFROM {t.name} {a}\n"
-            f"LEFT JOIN {code.element} e ON e.code = {col}\nWHERE e.code IS NULL{leaf}"
+            f"LEFT JOIN {code.element} e ON e.code = {col}\n" + where_missing(f"e.code IS NULL{leaf}")
         )
         where = ""
     return _rule(
@@ -338,7 +342,7 @@ def code_rule(code: m.Code) -> dict:
         t,
         a,
         f"{t.title}的{element}不在值集内{'或非末级' if code.leaf else ''}",
-        f"{t.title}的{_label(code.column)}应为 {code.element} 中的代码"
+        f"{t.title}的{_label(code.column)}{'不为空时' if code.nullable else ''}应为 {code.element} 中的代码"
         + (f"（{where}）" if where else "")
         + ("，且在本行预算年度的值集中为末级" if code.leaf and t.year else "，且为末级" if code.leaf else "")
         + "。",
@@ -502,8 +506,9 @@ def flow_rule(f: m.Flow) -> dict:
     conditions = []
     if f.count:
         conditions.append(f"NOT ({_count_sql(f.count, n, p)})")
+    child_sum = "COALESCE(d.s, 0) - COALESCE(r.s, 0)" if f.less else "COALESCE(d.s, 0)"
     if f.sum_child:
-        s, col = "ROUND(COALESCE(d.s, 0), 2)", f"ROUND({p}.{f.sum_parent}, 2)"
+        s, col = f"ROUND({child_sum}, 2)", f"ROUND({p}.{f.sum_parent}, 2)"
         op = {"=": "<>", "<=": ">", ">=": "<"}[f.sum_op]
         conditions.append(f"{s} {op} {col}")
     where = _where(conditions)
@@ -511,19 +516,21 @@ def flow_rule(f: m.Flow) -> dict:
         where = f"{_count_sql(f.when, n, p)} AND ({where})"
     outputs = [f"{p}.{parent.key}", *(f"{p}.{e}" for e in f.evidence), f"{n} AS child_count"]
     if f.sum_child:
-        outputs.append("COALESCE(d.s, 0) AS child_sum")
+        outputs.append(f"{child_sum} AS child_sum")
+    less = f"LEFT JOIN ({f.less}) r ON r.k = {p}.{pcol}\n" if f.less else ""
     sql = (
         f"SELECT {_select(*outputs)}\nFROM {parent.name} {p}\n"
         f"LEFT JOIN (SELECT {ccol} AS k, {', '.join(aggregates)} FROM {child.name}"
-        f" WHERE {ccol} IS NOT NULL GROUP BY {ccol}) d ON d.k = {p}.{pcol}\nWHERE {where}"
+        f" WHERE {ccol} IS NOT NULL GROUP BY {ccol}) d ON d.k = {p}.{pcol}\n{less}WHERE {where}"
     )
     parts = []
     if f.count:
         parts.append(f"对应的{child.title}笔数应满足 {_words(f.count)}")
     if f.sum_child:
         signed = "（按类型计正负）" if f.sign else ""
+        less_words = f"减去{f.less_title}" if f.less else ""
         parts.append(
-            f"{child.title}的{_label(f.sum_child)}{signed}之和 {f.sum_op} {parent.title}的{_label(f.sum_parent)}"
+            f"{child.title}的{_label(f.sum_child)}{signed}之和{less_words} {f.sum_op} {parent.title}的{_label(f.sum_parent)}"
         )
     return _rule(
         "FLOW",
@@ -535,7 +542,11 @@ def flow_rule(f: m.Flow) -> dict:
         + f"：{'；'.join(parts)}。",
         f.source,
         sql,
-        labels={"child_count": f"{child.title}笔数", "child_sum": f"{child.title}{_label(f.sum_child)}合计"},
+        labels={
+            "child_count": f"{child.title}笔数",
+            "child_sum": f"{child.title}{_label(f.sum_child)}合计"
+            + (f"（减去{f.less_title}）" if f.less else ""),
+        },
         evidence=[*f.evidence, "child_count", *(["child_sum"] if f.sum_child else [])],
         advice=f"逐笔核对{parent.title}与{child.title}，查明缺失、重复或拆分的记录。",
     )

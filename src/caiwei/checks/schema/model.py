@@ -76,6 +76,8 @@ TABLES = {
         Table("asset_depr", "折旧明细", "asset_id", "dp", "资产管理", region=False, year=False),
         Table("pay_plan_detail", "用款计划明细", "plan_detail_id", "pd", "用款计划"),
         Table("ba_bgt_adjust", "指标调整", "adjust_id", "aj", "指标管理", date="adjust_date"),
+        Table("ele_acct_subject", "会计科目", "code", "s", "总预算会计", region=False),
+        Table("gl_voucher_line", "总账凭证分录", "gl_vou_id", "gl", "总预算会计", date="vou_date"),
     )
 }
 
@@ -279,8 +281,9 @@ REFS: tuple[Ref, ...] = (
         "pay_cert_no",
         "pay_voucher_bill",
         "总账凭证的支付凭证",
-        "DOMAIN [money flow] 总账（机制凭证）",
+        "DOMAIN [money flow] 总账（机制凭证）；退款的总账凭证以退款为来源单据（pay_cert_no 为空）",
         agree=_same(REGION, YEAR),
+        nullable=True,
     ),
     Ref(
         "gl_voucher",
@@ -556,8 +559,8 @@ DATES: tuple[DateRule, ...] = (
     DateRule("pay_clearing", "lqd_date", "清算凭证日期", "DOMAIN [money flow] 清算"),
     # Not after the as-of date is true of a refund too, but the sandbox dates a refund the business day after the
     # bank paid, which for a payment of 31 December lies in the next year (after its as-of date). Re-enable
-    # not_after_as_of once the sandbox keeps refunds inside its as-of date (reported, issue 11 §2).
-    # TODO(sandbox): DateRule("pay_back_info", "back_date", "退款日期", "DOMAIN [PAY_BACK_INFO]")
+    # not_after_as_of once the sandbox keeps refunds inside its as-of date (reported, issue 11 §2). Done: section GL.
+    # DateRule("pay_back_info", "back_date", "退款日期", "DOMAIN [PAY_BACK_INFO]")
     # (back_date ≥ xpay_date stays, as a DateOrder below.)
     DateRule("gl_voucher", "vou_date", "总账凭证日期", "DOMAIN [money flow] 总账；[Level 1]", in_year=True),
     DateRule("person_info", "leave_date", "离职日期", "schema person_info.leave_date", nullable=True),
@@ -679,10 +682,11 @@ class Code:
     element: str
     source: str
     leaf: bool = True
+    nullable: bool = False  # NULL means “not applicable” (a 收入 voucher carries no expenditure elements)
 
 
-def _codes(table: str, *columns: str, source: str) -> tuple[Code, ...]:
-    return tuple(Code(table, c, ELEMENT_TABLES[c], source) for c in columns)
+def _codes(table: str, *columns: str, source: str, nullable: bool = False) -> tuple[Code, ...]:
+    return tuple(Code(table, c, ELEMENT_TABLES[c], source, nullable=nullable) for c in columns)
 
 
 CODES: tuple[Code, ...] = (
@@ -695,7 +699,12 @@ CODES: tuple[Code, ...] = (
     ),
     *_codes("pay_plan_voucher", *ELEMENTS_GL, source="DOMAIN [Common elements]；部标校验"),
     *_codes("pay_voucher", *ELEMENTS_FULL, "pay_type_code", source="DOMAIN [Common elements]；部标校验"),
-    *_codes("gl_voucher", *ELEMENTS_GL, source="DOMAIN [Common elements]；部标校验"),
+    *_codes(
+        "gl_voucher",
+        *ELEMENTS_GL,
+        source="DOMAIN [Common elements]；部标校验；收入凭证不带支出要素（为空）",
+        nullable=True,
+    ),
     *_codes("asset_card", "asset_class_code", source="schema ele_asset_class（GB/T 14885）"),
 )
 
@@ -849,7 +858,18 @@ class Flow:
     when: str = ""  # SQL over the parent's columns (alias-free column names are prefixed)
     evidence: tuple[str, ...] = ()
     sign: str = ""  # SQL over the child's columns giving +1 or -1: the sum is of sign × sum_child
+    # Subtracted from the child sum: a SELECT of (k, s) — k the parent's ``on`` value — and its words.
+    less: str = ""
+    less_title: str = ""
 
+
+# Refunds made by the as-of date, per indicator (through the refunded voucher and its payment).
+REFUNDS_BY_INDICATOR = (
+    "SELECT rp.bgt_id AS k, SUM(rb.back_amt) AS s FROM pay_back_info rb"
+    " JOIN pay_voucher_bill rv ON rv.pay_cert_no = rb.pay_cert_no"
+    " JOIN pay_voucher rp ON rp.pay_app_id = rv.pay_app_id"
+    " WHERE rb.back_date <= CAST(:as_of AS DATE) GROUP BY rp.bgt_id"
+)
 
 FLOWS: tuple[Flow, ...] = (
     Flow(
@@ -867,12 +887,14 @@ FLOWS: tuple[Flow, ...] = (
         "ba_bgt_info",
         "pay_voucher",
         ("bgt_id", "bgt_id"),
-        "指标已支付金额不等于其支付申请之和",
-        "DOMAIN [What the data checks look for] quota consistency",
+        "指标已支付金额不等于其支付申请之和减去退款",
+        "DOMAIN [What the data checks look for] quota consistency；退款恢复额度（issue 11 §2）",
         sum_child="pay_amt",
         sum_op="=",
         sum_parent="pay_app_amt",
         evidence=("pay_app_amt",),
+        less=REFUNDS_BY_INDICATOR,
+        less_title="截至检查日的退款",
     ),
     Flow(
         "ba_bgt_info",
@@ -1302,4 +1324,153 @@ HR = (
 )
 
 
-MODEL = Model(sections=(("", PLAN_ADJUST_SECTION), ("HR", HR)))
+# --- section GL: the general ledger as double entry, refunds and re-payments (issue 11 §2) -------------------------
+# 财政总预算会计制度（财库〔2015〕192号）: the subjects (ele_acct_subject), the voucher header (gl_voucher) and its lines
+# (gl_voucher_line). The accounting semantics (sides per business kind, ties) are the hand-written pack accounting.
+ELEMENT_TITLES["ele_acct_subject"] = (
+    "会计科目"  # after CODE_TREES, so the earlier code-tree rules stay as they were
+)
+GL_SOURCE = "财政总预算会计制度（财库〔2015〕192号）；schema gl_voucher / gl_voucher_line / ele_acct_subject"
+REFUND_SOURCE = "DOMAIN [PAY_BACK_INFO]；issue 11 §2 退款与重新支付"
+GL_SECTION = (
+    Ref(
+        "gl_voucher_line",
+        "gl_vou_id",
+        "gl_voucher",
+        "分录的总账凭证",
+        GL_SOURCE,
+        agree=_same(REGION, YEAR, "vou_date"),
+    ),
+    Ref(
+        "gl_voucher_line", "subject_code", "ele_acct_subject", "分录的会计科目", GL_SOURCE, parent_key="code"
+    ),
+    Ref("gl_voucher", "back_id", "pay_back_info", "退款总账凭证的退款", GL_SOURCE, nullable=True),
+    Ref(
+        "pay_voucher",
+        "ori_pay_app_id",
+        "pay_voucher",
+        "重新支付的原支付申请",
+        f"{REFUND_SOURCE}：重新支付使用原指标",
+        agree=_same(REGION, YEAR, AGENCY, "bgt_id"),
+        nullable=True,
+        parent_key="pay_app_id",
+    ),
+    Ref("pay_voucher", "ori_back_id", "pay_back_info", "重新支付对应的退款", REFUND_SOURCE, nullable=True),
+    Ref(
+        "pay_voucher",
+        "ori_back_id",
+        "pay_voucher_bill",
+        "重新支付对应的退款与原支付申请",
+        REFUND_SOURCE,
+        agree=(("ori_pay_app_id", "pay_app_id"),),
+        via=Via("pay_back_info", "back_id", "pay_cert_no"),
+        parent_key="pay_cert_no",
+    ),
+    Amount("gl_voucher_line", "debit_amt", "借方金额", "nonnegative", f"{MONEY}；{GL_SOURCE}"),
+    Amount("gl_voucher_line", "credit_amt", "贷方金额", "nonnegative", f"{MONEY}；{GL_SOURCE}"),
+    DateRule("gl_voucher_line", "vou_date", "分录日期", f"{GL_SOURCE}；DOMAIN [Level 1]", in_year=True),
+    # The constraint left out earlier (see DATES): the sandbox now keeps refunds inside its as-of date.
+    DateRule("pay_back_info", "back_date", "退款日期", "DOMAIN [PAY_BACK_INFO]；[Level 1] 不晚于检查日"),
+    DateOrder(
+        "pay_voucher",
+        "pay_app_date",
+        ">=",
+        "pay_back_info",
+        "back_date",
+        ("ori_back_id", "back_id"),
+        "重新支付早于退款",
+        f"{REFUND_SOURCE}：先退款、后重新支付",
+    ),
+    DateOrder(
+        "gl_voucher",
+        "vou_date",
+        "=",
+        "pay_back_info",
+        "back_date",
+        ("back_id", "back_id"),
+        "退款总账凭证日期与退款日期不一致",
+        f"{GL_SOURCE}：退款在退回当日冲减支出",
+    ),
+    Code("gl_voucher_line", "subject_code", "ele_acct_subject", GL_SOURCE),
+    CodeValid(
+        "gl_voucher_line",
+        "subject_code",
+        "ele_acct_subject",
+        f"{GL_SOURCE}；DOMAIN [Level 1] validity on the date of use",
+        "vou_date",
+    ),
+    CodeTree("ele_acct_subject", GL_SOURCE),
+    Enum(
+        "gl_voucher",
+        "bus_kind",
+        ("支付", "退款", "重新支付", "收入"),
+        "总账凭证业务类型不在取值范围内",
+        "schema gl_voucher.bus_kind",
+        label="业务类型",
+    ),
+    Enum(
+        "ele_acct_subject",
+        "category",
+        ("资产", "负债", "净资产", "收入", "支出"),
+        "会计科目类别不在取值范围内",
+        GL_SOURCE,
+        label="科目类别",
+    ),
+    Enum(
+        "ele_acct_subject",
+        "balance_side",
+        ("借", "贷"),
+        "会计科目余额方向不是借或贷",
+        GL_SOURCE,
+        label="余额方向",
+    ),
+    Flow(
+        "gl_voucher",
+        "gl_voucher_line",
+        ("gl_vou_id", "gl_vou_id"),
+        "总账凭证借方合计不等于凭证金额",
+        f"{GL_SOURCE}：借贷必相等",
+        count="n >= 2",
+        sum_child="debit_amt",
+        sum_op="=",
+        sum_parent="amount",
+        evidence=("amount",),
+    ),
+    Flow(
+        "gl_voucher",
+        "gl_voucher_line",
+        ("gl_vou_id", "gl_vou_id"),
+        "总账凭证贷方合计不等于凭证金额",
+        f"{GL_SOURCE}：借贷必相等",
+        sum_child="credit_amt",
+        sum_op="=",
+        sum_parent="amount",
+        evidence=("amount",),
+    ),
+    Flow(
+        "pay_back_info",
+        "gl_voucher",
+        ("back_id", "back_id"),
+        "退款没有恰好一张同额的总账凭证",
+        f"{GL_SOURCE}：退款冲减支出（一对一）",
+        count="n = 1",
+        sum_child="amount",
+        sum_op="=",
+        sum_parent="back_amt",
+        evidence=("back_amt",),
+    ),
+    Flow(
+        "pay_back_info",
+        "pay_voucher",
+        ("back_id", "ori_back_id"),
+        "重新支付超过退款金额",
+        f"{REFUND_SOURCE}：重新支付不超过退回的金额",
+        sum_child="pay_amt",
+        sum_op="<=",
+        sum_parent="back_amt",
+        when="n > 0",
+        evidence=("back_amt",),
+    ),
+)
+
+MODEL = Model(sections=(("", PLAN_ADJUST_SECTION), ("HR", HR), ("GL", GL_SECTION)))

@@ -41,6 +41,7 @@ def test_every_data_fault_has_rules():
         "主数据语义检查",
         "经办人与角色检查",
         "金额合理性检查",
+        "会计语义检查",
     }
 
 
