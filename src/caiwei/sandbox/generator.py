@@ -1791,7 +1791,7 @@ class Generator:
                 (f"HD{agent_no}", pay_cert_no, bank_code, xpay_date, fen(xpay_amt), agent_no),
             )
         gl_id = f"GL{pay_cert_no}"
-        maker = run.users["approvers"][0]
+        maker = run.users["approvers"][0][0]  # the region's first approver (holds R02 all year)
         lines = self._ledger_lines(fund, amount, exp, dep, refund=False)
         if take(faults, "gl_unbalanced"):  # the credit line short
             lines[1][2] = amount - max(1, min(amount // 10, rng.randrange(1, 100000)))
@@ -1855,7 +1855,7 @@ class Generator:
             bank, income = codes.FUND_SUBJECTS[budget][1], codes.INCOME_SUBJECTS[budget]
             lines = [[bank, amount, 0, None, None, None], [income, 0, amount, None, None, None]]
             gl_id = f"GLSR{region.code}{budget}"
-            maker = users["approvers"][0]
+            maker = users["approvers"][0][0]
             self._write_ledger(
                 writer,
                 region,
