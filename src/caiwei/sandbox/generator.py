@@ -1157,10 +1157,10 @@ class Generator:
                     min(spec.as_of, booked + timedelta(days=rng.randrange(200, 2000))),
                 )
             plate = f"演{rng.choice('ABCDEFGHK')}{rng.randrange(10000, 99999)}" if klass == "304" else None
-            while plate in self.plates[region.code]:  # registration numbers are unique in the whole region
+            while plate in self.plates["*"]:  # a plate is unique nationwide (here: in the whole sandbox)
                 plate = f"{plate[:2]}{(int(plate[2:]) - 9999) % 89999 + 10000}"
             if plate:
-                self.plates[region.code].add(plate)
+                self.plates["*"].add(plate)
             area = f"{rng.randrange(50, 5000)}.00" if klass in codes.ASSET_AREA_CLASSES else None
             history = self._depreciation(klass, original, booked, disposed)
             depr = sum(amount for _, amount in history)

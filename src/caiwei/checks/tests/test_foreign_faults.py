@@ -32,8 +32,10 @@ UNION ALL SELECT 'ba_bgt_balance', bgt_id FROM pay_voucher WHERE pay_app_id = :k
 UNION ALL SELECT 'ba_bgt_carryovers', 'C' || bgt_id FROM pay_voucher WHERE pay_app_id = :k
 UNION ALL SELECT 'pay_plan_voucher', plan_id FROM pay_voucher WHERE pay_app_id = :k AND plan_id IS NOT NULL
 UNION ALL SELECT 'pm_project_info', pro_code FROM pay_voucher WHERE pay_app_id = :k
+UNION ALL SELECT 'ele_mof_div', mof_div_code FROM pay_voucher WHERE pay_app_id = :k
 UNION ALL SELECT 'pay_voucher_bill', pay_cert_no FROM pay_voucher_bill WHERE pay_app_id = :k
 UNION ALL SELECT 'gl_voucher', 'GL' || pay_cert_no FROM pay_voucher_bill WHERE pay_app_id = :k
+UNION ALL SELECT 'gl_voucher_line', 'GL' || pay_cert_no FROM pay_voucher_bill WHERE pay_app_id = :k
 UNION ALL SELECT 'pay_bank_receipt', r.receipt_no FROM pay_bank_receipt r
     JOIN pay_voucher_bill v ON v.pay_cert_no = r.pay_cert_no WHERE v.pay_app_id = :k
 UNION ALL SELECT 'pay_clearing', lqd_cert_no FROM pay_voucher_bill WHERE pay_app_id = :k AND lqd_cert_no IS NOT NULL
@@ -79,7 +81,7 @@ FAULTS = (
         "pay_voucher",
         payment(1),
         ("UPDATE pay_voucher SET mof_div_code = '150000000' WHERE pay_app_id = :k",),
-        PAYMENT_CHAIN,
+        PAYMENT_CHAIN + " UNION ALL SELECT 'ele_mof_div', '150000000'",
     ),
     Fault(
         "支付申请的预算单位与指标不一致",
@@ -192,7 +194,8 @@ FAULTS = (
         "SELECT person_id FROM person_info WHERE status = '在职' ORDER BY person_id LIMIT 1 OFFSET 3",
         ("UPDATE person_info SET agency_code = '9' || agency_code WHERE person_id = :k",),
         "SELECT 'sys_user', user_id FROM sys_user WHERE person_id = :k"
-        " UNION ALL SELECT 'pay_payee_info', payee_acct_no FROM pay_payee_info WHERE person_id = :k",
+        " UNION ALL SELECT 'pay_payee_info', payee_acct_no FROM pay_payee_info WHERE person_id = :k"
+        " UNION ALL SELECT 'pay_salary_detail', run_id FROM pay_salary_detail WHERE person_id = :k",
     ),
     Fault(
         "收款账号不在收款人信息表中",
@@ -278,7 +281,10 @@ FAULTS = (
         2,
         "pay_voucher_bill",
         f"SELECT pay_cert_no FROM pay_voucher_bill WHERE pay_app_id = ({payment(20)})",
-        ("DELETE FROM gl_voucher WHERE pay_cert_no = :k",),
+        (
+            "DELETE FROM gl_voucher_line WHERE gl_vou_id IN (SELECT gl_vou_id FROM gl_voucher WHERE pay_cert_no = :k)",
+            "DELETE FROM gl_voucher WHERE pay_cert_no = :k",
+        ),
         BILL_CHAIN,
     ),
     Fault(
@@ -286,7 +292,11 @@ FAULTS = (
         2,
         "gl_voucher",
         f"SELECT 'GL' || pay_cert_no FROM pay_voucher_bill WHERE pay_app_id = ({payment(21)})",
-        ("UPDATE gl_voucher SET amount = amount + 1 WHERE gl_vou_id = :k",),
+        (  # the voucher stays balanced: both lines and the header one yuan more
+            "UPDATE gl_voucher SET amount = amount + 1 WHERE gl_vou_id = :k",
+            "UPDATE gl_voucher_line SET debit_amt = debit_amt + 1 WHERE gl_vou_id = :k AND debit_amt > 0",
+            "UPDATE gl_voucher_line SET credit_amt = credit_amt + 1 WHERE gl_vou_id = :k AND credit_amt > 0",
+        ),
         BILL_CHAIN.replace(":k", "(SELECT pay_cert_no FROM gl_voucher WHERE gl_vou_id = :k)"),
     ),
     Fault(
@@ -420,8 +430,8 @@ FAULTS = (
             "UPDATE asset_card SET plate_no = (SELECT min(plate_no) FROM asset_card o WHERE o.plate_no IS NOT NULL "
             "AND o.agency_code <> asset_card.agency_code) WHERE asset_id = :k",
         ),
-        "SELECT 'asset_card', asset_id FROM asset_card WHERE plate_no = (SELECT plate_no FROM asset_card "
-        "WHERE asset_id = :k)",
+        "SELECT 'asset_card', asset_id FROM asset_card WHERE plate_no = (SELECT min(o.plate_no) FROM asset_card o "
+        "WHERE o.plate_no IS NOT NULL AND o.agency_code <> (SELECT agency_code FROM asset_card WHERE asset_id = :k))",
     ),
     # --- level 4: accounting -----------------------------------------------------------------------------------
     Fault(
@@ -440,10 +450,7 @@ FAULTS = (
         4,
         "gl_voucher",
         f"SELECT 'GL' || pay_cert_no FROM pay_voucher_bill WHERE pay_app_id = ({payment(25)})",
-        (
-            "UPDATE gl_voucher SET debit_subject = credit_subject, credit_subject = debit_subject "
-            "WHERE gl_vou_id = :k",
-        ),
+        ("UPDATE gl_voucher_line SET debit_amt = credit_amt, credit_amt = debit_amt WHERE gl_vou_id = :k",),
         BILL_CHAIN.replace(":k", "(SELECT pay_cert_no FROM gl_voucher WHERE gl_vou_id = :k)"),
     ),
     # --- level 5: who acted ------------------------------------------------------------------------------------
@@ -503,7 +510,11 @@ FAULTS = (
         "支付金额多录了一位（流程各环节一致）",
         6,
         "pay_voucher",
-        payment(31),
+        # A payment with at least three others of its agency, economic item and month to be compared with.
+        "SELECT p.pay_app_id FROM pay_voucher p JOIN pay_voucher_bill v ON v.pay_app_id = p.pay_app_id "
+        "WHERE p.ori_pay_app_id IS NULL AND v.lqd_cert_no IS NOT NULL AND (SELECT COUNT(*) FROM pay_voucher q "
+        "WHERE q.agency_code = p.agency_code AND q.dep_bgt_eco_code = p.dep_bgt_eco_code "
+        "AND substr(q.pay_app_date, 1, 7) = substr(p.pay_app_date, 1, 7)) >= 4 ORDER BY p.pay_app_id LIMIT 1",
         (
             "UPDATE ba_bgt_info SET amount = amount + 9 * (SELECT pay_amt FROM pay_voucher WHERE pay_app_id = :k), "
             "pay_app_amt = pay_app_amt + 9 * (SELECT pay_amt FROM pay_voucher WHERE pay_app_id = :k) "
@@ -516,6 +527,8 @@ FAULTS = (
             "(SELECT pay_cert_no FROM pay_voucher_bill WHERE pay_app_id = :k)",
             "UPDATE gl_voucher SET amount = amount * 10 WHERE pay_cert_no = "
             "(SELECT pay_cert_no FROM pay_voucher_bill WHERE pay_app_id = :k)",
+            "UPDATE gl_voucher_line SET debit_amt = debit_amt * 10, credit_amt = credit_amt * 10 WHERE gl_vou_id = "
+            "(SELECT 'GL' || pay_cert_no FROM pay_voucher_bill WHERE pay_app_id = :k)",
             "UPDATE pay_voucher_bill SET pay_amt = pay_amt * 10, xpay_amt = xpay_amt * 10 WHERE pay_app_id = :k",
             "UPDATE pay_voucher SET pay_amt = pay_amt * 10 WHERE pay_app_id = :k",
         ),
