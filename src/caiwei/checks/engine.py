@@ -68,7 +68,9 @@ class Param:
 
 
 NORMALIZE_FUNCTION = "caiwei_norm"  # caiwei_norm(column, 'normaliser name') in a rule's SQL
-DAY_DIFF_FUNCTION = "caiwei_day_diff"  # caiwei_day_diff(a, b): whole days from date b to date a, on every engine
+DAY_DIFF_FUNCTION = (
+    "caiwei_day_diff"  # caiwei_day_diff(a, b): whole days from date b to date a, on every engine
+)
 NORMALIZER_KEYS = {"title", "width", "upper", "whitespace", "remove", "prefixes", "suffixes"}
 LIST_SEPARATORS = ("、", "|")
 WHITESPACE = " \t\r\n\u3000"
@@ -252,7 +254,9 @@ def load_rule(path: Path, pack: str = "") -> Rule:
             if args[1].this not in normalize:
                 raise RuleError(f"{where}：SQL 中的归一 {args[1].this} 未在 normalize 中声明")
             if not (isinstance(call.parent, exp.Alias) and isinstance(call.parent.parent, exp.Select)):
-                raise RuleError(f"{where}：{NORMALIZE_FUNCTION} 只能作为查询的输出列，如 {NORMALIZE_FUNCTION}(p.列, '归一名') AS 列名")
+                raise RuleError(
+                    f"{where}：{NORMALIZE_FUNCTION} 只能作为查询的输出列，如 {NORMALIZE_FUNCTION}(p.列, '归一名') AS 列名"
+                )
         elif str(call.this).lower() == DAY_DIFF_FUNCTION and len(call.expressions) != 2:
             raise RuleError(f"{where}：{DAY_DIFF_FUNCTION} 的写法是 {DAY_DIFF_FUNCTION}(日期甲, 日期乙)")
     return Rule(

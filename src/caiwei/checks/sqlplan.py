@@ -133,7 +133,9 @@ def normalize_stages(spec: dict, dialect: str) -> list:
         dropped = _sql_chars([c for c, t in mapping.items() if not t])
         source = "".join(c for c, _ in kept) + "".join(dropped)
         target = "".join(t for _, t in kept)
-        if dialect == "oracle":  # Oracle's '' is NULL: a sentinel mapped to itself keeps TRANSLATE's target non-empty
+        if (
+            dialect == "oracle"
+        ):  # Oracle's '' is NULL: a sentinel mapped to itself keeps TRANSLATE's target non-empty
             sentinel = next(chr(c) for c in range(1, 32) if chr(c) not in mapping)
             source, target = sentinel + source, sentinel + target
         stages.append(

@@ -39,6 +39,8 @@ FAULT_RULES = {
     "payee_name_mismatch": ["GEN-REF-036"],
     "account_kind_not_allowed": ["GEN-CODE-047"],
     "zero_balance_account_receives": ["GEN-CODE-048"],
+    # Near-duplicates: the payee's name or account written differently, or paid again a few days later.
+    "near_duplicate_payment": ["DUP-003", "DUP-004"],
 }
 # Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
 NOT_DATA = {

@@ -268,4 +268,5 @@ FAULT_LABELS = {
     "payee_name_mismatch": "收款户名与收款人信息不符",
     "account_kind_not_allowed": "收款账户性质不允许该类支付",
     "zero_balance_account_receives": "零余额账户作为收款账户",
+    "near_duplicate_payment": "近似重复支付",
 }

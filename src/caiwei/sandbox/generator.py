@@ -9,6 +9,7 @@ row (balances, receipts, clearing, ledger) stays consistent with the fault and o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -91,7 +92,10 @@ FAULT_TYPES = (
     "payee_name_mismatch",  # 支付的收款户名与收款人信息表不符
     "account_kind_not_allowed",  # 设备购置（310）付给个人账户
     "zero_balance_account_receives",  # 零余额账户作为收款账户（零余额账户只付不收）
+    "near_duplicate_payment",  # 近似重复支付：收款人名称或账号写法不同（全角、空格、后缀、标点）或日期相差几天
 )
+# The shapes of near_duplicate_payment, taken in turn by its occurrences.
+NEAR_DUPLICATE_SHAPES = ("fullwidth", "suffix", "personal", "spaces", "punctuation", "date", "account")
 ROLES = [
     ("R01", "单位录入", None),
     ("R02", "国库审核", None),
@@ -370,6 +374,11 @@ class Generator:
         )
         self.serial = defaultdict(int)
 
+    @functools.cached_property
+    def payee_holders(self) -> dict[str, str | None]:
+        """Payee account → the person holding it (personal accounts, 公务卡), for near_duplicate_payment."""
+        return {}
+
     def next_id(self, kind: str) -> int:
         self.serial[kind] += 1
         return self.serial[kind]
@@ -642,6 +651,8 @@ class Generator:
                 if not (p.get("duplicate") or p.get("kind_fault") or p.get("name_fault"))
             ]
             single[0]["payee"], single[0]["zero_fault"] = (own, single[0]["payee"][1]), True
+        if take(faults, "near_duplicate_payment"):
+            self._near_duplicate(writer, agency, indicators, payees)
         run = AgencyRun(agency, rng, account_no, bank_code, users, clerk, clearing, faults)
         for ind in indicators:
             ind["project"][4] += self._write_indicator(writer, run, ind)
@@ -649,6 +660,91 @@ class Generator:
             writer.add(
                 PM_PROJECT_INFO, (pro_code, name, region.code, year, agency.code, exp, tracking, fen(total))
             )
+
+    def _near_duplicate(
+        self, writer: BulkWriter, agency: Agency, indicators: list[dict], payees: dict
+    ) -> None:
+        """近似重复支付: a payment paid a second time, to the same payee written differently — the payee registered
+        twice in the payee master (full-width letters, another suffix, （个人）, spaces, punctuation; or the account
+        with spaces and full-width digits and the name mistyped) — or to the same payee a few days later. Same unit,
+        same amount, within a week; from its own random stream. The copy is the row the manifest names."""
+        rng = _rng(self.spec.seed, "near_duplicate", agency.region.code, agency.index)
+        shape = NEAR_DUPLICATE_SHAPES[(self.next_id("near_duplicate") - 1) % len(NEAR_DUPLICATE_SHAPES)]
+        flags = ("duplicate", "kind_fault", "name_fault", "zero_fault", "near_dup")
+        free = [
+            (ind, p)
+            for ind in indicators
+            if not ind.get("chain_fault") and not ind.get("window_fault")
+            for p in ind["payments"]
+            if not any(p.get(f) for f in flags) and p["day"] <= self.spec.as_of - timedelta(days=10)
+        ]
+        personal = [(i, p) for i, p in free if i["dep"].startswith(codes.PERSONAL_ECO["个人账户"])]
+        if shape == "personal" and not (personal and payees["个人账户"]):
+            shape = "spaces"
+        ind, p0 = (personal if shape == "personal" else free)[0]
+        bank = rng.choice(codes.PAYEE_BANKS)
+        serial = self.next_id(f"near_payee{agency.code}")
+
+        def register(name: str, acct: str, kind: str = "单位账户", person: str | None = None) -> tuple:
+            writer.add(PAY_PAYEE_INFO, (acct, agency.region.code, agency.code, name, bank, kind, person))
+            return (name, acct, bank)
+
+        base_acct = f"{agency.code}9{serial:03d}18"
+        base_name = (
+            f"{rng.choice(codes.SURNAMES)}{rng.choice(codes.GIVEN)}{rng.choice(codes.PAYEE_WORDS)}"
+            f"{rng.choice(('有限公司', '有限责任公司', '股份有限公司'))}"
+        )
+        copy = dict(p0)
+        if shape == "personal":
+            original = payees["个人账户"][0]
+            holder = self.payee_holders.get(original[1])
+            copy["payee"] = (
+                register(f"{original[0]}（个人）", base_acct, "个人账户", holder),
+                p0["payee"][1],
+            )
+            p0["payee"] = (original, p0["payee"][1])
+        elif shape == "date":
+            later = [d for d in self.days if 1 <= (d - p0["day"]).days <= 5 and d <= self.spec.as_of]
+            copy["day"] = rng.choice(later) if later else p0["day"]
+            if not later:  # no business day within the window: keep the day, change how the name is written
+                shape = "spaces"
+        if shape != "personal":
+            if shape == "fullwidth":
+                letters = "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(2))
+                base_name = f"{base_name[:2]}{letters}{rng.randrange(1, 10)}{base_name[2:]}"
+            original = register(base_name, base_acct)
+            variant_acct = f"{agency.code}9{serial:03d}28"
+            if shape == "fullwidth":
+                variant = "".join(
+                    chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in base_name
+                )
+            elif shape == "suffix":
+                for kind in ("股份有限公司", "有限责任公司", "有限公司"):
+                    if base_name.endswith(kind):
+                        variant = base_name[: -len(kind)] + "公司"
+                        break
+            elif shape == "spaces":
+                variant = f"{base_name[:1]} {base_name[1:4]}\u3000{base_name[4:]}"
+            elif shape == "punctuation":
+                variant = f"{base_name[:1]}·{base_name[1:]}。"
+            elif shape == "account":
+                typo = next(c for c in codes.GIVEN if c != base_name[1])
+                variant = base_name[:1] + typo + base_name[2:]
+                digits = base_acct
+                variant_acct = " ".join(digits[i : i + 4] for i in range(0, len(digits), 4))
+                variant_acct = variant_acct[:-4] + "".join(chr(ord(c) + 0xFEE0) for c in variant_acct[-4:])
+            else:  # date: the same payee, the same name and account
+                variant = None
+            p0["payee"] = (original, p0["payee"][1])
+            copy["payee"] = (
+                (register(variant, variant_acct) if variant else original),
+                p0["payee"][1],
+            )
+        if shape == "punctuation":
+            later = [d for d in self.days if 1 <= (d - p0["day"]).days <= 5 and d <= self.spec.as_of]
+            copy["day"] = rng.choice(later) if later else p0["day"]
+        copy["near_dup"] = True
+        ind["payments"].append(copy)
 
     def write_payees(self, writer: BulkWriter, agency: Agency, persons: list, names: dict) -> dict[str, list]:
         """The agency's payee master 收款人信息: companies (单位账户) and staff (个人账户, 公务卡), from their own
@@ -672,6 +768,7 @@ class Generator:
             for name, acct, person_id in rows:
                 bank = rng.choice(codes.PAYEE_BANKS)
                 result[kind].append((name, acct, bank))
+                self.payee_holders[acct] = person_id
                 writer.add(
                     PAY_PAYEE_INFO, (acct, agency.region.code, agency.code, name, bank, kind, person_id)
                 )
@@ -949,6 +1046,8 @@ class Generator:
             self.manifest.add("account_kind_not_allowed", pay_voucher=[pay_app_id])
         if p.get("zero_fault"):
             self.manifest.add("zero_balance_account_receives", pay_voucher=[pay_app_id])
+        if p.get("near_dup"):
+            self.manifest.add("near_duplicate_payment", pay_voucher=[pay_app_id])
         exp, dep, fund, tracking = ind["exp"], ind["dep"], ind["fund"], ind["tracking"]
         if not ind.get("chain_fault") and take(faults, "element_mismatch"):
             exp = next(c for c in self.exp_leaves if c != ind["exp"])
