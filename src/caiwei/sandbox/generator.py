@@ -678,7 +678,10 @@ class Generator:
             for p in ind["payments"]
             if not any(p.get(f) for f in flags) and p["day"] <= self.spec.as_of - timedelta(days=10)
         ]
-        personal = [(i, p) for i, p in free if i["dep"].startswith(codes.PERSONAL_ECO["个人账户"])]
+        # A staff member's account: salaries and reimbursements (301, 30211), else anything but purchases (310).
+        personal = [(i, p) for i, p in free if i["dep"].startswith(codes.PERSONAL_ECO["个人账户"])] or [
+            (i, p) for i, p in free if not i["dep"].startswith(codes.GOODS_ECO_PREFIX)
+        ]
         if shape == "personal" and not (personal and payees["个人账户"]):
             shape = "spaces"
         ind, p0 = (personal if shape == "personal" else free)[0]
