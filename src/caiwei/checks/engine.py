@@ -64,6 +64,8 @@ class Param:
             return f"检查日前 {self.days_before_as_of} 天"
         if self.month_end_before_as_of:
             return "检查日之前的最近月末"
+        if self.is_text and not self.default:
+            return "（无）"
         return str(self.default)
 
 
