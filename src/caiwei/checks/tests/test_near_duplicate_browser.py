@@ -38,7 +38,14 @@ def test_near_duplicate_pairs_side_by_side(live_server, users, regions, page, tm
     first_pair = pairs.first
     assert first_pair.locator("thead").inner_text().split() == ["第", "1", "对", "第一笔", "第二笔"]
     names = first_pair.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.field)")
-    assert names[:6] == ["pay_app_id", "pay_app_no", "pay_app_date", "payee_acct_name", "payee_acct_no", "use_des"]
+    assert names[:6] == [
+        "pay_app_id",
+        "pay_app_no",
+        "pay_app_date",
+        "payee_acct_name",
+        "payee_acct_no",
+        "use_des",
+    ]
     # Both payments' payee names side by side on one line, left the first, right the second, marked as different.
     name_row = first_pair.locator("tr[data-field=payee_acct_name]")
     left, right = name_row.locator("td[data-side=first]"), name_row.locator("td[data-side=second]")
