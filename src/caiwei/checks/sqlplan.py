@@ -117,9 +117,10 @@ def _strip_affixes(node: exp.Expression, affixes: list[str], suffix: bool) -> ex
 REPLACES_PER_STAGE = 20  # SQLite's parser gives up at about 35 nested calls
 
 
-def _sql_chars(chars: list[str]) -> list[str]:
-    """A colon before a word character would read as a bind parameter (SQLAlchemy text()): colons go last."""
-    return sorted(chars, key=lambda c: c == ":")
+def _colons_last(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A colon before a word character would read as a bind parameter (SQLAlchemy text()): a pair that has a colon
+    on either side goes last, where the closing quote follows it."""
+    return sorted(pairs, key=lambda pair: ":" in pair)
 
 
 def normalize_stages(spec: dict, dialect: str) -> list:
@@ -129,13 +130,12 @@ def normalize_stages(spec: dict, dialect: str) -> list:
     mapping = char_map(spec)
     stages = []
     if mapping and dialect in ("postgres", "oracle"):
-        kept = [(c, mapping[c]) for c in _sql_chars([c for c, t in mapping.items() if t])]
-        dropped = _sql_chars([c for c, t in mapping.items() if not t])
-        source = "".join(c for c, _ in kept) + "".join(dropped)
+        kept = _colons_last([(c, t) for c, t in mapping.items() if t])
+        dropped = _colons_last([(c, t) for c, t in mapping.items() if not t])
+        source = "".join(c for c, _ in kept + dropped)
         target = "".join(t for _, t in kept)
-        if (
-            dialect == "oracle"
-        ):  # Oracle's '' is NULL: a sentinel mapped to itself keeps TRANSLATE's target non-empty
+        if dialect == "oracle":
+            # Oracle's '' is NULL: a sentinel mapped to itself keeps TRANSLATE's target non-empty.
             sentinel = next(chr(c) for c in range(1, 32) if chr(c) not in mapping)
             source, target = sentinel + source, sentinel + target
         stages.append(
