@@ -233,3 +233,24 @@ def test_every_engine_renders_the_rules_without_deep_nesting():
                 deepest = max(deepest, depth)
             assert deepest < 30, (rule_id, dialect, deepest)
             assert "caiwei_norm" not in sql.lower() and "caiwei_day_diff" not in sql.lower()
+
+
+def test_clean_payments_to_one_payee_of_one_amount_are_a_month_apart():
+    """The generator's clean data: same unit, same payee (by account, or by name without its company suffix), same
+    amount within 31 days → the later payment is a fen more, as often as needed; further apart, left alone."""
+    from caiwei.sandbox.generator import Generator
+
+    company = (("王伟科技有限公司", "A1", "演练银行"), "水费")
+    renamed = (
+        ("王伟科技股份有限公司", "A2", "演练银行"),
+        "水费",
+    )  # another account, the same name once stripped
+    payments = [
+        {"day": date(2026, 3, 1), "amount": 1000, "payee": company},
+        {"day": date(2026, 3, 20), "amount": 1000, "payee": company},
+        {"day": date(2026, 3, 5), "amount": 1000, "payee": renamed},
+        {"day": date(2026, 5, 1), "amount": 1000, "payee": company},
+        {"day": date(2026, 3, 2), "amount": 2000, "payee": company},
+    ]
+    Generator._keep_payments_apart([{"payments": payments[:2]}, {"payments": payments[2:]}])
+    assert [p["amount"] for p in payments] == [1000, 1002, 1001, 1000, 2000]
