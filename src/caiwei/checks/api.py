@@ -14,8 +14,9 @@ from caiwei.inputs import Line, Text
 from caiwei.regions.models import Region
 
 from . import limits, services
-from .engine import shipped_packs
+from .engine import shipped_packs, shipped_rule
 from .models import CheckRun, CheckSchedule, RuleResult, Target, TargetDatabase
+from .present import pair_rows
 
 router = Router(tags=["数据检查"])
 
@@ -240,6 +241,9 @@ def _result_out(r: RuleResult, full: bool = False) -> dict[str, Any]:
             resolved_keys=r.resolved_keys,
             trend=services.trend(r),
         )
+        rule = shipped_rule(r.rule_id)
+        if rule and rule.pair:  # 并排比较: both payments of each sampled pair, field by field
+            out["pairs"] = pair_rows(rule, r.columns, r.sample)
     return out
 
 

@@ -44,6 +44,11 @@ class Param:
     def is_date(self) -> bool:
         return self.days_before_as_of is not None or self.month_end_before_as_of
 
+    @property
+    def is_text(self) -> bool:
+        """A text parameter (a list of characters or affixes for a normaliser): its default is text."""
+        return isinstance(self.default, str) and not self.is_date
+
     def resolve(self, as_of: date, override: Any = None) -> Any:
         if override is not None and not self.is_date:
             return override
@@ -59,7 +64,60 @@ class Param:
             return f"检查日前 {self.days_before_as_of} 天"
         if self.month_end_before_as_of:
             return "检查日之前的最近月末"
+        if self.is_text and not self.default:
+            return "（无）"
         return str(self.default)
+
+
+NORMALIZE_FUNCTION = "caiwei_norm"  # caiwei_norm(column, 'normaliser name') in a rule's SQL
+DAY_DIFF_FUNCTION = (
+    "caiwei_day_diff"  # caiwei_day_diff(a, b): whole days from date b to date a, on every engine
+)
+NORMALIZER_KEYS = {"title", "width", "upper", "whitespace", "remove", "prefixes", "suffixes"}
+LIST_SEPARATORS = ("、", "|")
+WHITESPACE = " \t\r\n\u3000"
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """“有限公司、公司、（个人）” → ("有限公司", "公司", "（个人）"): affix lists are written with 、 (or |)."""
+    for sep in LIST_SEPARATORS[1:]:
+        text = text.replace(sep, LIST_SEPARATORS[0])
+    return tuple(item.strip() for item in text.split(LIST_SEPARATORS[0]) if item.strip())
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """文本归一: how a rule compares free text (payee names, accounts) — declared as data in the rule file, expanded
+    by the engine into each target's SQL (sqlplan.expand_portable). The steps, in order: fold full-width forms to
+    half-width (U+FF01–U+FF5E → U+0021–U+007E, U+3000 → space), ASCII letters to upper case, delete whitespace and
+    the characters of ``remove``; then strip the longest matching suffix, then the longest matching prefix (each only
+    when something is left). ``remove``, ``prefixes`` and ``suffixes`` name text parameters of the rule, so a user
+    sets the lists on the run page like any parameter."""
+
+    name: str
+    title: str = ""
+    width: bool = True
+    upper: bool = True
+    whitespace: bool = True
+    remove: str = ""  # parameter names
+    prefixes: str = ""
+    suffixes: str = ""
+
+    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The normaliser with its lists filled in from the bound parameters: the engine's input (JSON-able)."""
+
+        def text(name: str) -> str:
+            value = params.get(name) if name else ""
+            return "" if value is None else str(value)
+
+        return {
+            "width": self.width,
+            "upper": self.upper,
+            "whitespace": self.whitespace,
+            "remove": text(self.remove),
+            "prefixes": list(split_list(text(self.prefixes))),
+            "suffixes": list(split_list(text(self.suffixes))),
+        }
 
 
 @dataclass(frozen=True)
@@ -80,6 +138,10 @@ class Rule:
     evidence: tuple[str, ...] = ()  # output columns that prove a finding, shown right after the key
     amount_title: str = ""  # what the sum of ``amount`` means, when not simply 涉及金额 (e.g. 重复多付金额)
     version: int | None = None  # 本地规则: the number of the version that runs (None for a shipped rule)
+    normalize: dict[str, Normalizer] = field(default_factory=dict)
+    # A pair rule reports two rows per finding: output column → the column of the other (first) row it pairs with,
+    # e.g. {"pay_app_id": "first_pay_app_id"}; shown side by side as 第一笔 / 第二笔.
+    pair: dict[str, str] = field(default_factory=dict)
 
     @property
     def amount_label(self) -> str:
@@ -120,6 +182,36 @@ def _params(data: Any, where: str) -> tuple[Param, ...]:
     return tuple(params)
 
 
+def _normalizers(data: Any, params: tuple[Param, ...], where: str) -> dict[str, Normalizer]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RuleError(f"{where}：normalize 应为“归一名: 设置”的键值对")
+    text_params = {p.name for p in params if p.is_text}
+    found = {}
+    for name, spec in data.items():
+        spec = spec or {}
+        if not isinstance(spec, dict) or set(spec) - NORMALIZER_KEYS:
+            raise RuleError(f"{where}：归一 {name} 的设置只能是 {'、'.join(sorted(NORMALIZER_KEYS))}")
+        for key in ("remove", "prefixes", "suffixes"):
+            if spec.get(key) and spec[key] not in text_params:
+                raise RuleError(f"{where}：归一 {name} 的 {key} 应为本规则的文本参数名，{spec[key]} 不是")
+        found[str(name)] = Normalizer(name=str(name), **spec)
+    return found
+
+
+def _pair(data: Any, outputs: set[str], where: str) -> dict[str, str]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not data:
+        raise RuleError(f"{where}：pair 应为“第二笔的列: 第一笔的列”的键值对")
+    if "*" not in outputs:
+        absent = [c for pair in data.items() for c in pair if c not in outputs]
+        if absent:
+            raise RuleError(f"{where}：成对显示的列 {'、'.join(absent)} 不在查询结果的列中")
+    return {str(k): str(v) for k, v in data.items()}
+
+
 def load_rule(path: Path, pack: str = "") -> Rule:
     where = path.name
     try:
@@ -156,6 +248,20 @@ def load_rule(path: Path, pack: str = "") -> Rule:
     undeclared = placeholders - {p.name for p in params}
     if undeclared:
         raise RuleError(f"{where}：SQL 中的参数 {'、'.join(sorted(undeclared))} 未在 params 中声明")
+    normalize = _normalizers(data.get("normalize"), params, where)
+    for call in tree.find_all(exp.Anonymous):
+        if str(call.this).lower() == NORMALIZE_FUNCTION:
+            args = call.expressions
+            if len(args) != 2 or not (isinstance(args[1], exp.Literal) and args[1].is_string):
+                raise RuleError(f"{where}：{NORMALIZE_FUNCTION} 的写法是 {NORMALIZE_FUNCTION}(列, '归一名')")
+            if args[1].this not in normalize:
+                raise RuleError(f"{where}：SQL 中的归一 {args[1].this} 未在 normalize 中声明")
+            if not (isinstance(call.parent, exp.Alias) and isinstance(call.parent.parent, exp.Select)):
+                raise RuleError(
+                    f"{where}：{NORMALIZE_FUNCTION} 只能作为查询的输出列，如 {NORMALIZE_FUNCTION}(p.列, '归一名') AS 列名"
+                )
+        elif str(call.this).lower() == DAY_DIFF_FUNCTION and len(call.expressions) != 2:
+            raise RuleError(f"{where}：{DAY_DIFF_FUNCTION} 的写法是 {DAY_DIFF_FUNCTION}(日期甲, 日期乙)")
     return Rule(
         id=str(data["id"]),
         title=data["title"],
@@ -172,6 +278,8 @@ def load_rule(path: Path, pack: str = "") -> Rule:
         labels=dict(data.get("labels") or {}),
         evidence=tuple(str(c) for c in data.get("evidence") or ()),
         amount_title=str(data.get("amount_title") or ""),
+        normalize=normalize,
+        pair=_pair(data.get("pair"), outputs, where),
     )
 
 
@@ -242,7 +350,7 @@ def parse_overrides(text: str | list[str], rules: list[Rule]) -> dict[str, dict[
         if param.month_end_before_as_of:
             raise RuleError(f"参数“{item}”：{param.title or name} 由检查日推算，不能指定")
         try:
-            value: Any = int(raw) if param.is_date else _number(raw)
+            value: Any = raw.strip() if param.is_text else int(raw) if param.is_date else _number(raw)
         except ValueError:
             kind = "整数（天数）" if param.is_date else "有限的数字"
             raise RuleError(f"参数“{item}”：{param.title or name} 应为{kind}") from None

@@ -244,6 +244,50 @@ def sample_columns(rule, columns: list[str]) -> list[dict]:
     ]
 
 
+def pair_rows(rule, columns: list[str], sample: list[dict]) -> list[dict]:
+    """并排比较: for a pair rule (``pair:`` in the rule file) each sample row holds two payments; as
+    {"key": the finding's key, "fields": [{"name", "label", "first", "second", "same_row": the column is shared by
+    both (unit, amount, days apart), "differs", "money"}]} — the pair's own columns first (by the second row's
+    column), then the shared ones. Empty for other rules."""
+    if not rule or not rule.pair:
+        return []
+    firsts = set(rule.pair.values())
+    paired = [c for c in rule.pair if c in columns]
+    shared = [c for c in columns if c not in firsts and c not in rule.pair]
+    money = {c["name"]: c["money"] for c in sample_columns(rule, columns)}
+    pairs = []
+    for row in sample:
+        fields = []
+        for c in paired:
+            first, second = row.get(rule.pair[c]), row.get(c)
+            fields.append(
+                {
+                    "name": c,
+                    "label": column_label(c, rule.labels) or c,
+                    "first": first,
+                    "second": second,
+                    "same_row": False,
+                    "differs": c not in rule.key and str(first) != str(second),  # ids differ by nature
+                    "money": money.get(c, False),
+                }
+            )
+        for c in shared:
+            value = row.get(c)
+            fields.append(
+                {
+                    "name": c,
+                    "label": column_label(c, rule.labels) or c,
+                    "first": value,
+                    "second": value,
+                    "same_row": True,
+                    "differs": False,
+                    "money": money.get(c, False),
+                }
+            )
+        pairs.append({"key": [row.get(k) for k in rule.key], "fields": fields})
+    return pairs
+
+
 def run_workbook(run, results) -> bytes:
     """检查结果导出: a summary sheet, the (masked) sample rows of every failing rule, and every failing key."""
     book = Workbook()

@@ -4,6 +4,7 @@ counting queries that share one scan, and rendering in the target's dialect. Wor
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -12,7 +13,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from .engine import SOURCE_DIALECT, Rule, RuleError
+from .engine import DAY_DIFF_FUNCTION, NORMALIZE_FUNCTION, SOURCE_DIALECT, WHITESPACE, Rule, RuleError
 
 # SQLAlchemy dialect name → sqlglot dialect. 达梦 (dm) speaks Oracle's SQL: no LIMIT, FETCH FIRST instead.
 DIALECTS = {
@@ -38,7 +39,210 @@ def sqlglot_dialect(dialect: str) -> str:
 
 def render(tree: exp.Expression, dialect: str, pretty: bool = False) -> str:
     """SQL text for SQLAlchemy ``text()``: parameters stay ``:name`` whatever the driver's own style."""
-    return PSYCOPG_PARAM.sub(r":\1", tree.sql(dialect=sqlglot_dialect(dialect), pretty=pretty))
+    target = sqlglot_dialect(dialect)
+    tree = expand_portable(tree, target)
+    return PSYCOPG_PARAM.sub(r":\1", tree.sql(dialect=target, pretty=pretty))
+
+
+# --- portable functions -----------------------------------------------------------------------------------------
+# Two things plain SQL does not say the same way on every engine, written in a rule as a function of Caiwei's and
+# expanded here per dialect: caiwei_norm(text, 'name') — a declared normaliser (engine.Normalizer) — and
+# caiwei_day_diff(a, b) — whole days from date b to date a.
+
+FULL_WIDTH = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
+
+
+def char_map(spec: dict) -> dict[str, str]:
+    """Character → what it becomes ('' = deleted) for the character steps of a resolved normaliser: width folding,
+    ASCII upper case, deletion. Every result is a fixed point, so the replacements may run in any order (or as one
+    TRANSLATE)."""
+    deleted = set(WHITESPACE if spec.get("whitespace") else "")
+
+    def step(c: str) -> str:
+        if spec.get("width"):
+            c = FULL_WIDTH.get(c, c)
+        if spec.get("upper") and "a" <= c <= "z":
+            c = c.upper()
+        return c
+
+    deleted |= {step(c) for c in spec.get("remove") or ""}
+    candidates = set(deleted) | set(spec.get("remove") or "")
+    if spec.get("width"):
+        candidates |= set(FULL_WIDTH)
+    if spec.get("upper"):
+        candidates |= {chr(c) for c in range(ord("a"), ord("z") + 1)}
+    mapping = {}
+    for c in sorted(candidates):
+        target = step(c)
+        target = "" if target in deleted else target
+        if target != c:
+            mapping[c] = target
+    return mapping
+
+
+def normalize_chars(text: str, spec: dict) -> str:
+    """The character steps in Python (used to normalise the affix lists themselves)."""
+    mapping = char_map(spec)
+    return "".join(mapping.get(c, c) for c in text)
+
+
+def _length(node: exp.Expression) -> exp.Expression:
+    return exp.Length(this=node.copy())
+
+
+def _strip_affixes(node: exp.Expression, affixes: list[str], suffix: bool) -> exp.Expression:
+    """CASE WHEN LENGTH(x) > n AND <x ends/starts with affix> THEN <x without it> … ELSE x END, longest first."""
+    case = exp.Case()
+    for affix in sorted(set(affixes), key=lambda a: (-len(a), a)):
+        n = exp.Literal.number(len(affix))
+        if suffix:
+            start = exp.Sub(this=_length(node), expression=exp.Literal.number(len(affix) - 1))
+            part = exp.Substring(this=node.copy(), start=start)
+            rest = exp.Substring(
+                this=node.copy(),
+                start=exp.Literal.number(1),
+                length=exp.Sub(this=_length(node), expression=n.copy()),
+            )
+        else:
+            part = exp.Substring(this=node.copy(), start=exp.Literal.number(1), length=n.copy())
+            rest = exp.Substring(this=node.copy(), start=exp.Literal.number(len(affix) + 1))
+        condition = exp.and_(
+            exp.GT(this=_length(node), expression=n.copy()),
+            exp.EQ(this=part, expression=exp.Literal.string(affix)),
+        )
+        case = case.when(condition, rest)
+    return case.else_(node.copy())
+
+
+REPLACES_PER_STAGE = 20  # SQLite's parser gives up at about 35 nested calls
+
+
+def _colons_last(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A colon before a word character would read as a bind parameter (SQLAlchemy text()): a pair that has a colon
+    on either side goes last, where the closing quote follows it."""
+    return sorted(pairs, key=lambda pair: ":" in pair)
+
+
+def normalize_stages(spec: dict, dialect: str) -> list:
+    """The normaliser as a list of steps, each a function of the previous step's column: character steps (one
+    TRANSLATE where the engine has it, else nested REPLACE in stages of at most REPLACES_PER_STAGE), then the
+    suffixes, then the prefixes."""
+    mapping = char_map(spec)
+    stages = []
+    if mapping and dialect in ("postgres", "oracle"):
+        kept = _colons_last([(c, t) for c, t in mapping.items() if t])
+        dropped = _colons_last([(c, t) for c, t in mapping.items() if not t])
+        source = "".join(c for c, _ in kept + dropped)
+        target = "".join(t for _, t in kept)
+        if dialect == "oracle":
+            # Oracle's '' is NULL: a sentinel mapped to itself keeps TRANSLATE's target non-empty.
+            sentinel = next(chr(c) for c in range(1, 32) if chr(c) not in mapping)
+            source, target = sentinel + source, sentinel + target
+        stages.append(
+            lambda node: exp.func("TRANSLATE", node, exp.Literal.string(source), exp.Literal.string(target))
+        )
+    else:
+        items = list(mapping.items())
+        for i in range(0, len(items), REPLACES_PER_STAGE):
+
+            def replace(node, chunk=items[i : i + REPLACES_PER_STAGE]):
+                for c, target in chunk:
+                    node = exp.func("REPLACE", node, exp.Literal.string(c), exp.Literal.string(target))
+                return node
+
+            stages.append(replace)
+    for key, suffix in (("suffixes", True), ("prefixes", False)):
+        affixes = [a for a in (normalize_chars(a, spec) for a in spec.get(key) or ()) if a]
+        if affixes:
+            stages.append(lambda node, affixes=affixes, suffix=suffix: _strip_affixes(node, affixes, suffix))
+    return stages
+
+
+def _norm_call(node: exp.Expression) -> exp.Anonymous | None:
+    if isinstance(node, exp.Alias):
+        node = node.this
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() == NORMALIZE_FUNCTION:
+        return node
+    return None
+
+
+def _layered(select: exp.Select, dialect: str, prefix: str = "caiwei_n") -> exp.Select:
+    """A SELECT with ``caiwei_norm(x, …) AS k`` outputs → the same SELECT with ``x AS k`` as the first of a chain of
+    common table expressions, each applying one normalising step to the column k of the one before (so no engine
+    meets a deeply nested expression — SQLite's parser stops at about 35 levels, nested subqueries included — and
+    each step is computed once per row)."""
+    names = list(select.named_selects)
+    steps: dict[str, list] = {}
+    base = select.copy()
+    for projection in base.expressions:
+        call = _norm_call(projection)
+        if call is not None:
+            spec = call.expressions[1].this
+            steps[projection.alias_or_name] = normalize_stages(
+                json.loads(spec) if spec.startswith("{") else {}, dialect
+            )
+            projection.replace(exp.alias_(call.expressions[0].copy(), projection.alias_or_name))
+    ctes = [(f"{prefix}0", base)]
+    for i in range(max((len(v) for v in steps.values()), default=0)):
+        inner = ctes[-1][0]
+        projections = []
+        for name in names:
+            column = exp.column(name, inner)
+            stage = steps.get(name, [])
+            projections.append(exp.alias_(stage[i](column), name) if i < len(stage) else column)
+        ctes.append((f"{prefix}{i + 1}", exp.select(*projections).from_(inner)))
+    final = exp.select(*[exp.column(name, ctes[-1][0]) for name in names]).from_(ctes[-1][0])
+    for name, query in ctes:
+        final = final.with_(name, as_=query)
+    return final
+
+
+def _day_diff(a: exp.Expression, b: exp.Expression, dialect: str) -> exp.Expression:
+    if dialect == "sqlite":
+        return exp.Cast(
+            this=exp.Sub(this=exp.func("JULIANDAY", a), expression=exp.func("JULIANDAY", b)),
+            to=exp.DataType.build("INTEGER"),
+        )
+    if dialect == "mysql":
+        return exp.Anonymous(this="DATEDIFF", expressions=[a, b])
+    date = exp.DataType.build("DATE")
+    return exp.paren(exp.Sub(this=exp.Cast(this=a, to=date), expression=exp.Cast(this=b, to=date.copy())))
+
+
+def expand_portable(tree: exp.Expression, dialect: str) -> exp.Expression:
+    """Expand caiwei_norm and caiwei_day_diff for the target's sqlglot dialect (the tree itself is left alone)."""
+    names = {NORMALIZE_FUNCTION, DAY_DIFF_FUNCTION}
+    if not any(str(a.this).lower() in names for a in tree.find_all(exp.Anonymous)):
+        return tree
+
+    def expand(node: exp.Expression) -> exp.Expression:
+        if not isinstance(node, exp.Anonymous):
+            return node
+        name = str(node.this).lower()
+        if name == DAY_DIFF_FUNCTION:
+            return _day_diff(*node.expressions, dialect)
+        return node
+
+    layers = iter(range(1000))
+
+    def layer(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Select) and any(_norm_call(e) for e in node.expressions):
+            return _layered(node, dialect, f"caiwei_n{next(layers)}_")
+        return node
+
+    return tree.copy().transform(layer).transform(expand)
+
+
+def bind_normalizers(rule: Rule, tree: exp.Expression, params: dict[str, Any]) -> exp.Expression:
+    """Write each caiwei_norm call's resolved normaliser (lists from the bound parameters) into the call."""
+    if not rule.normalize:
+        return tree
+    tree = tree.copy()
+    for call in tree.find_all(exp.Anonymous):
+        if str(call.this).lower() == NORMALIZE_FUNCTION:
+            spec = rule.normalize[call.expressions[1].this].resolve(params)
+            call.expressions[1].replace(exp.Literal.string(json.dumps(spec, ensure_ascii=False)))
+    return tree
 
 
 # --- scope ------------------------------------------------------------------------------------------------------
@@ -258,7 +462,9 @@ def plan(
         raise RuleError(f"规则 {rule.id}：只允许查询语句")
     tree = with_scope(rule, tree, scope or Scope())
     tree = apply_mapping(tree, mapping or Mapping(), known or {})
-    return Planned(rule, tree, rule.bind(as_of, overrides))
+    params = rule.bind(as_of, overrides)
+    tree = bind_normalizers(rule, tree, params)
+    return Planned(rule, tree, params)
 
 
 def _frame(tree: exp.Select) -> exp.Select | None:

@@ -82,6 +82,8 @@ FAULT_RULES = {
     "refund_after_as_of": ["GEN-GL-010"],
     "repayment_exceeds_refund": ["GEN-GL-022"],
     "ledger_not_tie": ["ACC-003"],
+    # Near-duplicates: the payee's name or account written differently, or paid again a few days later.
+    "near_duplicate_payment": ["DUP-003", "DUP-004"],
 }
 # Faults that are not a matter of the finance database's data: bank files (reconciliation) and permissions.
 NOT_DATA = {

@@ -13,7 +13,7 @@ from . import services
 from .engine import shipped_packs, shipped_rule
 from .forms import DatabaseForm, RunForm, ScheduleForm, TargetForm
 from .models import CheckRun
-from .present import run_workbook, sample_columns
+from .present import pair_rows, run_workbook, sample_columns
 
 
 def _int(value: str) -> int | None:
@@ -149,6 +149,7 @@ def result_detail(request, pk):
             "amount_label": rule.amount_label if rule else "涉及金额",
             "columns": columns,
             "sample_rows": [[(c, row.get(c["name"])) for c in columns] for row in result.sample],
+            "pairs": pair_rows(rule, result.columns, result.sample),
             "trend": services.trend(result),
             "can_run": can_run,
             "technical": request.user.can(Capability.MANAGE_TARGETS),

@@ -335,6 +335,7 @@ FAULT_LABELS = {
     "refund_after_as_of": "退款日期晚于检查日",
     "repayment_exceeds_refund": "重新支付超过退款金额",
     "ledger_not_tie": "总账支出与支付不符",
+    "near_duplicate_payment": "近似重复支付",
 }
 
 

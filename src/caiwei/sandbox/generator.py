@@ -9,6 +9,7 @@ row (balances, receipts, clearing, ledger) stays consistent with the fault and o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -130,7 +131,14 @@ FAULT_TYPES = (
     "refund_after_as_of",  # 退款日期晚于检查日
     "repayment_exceeds_refund",  # 重新支付金额超过退款
     "ledger_not_tie",  # 总账支出分录的资金性质与支付不同：按区划、年度、资金性质汇总的支出与支付不符
+    "near_duplicate_payment",  # 近似重复支付：收款人名称或账号写法不同（全角、空格、后缀、标点）或日期相差几天
 )
+# The shapes of near_duplicate_payment, taken in turn by its occurrences.
+NEAR_DUPLICATE_SHAPES = ("fullwidth", "suffix", "personal", "spaces", "punctuation", "date", "account")
+# Clean payments of one unit to one payee with the same amount are further apart than any window a user would set
+# for DUP-003/004 (a month), and names are compared without these suffixes, as DUP-003 does by default.
+NEAR_DUPLICATE_APART_DAYS = 31
+NEAR_DUPLICATE_SUFFIXES = ("股份有限公司", "有限责任公司", "有限公司", "公司")
 ROLES = [
     ("R01", "单位录入", None),
     ("R02", "国库审核", None),
@@ -440,6 +448,11 @@ class Generator:
         self.departed_accounts: dict[str, date] = {}
         self.holder_hits: list[str] = []  # this agency's payments to a holder who had left
         self._typical: dict[tuple[str, str], float] = {}
+
+    @functools.cached_property
+    def payee_holders(self) -> dict[str, str | None]:
+        """Payee account → the person holding it (personal accounts, 公务卡), for near_duplicate_payment."""
+        return {}
 
     def next_id(self, kind: str) -> int:
         self.serial[kind] += 1
@@ -830,9 +843,11 @@ class Generator:
             for p in ind["payments"]:
                 p["amount"] = self._amount(agency, ind["dep"], p["u"])
         self._apply_amount_faults(rng, faults, indicators)
-        self._plan_adjustments(
-            agency, faults, indicators
-        )  # after the amounts: a reduction is judged against them
+        self._keep_payments_apart(indicators)  # once the amounts are final
+        if take(faults, "near_duplicate_payment"):
+            self._near_duplicate(writer, agency, indicators, payees)
+        # After the amounts: a reduction is judged against them.
+        self._plan_adjustments(agency, faults, indicators)
         run = AgencyRun(agency, rng, account_no, bank_code, users, clerk, clearing, faults)
         for ind in indicators:
             ind["project"][4] += self._write_indicator(writer, run, ind)
@@ -972,6 +987,115 @@ class Generator:
         for agency in agencies:
             del self.staff[agency.code]
 
+    @staticmethod
+    def _keep_payments_apart(indicators: list[dict]) -> None:
+        """Clean data has no near-duplicate by chance: two payments of one unit to the same payee (by account, or by
+        name without its company suffix) of the same amount are at least NEAR_DUPLICATE_APART_DAYS apart — the later
+        one is a fen more otherwise. No random draw, so the rest of the unit's stream is unchanged; at the default
+        scale nothing moves (at 5 000 000 payments a few dozen amounts do)."""
+        seen: dict[tuple, list[date]] = defaultdict(list)
+        payments = (
+            p for ind in indicators for p in ind["payments"] if not p.get("duplicate")
+        )  # a fault's pair
+        for p in sorted(payments, key=lambda p: p["day"]):
+            (name, acct, _bank), _purpose = p["payee"]
+            stem = next((name[: -len(k)] for k in NEAR_DUPLICATE_SUFFIXES if name.endswith(k)), name)
+            while True:
+                keys = ((p["amount"], "acct", acct), (p["amount"], "name", stem))
+                if all((p["day"] - d).days > NEAR_DUPLICATE_APART_DAYS for k in keys for d in seen[k]):
+                    break
+                p["amount"] += 1
+            for k in keys:
+                seen[k].append(p["day"])
+
+    def _near_duplicate(
+        self, writer: BulkWriter, agency: Agency, indicators: list[dict], payees: dict
+    ) -> None:
+        """近似重复支付: a payment paid a second time, to the same payee written differently — the payee registered
+        twice in the payee master (full-width letters, another suffix, （个人）, spaces, punctuation; or the account
+        with spaces and full-width digits and the name mistyped) — or to the same payee a few days later. Same unit,
+        same amount, within a week; from its own random stream. The copy is the row the manifest names."""
+        rng = _rng(self.spec.seed, "near_duplicate", agency.region.code, agency.index)
+        shape = NEAR_DUPLICATE_SHAPES[(self.next_id("near_duplicate") - 1) % len(NEAR_DUPLICATE_SHAPES)]
+        flags = ("duplicate", "kind_fault", "name_fault", "zero_fault", "near_dup", "who", "amount_fault")
+        free = [
+            (ind, p)
+            for ind in indicators
+            if not ind.get("chain_fault") and not ind.get("window_fault")
+            for p in ind["payments"]
+            if not any(p.get(f) for f in flags) and p["day"] <= self.spec.as_of - timedelta(days=10)
+        ]
+        # A staff member's account: salaries and reimbursements (301, 30211), else anything but purchases (310).
+        personal = [(i, p) for i, p in free if i["dep"].startswith(codes.PERSONAL_ECO["个人账户"])] or [
+            (i, p) for i, p in free if not i["dep"].startswith(codes.GOODS_ECO_PREFIX)
+        ]
+        if shape == "personal" and not (personal and payees["个人账户"]):
+            shape = "spaces"
+        ind, p0 = (personal if shape == "personal" else free)[0]
+        bank = rng.choice(codes.PAYEE_BANKS)
+        serial = self.next_id(f"near_payee{agency.code}")
+
+        def register(name: str, acct: str, kind: str = "单位账户", person: str | None = None) -> tuple:
+            writer.add(PAY_PAYEE_INFO, (acct, agency.region.code, agency.code, name, bank, kind, person))
+            return (name, acct, bank)
+
+        base_acct = f"{agency.code}9{serial:03d}18"
+        base_name = (
+            f"{rng.choice(codes.SURNAMES)}{rng.choice(codes.GIVEN)}{rng.choice(codes.PAYEE_WORDS)}"
+            f"{rng.choice(('有限公司', '有限责任公司', '股份有限公司'))}"
+        )
+        copy = dict(p0)
+        if shape == "personal":
+            original = payees["个人账户"][0]
+            holder = self.payee_holders.get(original[1])
+            copy["payee"] = (
+                register(f"{original[0]}（个人）", base_acct, "个人账户", holder),
+                p0["payee"][1],
+            )
+            p0["payee"] = (original, p0["payee"][1])
+        elif shape == "date":
+            later = [d for d in self.days if 1 <= (d - p0["day"]).days <= 5 and d <= self.spec.as_of]
+            copy["day"] = rng.choice(later) if later else p0["day"]
+            if not later:  # no business day within the window: keep the day, change how the name is written
+                shape = "spaces"
+        if shape != "personal":
+            if shape == "fullwidth":
+                letters = "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(2))
+                base_name = f"{base_name[:2]}{letters}{rng.randrange(1, 10)}{base_name[2:]}"
+            original = register(base_name, base_acct)
+            variant_acct = f"{agency.code}9{serial:03d}28"
+            if shape == "fullwidth":
+                variant = "".join(
+                    chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in base_name
+                )
+            elif shape == "suffix":
+                for kind in ("股份有限公司", "有限责任公司", "有限公司"):
+                    if base_name.endswith(kind):
+                        variant = base_name[: -len(kind)] + "公司"
+                        break
+            elif shape == "spaces":
+                variant = f"{base_name[:1]} {base_name[1:4]}\u3000{base_name[4:]}"
+            elif shape == "punctuation":
+                variant = f"{base_name[:1]}·{base_name[1:]}。"
+            elif shape == "account":
+                typo = next(c for c in codes.GIVEN if c != base_name[1])
+                variant = base_name[:1] + typo + base_name[2:]
+                digits = base_acct
+                variant_acct = " ".join(digits[i : i + 4] for i in range(0, len(digits), 4))
+                variant_acct = variant_acct[:-4] + "".join(chr(ord(c) + 0xFEE0) for c in variant_acct[-4:])
+            else:  # date: the same payee, the same name and account
+                variant = None
+            p0["payee"] = (original, p0["payee"][1])
+            copy["payee"] = (
+                (register(variant, variant_acct) if variant else original),
+                p0["payee"][1],
+            )
+        if shape == "punctuation":
+            later = [d for d in self.days if 1 <= (d - p0["day"]).days <= 5 and d <= self.spec.as_of]
+            copy["day"] = rng.choice(later) if later else p0["day"]
+        copy["near_dup"] = True
+        ind["payments"].append(copy)
+
     def write_payees(self, writer: BulkWriter, agency: Agency, persons: list, names: dict) -> dict[str, list]:
         """The agency's payee master 收款人信息: companies (单位账户) and staff (个人账户, 公务卡), from their own
         random stream. Returns account kind → [(name, account no, bank)]."""
@@ -994,6 +1118,7 @@ class Generator:
             for name, acct, person_id in rows:
                 bank = rng.choice(codes.PAYEE_BANKS)
                 result[kind].append((name, acct, bank))
+                self.payee_holders[acct] = person_id
                 writer.add(
                     PAY_PAYEE_INFO, (acct, agency.region.code, agency.code, name, bank, kind, person_id)
                 )
@@ -1664,6 +1789,8 @@ class Generator:
         left = self.departed_accounts.get(payee_acct)
         if left is not None and day > left:
             self.holder_hits.append(pay_app_id)
+        if p.get("near_dup"):
+            self.manifest.add("near_duplicate_payment", pay_voucher=[pay_app_id])
         exp, dep, fund, tracking = ind["exp"], ind["dep"], ind["fund"], ind["tracking"]
         if plain and not ind.get("chain_fault") and take(faults, "element_mismatch"):
             exp = next(c for c in self.exp_leaves if c != ind["exp"])

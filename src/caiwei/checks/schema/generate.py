@@ -318,6 +318,7 @@ def code_rule(code: m.Code) -> dict:
     a, col = t.alias, f"{t.alias}.{code.column}"
     element = m.ELEMENT_TITLES[code.element]
     leaf = " OR e.is_leaf <> 1" if code.leaf else ""
+
     def where_missing(condition: str) -> str:
         return f"WHERE {col} IS NOT NULL AND ({condition})" if code.nullable else f"WHERE {condition}"
 

@@ -137,12 +137,14 @@ def test_excel_export_lists_summary_samples_and_keys(target_db, users, client_fo
     assert {row[0]: row[4] for row in summary[2:]} == {
         "DUP-001": 2,
         "DUP-002": 0,
+        "DUP-003": 1,  # near_duplicate_payment once: its first shape, the payee's name in full-width letters
+        "DUP-004": 0,
         "PERSON-001": 2,
         "PERSON-002": 1,
         "PERSON-003": 1,
     }
     keys = list(book["问题数据主键"].values)
-    assert len(keys) == 1 + 2 + 2 + 1 + 1
+    assert len(keys) == 1 + 2 + 1 + 2 + 1 + 1
     samples = [v for row in book["问题样本（已脱敏）"].values for v in row if v]
     assert any(v == "身份证号（iden_no）" for v in samples)
     assert not any(isinstance(v, str) and len(v) == 18 and v.isdigit() for v in samples)  # ID numbers masked

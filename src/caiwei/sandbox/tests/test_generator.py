@@ -5,6 +5,7 @@ Runs on SQLite, PostgreSQL and MariaDB (the real servers on this machine).
 """
 
 import os
+import unicodedata
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -659,6 +660,7 @@ def violations(engine) -> dict[str, set[tuple[str, str]]]:
         }
         found["person_malformed_id"] = bad_ids
         found.update(master_data(conn))
+        found["near_duplicate_payment"] = near_duplicates(conn)
     return found
 
 
@@ -766,6 +768,48 @@ def master_data(conn) -> dict[str, set[tuple[str, str]]]:
         if person is None or person[1] != region or (person[2] in LEAVING and person[3] < _day(day)):
             found["holder_not_serving"].add(("pay_voucher", pay_app_id))
         found["amount_plausible"] = implausible_amounts(conn)
+
+
+def _fold(text: str | None) -> str:
+    """Payee names and accounts as a person compares them: NFKC (full-width → half-width), upper case, without
+    whitespace, punctuation and symbols (Unicode categories Z*, P*, S*) — written here from the fault's description,
+    not from the rule's character list."""
+    folded = unicodedata.normalize("NFKC", text or "").upper()
+    return "".join(c for c in folded if unicodedata.category(c)[0] not in "ZPSC")
+
+
+def _company(name: str) -> str:
+    name = _fold(name)
+    for suffix in ("股份有限公司", "有限责任公司", "有限公司", "公司", "个人"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def near_duplicates(conn) -> set[tuple[str, str]]:
+    """Two payments of one unit and amount within 7 days whose payee name or account is the same once folded,
+    that are not identical in account, date and purpose: the later one (by date, then id)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT pay_app_id, agency_code, pay_amt, pay_app_date, payee_acct_name, payee_acct_no, use_des"
+            " FROM pay_voucher"
+        )
+    ).all()
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r[1], round(float(r[2]) * 100))].append(r)
+    found = set()
+    for group in groups.values():
+        group.sort(key=lambda r: (str(r[3]), r[0]))
+        for i, later in enumerate(group):
+            for earlier in group[:i]:
+                days = (
+                    date.fromisoformat(str(later[3])[:10]) - date.fromisoformat(str(earlier[3])[:10])
+                ).days
+                same = _company(earlier[4]) == _company(later[4]) or _fold(earlier[5]) == _fold(later[5])
+                identical = (earlier[5], str(earlier[3]), earlier[6]) == (later[5], str(later[3]), later[6])
+                if days <= 7 and same and not identical:
+                    found.add(("pay_voucher", later[0]))
     return found
 
 
