@@ -933,7 +933,7 @@ class Generator:
             if not (p.get("duplicate") or p.get("kind_fault") or p.get("name_fault") or p.get("zero_fault"))
         ]
         target = free[0]
-        target["payee"] = (account, target["payee"][1])
+        target["payee"], target["holder"] = (account, target["payee"][1]), True
         if target["day"] <= left:
             later = [d for d in self.days if d > left]
             target["day"] = later[hr.randrange(0, min(20, len(later)))]
@@ -1017,7 +1017,16 @@ class Generator:
         same amount, within a week; from its own random stream. The copy is the row the manifest names."""
         rng = _rng(self.spec.seed, "near_duplicate", agency.region.code, agency.index)
         shape = NEAR_DUPLICATE_SHAPES[(self.next_id("near_duplicate") - 1) % len(NEAR_DUPLICATE_SHAPES)]
-        flags = ("duplicate", "kind_fault", "name_fault", "zero_fault", "near_dup", "who", "amount_fault")
+        flags = (
+            "duplicate",
+            "kind_fault",
+            "name_fault",
+            "zero_fault",
+            "near_dup",
+            "who",
+            "amount_fault",
+            "holder",
+        )
         free = [
             (ind, p)
             for ind in indicators
@@ -1093,7 +1102,7 @@ class Generator:
         if shape == "punctuation":
             later = [d for d in self.days if 1 <= (d - p0["day"]).days <= 5 and d <= self.spec.as_of]
             copy["day"] = rng.choice(later) if later else p0["day"]
-        copy["near_dup"] = True
+        copy["near_dup"] = p0["near_dup_first"] = True
         ind["payments"].append(copy)
 
     def write_payees(self, writer: BulkWriter, agency: Agency, persons: list, names: dict) -> dict[str, list]:
@@ -2029,7 +2038,18 @@ class Generator:
             return
         rr = _rng(self.spec.seed, "refunds", ind["bgt_id"])
         as_of, latest = self.spec.as_of, self.spec.as_of - timedelta(days=30)
-        flags = ("duplicate", "kind_fault", "name_fault", "zero_fault")
+        # Payments another fault owns keep their amount and payee (a re-payment changes both).
+        flags = (
+            "duplicate",
+            "kind_fault",
+            "name_fault",
+            "zero_fault",
+            "who",
+            "amount_fault",
+            "holder",
+            "near_dup",
+        )
+        flags += ("near_dup_first",)
         plain = [p for p in payments if not any(p.get(k) for k in flags)]
         eligible = [p for p in plain if p["day"] <= latest]
         gross = sum(p["amount"] for p in payments)

@@ -206,8 +206,10 @@ def _less(conn) -> set[tuple[str, str, object]]:
     for f in _all(m.Flow, m.FLOWS):
         if f.less:
             dialect = {"postgresql": "postgres", "mariadb": "mysql"}.get(conn.dialect, conn.dialect)
-            sql = sqlglot.transpile(f.less, read="postgres", write=dialect)[0]
-            out |= {(f.parent, str(k), v) for k, v in conn.execute(sql, {"as_of": AS_OF.isoformat()})}
+            # The check date written in (the dialects spell bind parameters differently once transpiled).
+            text = f.less.replace(":as_of", f"'{AS_OF.isoformat()}'")
+            sql = sqlglot.transpile(text, read="postgres", write=dialect)[0]
+            out |= {(f.parent, str(k), v) for k, v in conn.execute(sql, {})}
     return out
 
 
