@@ -659,6 +659,7 @@ def violations(engine) -> dict[str, set[tuple[str, str]]]:
             if not id_valid(r[1])
         }
         found["person_malformed_id"] = bad_ids
+        found["amount_plausible"] = implausible_amounts(conn)
         found.update(master_data(conn))
         found["near_duplicate_payment"] = near_duplicates(conn)
     return found
@@ -767,7 +768,7 @@ def master_data(conn) -> dict[str, set[tuple[str, str]]]:
         person = persons.get(holder)
         if person is None or person[1] != region or (person[2] in LEAVING and person[3] < _day(day)):
             found["holder_not_serving"].add(("pay_voucher", pay_app_id))
-        found["amount_plausible"] = implausible_amounts(conn)
+    return found
 
 
 def _fold(text: str | None) -> str:
@@ -788,11 +789,12 @@ def _company(name: str) -> str:
 
 def near_duplicates(conn) -> set[tuple[str, str]]:
     """Two payments of one unit and amount within 7 days whose payee name or account is the same once folded,
-    that are not identical in account, date and purpose: the later one (by date, then id)."""
+    that are not identical in account, date and purpose, the later not a re-payment of the earlier (after a
+    refund): the later one (by date, then id)."""
     rows = conn.execute(
         sa.text(
-            "SELECT pay_app_id, agency_code, pay_amt, pay_app_date, payee_acct_name, payee_acct_no, use_des"
-            " FROM pay_voucher"
+            "SELECT pay_app_id, agency_code, pay_amt, pay_app_date, payee_acct_name, payee_acct_no, use_des,"
+            " ori_pay_app_id FROM pay_voucher"
         )
     ).all()
     groups = defaultdict(list)
@@ -808,7 +810,7 @@ def near_duplicates(conn) -> set[tuple[str, str]]:
                 ).days
                 same = _company(earlier[4]) == _company(later[4]) or _fold(earlier[5]) == _fold(later[5])
                 identical = (earlier[5], str(earlier[3]), earlier[6]) == (later[5], str(later[3]), later[6])
-                if days <= 7 and same and not identical:
+                if days <= 7 and same and not identical and later[7] != earlier[0]:
                     found.add(("pay_voucher", later[0]))
     return found
 
