@@ -234,7 +234,11 @@ def test_md010_registration_numbers_across_units(db):
         (region,),
     )[0]
     db.execute("UPDATE asset_card SET plate_no = ? WHERE asset_id = ?", (plate, other_region))
-    assert flagged(db, "MD-010") == {b, c}  # another region may use the same number
+    assert flagged(db, "MD-010") == {b, c, other_region}  # a plate is unique nationwide, across regions too
+    db.execute("UPDATE asset_card SET plate_no = NULL WHERE asset_id = ?", (other_region,))
+    (other_no,) = one(db, "SELECT asset_no FROM asset_card WHERE asset_id = ?", (b,))
+    db.execute("UPDATE asset_card SET asset_no = ? WHERE asset_id = ?", (other_no, other_region))
+    assert flagged(db, "MD-010") == {b, c}  # an asset number is unique within its region only
 
 
 def test_md011_holder_of_a_personal_account(db):
