@@ -24,7 +24,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import duckdb  # noqa: E402
 
-from caiwei.recon.engine import Tolerance, create_inputs, load_business_days, reconcile  # noqa: E402
+from caiwei.recon.engine import (  # noqa: E402
+    DUCKDB_MEMORY,
+    Tolerance,
+    create_inputs,
+    load_business_days,
+    reconcile,
+)
 
 START = date(2026, 1, 1)
 
@@ -97,6 +103,9 @@ def main() -> None:
     parser.add_argument("--datacompy", type=int, default=0, help="also run datacompy at this many vouchers")
     args = parser.parse_args()
     con = duckdb.connect()
+    # As the platform runs it (recon/services.py): bounded memory, spilling to a temporary folder beyond it.
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    con.execute("SET temp_directory = '/tmp/caiwei-bench-recon-spill'")
     t0 = time.perf_counter()
     build(con, args.lines)
     lines = con.execute("SELECT count(*) FROM bank").fetchone()[0]
@@ -121,9 +130,7 @@ def main() -> None:
 
         small = duckdb.connect()
         build(small, args.datacompy)
-        bank = small.execute(
-            "SELECT pay_cert_no AS vou_no, sum(amount) AS amount FROM bank GROUP BY 1"
-        ).df()
+        bank = small.execute("SELECT pay_cert_no AS vou_no, sum(amount) AS amount FROM bank GROUP BY 1").df()
         book = small.execute("SELECT vou_no, amount FROM book").df()
         t0 = time.perf_counter()
         compare = datacompy.Compare(book, bank, join_columns="vou_no")
@@ -133,8 +140,10 @@ def main() -> None:
         t0 = time.perf_counter()
         reconcile(small, Tolerance(date_window=1, transit_days=10), as_of)
         t_cw = time.perf_counter() - t0
-        print(f"datacompy at {args.datacompy:,}: {t_dc:.2f} s ({mismatches:,} rows), caiwei {t_cw:.2f} s, "
-              f"datacompy / caiwei {t_dc / t_cw:.1f}")
+        print(
+            f"datacompy at {args.datacompy:,}: {t_dc:.2f} s ({mismatches:,} rows), caiwei {t_cw:.2f} s, "
+            f"datacompy / caiwei {t_dc / t_cw:.1f}"
+        )
     print(f"peak RSS (VmHWM): {vm_hwm_mb():.0f} MB")
 
 

@@ -23,6 +23,10 @@ from decimal import Decimal
 
 import duckdb
 
+DUCKDB_MEMORY = (
+    "1500MB"  # DuckDB's memory limit; beyond it, it spills to a temporary folder (peak memory bounded)
+)
+
 BANK_COLUMNS = (
     "line_id BIGINT",  # unique per loaded line
     "bank_code VARCHAR",

@@ -20,11 +20,9 @@ from caiwei.bizcalendar.engine import is_business_day
 from caiwei.bizcalendar.services import get_calendar
 
 from . import formats
-from .engine import Tolerance, create_inputs, load_business_days, reconcile
+from .engine import DUCKDB_MEMORY, Tolerance, create_inputs, load_business_days, reconcile
 from .models import ReconBreak, ReconRun
 from .sources import load_bank_files, load_book, load_pboc_monthly
-
-DUCKDB_MEMORY = "1500MB"  # DuckDB spills to a temporary folder beyond this (peak memory stays bounded)
 
 
 def business_days(start: date, end: date, calendar: str = "workday") -> list[date]:
