@@ -604,35 +604,17 @@ FACTOR, MIN_PEERS, MIN_HISTORY = 5, 3, 3
 
 
 def implausible_amounts(conn) -> set[tuple[str, str]]:
+    """PLAUS-001/002 written out in Python (one reference, shared with the plausibility tests)."""
+    from caiwei.checks.tests.test_who_plausibility import above_history, above_peers
+
     rows = conn.execute(
         sa.text(
             "SELECT pay_app_id, agency_code, dep_bgt_eco_code, payee_acct_no, pay_app_date, pay_amt FROM pay_voucher"
         )
     ).fetchall()
-    peers, history = defaultdict(list), defaultdict(list)
-    for key, agency, dep, payee, day, amt in rows:
-        day = date.fromisoformat(str(day)[:10])
-        peers[(agency, dep, day.year, day.month)].append((key, float(amt)))
-        history[(agency, payee, dep)].append((day, key, float(amt)))
-    found = set()
-    peer_count = {}
-    for group in peers.values():
-        total = sum(a for _, a in group)
-        for key, amt in group:
-            peer_count[key] = len(group) - 1
-            others = len(group) - 1
-            if others >= MIN_PEERS and amt > FACTOR * (total - amt) / others:
-                found.add(("pay_voucher", key))
-    for group in history.values():
-        for day, key, amt in group:
-            before = [a for d, _, a in group if d < day]
-            if (
-                peer_count[key] < MIN_PEERS
-                and len(before) >= MIN_HISTORY
-                and amt > FACTOR * sum(before) / len(before)
-            ):
-                found.add(("pay_voucher", key))
-    return found
+    by_peers, peers = above_peers(rows, FACTOR, MIN_PEERS)
+    by_history = above_history(rows, peers, FACTOR, MIN_HISTORY, MIN_PEERS)
+    return {("pay_voucher", key) for key in by_peers | by_history}
 
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
