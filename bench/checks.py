@@ -298,6 +298,9 @@ def main() -> None:
     )
     parser.add_argument("--skip-soda", action="store_true")
     parser.add_argument("--per-rule", action="store_true", help="另外逐条打印规则的计数与用时")
+    parser.add_argument(
+        "--quick", action="store_true", help="省去预热与含样本两遍（时间紧时只量仅计数、Soda 与两次裸 SQL）"
+    )
     parser.add_argument("--child", choices=["bare", "count", "sample"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -338,13 +341,17 @@ def main() -> None:
 
 def report(args, ids: list[str], groups: list, n_condition: int, n_query: int, tmp: Path) -> None:
     """Run the measurements (children write their results under ``tmp``) and print them."""
-    measure("bare", args.db, tmp)  # warm-up: cache, hint bits; not timed
+    if not args.quick:
+        measure("bare", args.db, tmp)  # warm-up: cache, hint bits; not timed
     bare1, bare1_rss = measure("bare", args.db, tmp)
+    print(f"（进度）裸 SQL 第一次 {bare1['seconds']:.1f} 秒", flush=True)
     count, count_rss = measure("count", args.db, tmp)
+    print(f"（进度）Caiwei 仅计数 {count['seconds']:.1f} 秒", flush=True)
     soda = None
     if not args.skip_soda:
         soda, soda_rss, soda_wall = run_soda(args.db, tmp)
-    sample, sample_rss = measure("sample", args.db, tmp)
+        print(f"（进度）Soda {soda['seconds']:.1f} 秒", flush=True)
+    sample, sample_rss = (None, 0.0) if args.quick else measure("sample", args.db, tmp)
     bare2, bare2_rss = measure("bare", args.db, tmp)
 
     if bare1["counts"] != bare2["counts"]:
@@ -363,10 +370,11 @@ def report(args, ids: list[str], groups: list, n_condition: int, n_query: int, t
     print(
         f"1. Caiwei 全包，仅计数        {count['seconds']:>9.1f}  {ratio:.2f}（Caiwei/裸 SQL，目标 ≤ 1.10，{verdict}）"
     )
-    print(
-        f"2. Caiwei 全包，含主键与样本  {sample['seconds']:>9.1f}  {sample['seconds'] / baseline:.2f}（Caiwei/裸 SQL；"
-        f"取回主键 {sample['keys']:,} 个、样本 {sample['samples']:,} 行）"
-    )
+    if sample:
+        print(
+            f"2. Caiwei 全包，含主键与样本  {sample['seconds']:>9.1f}  {sample['seconds'] / baseline:.2f}（Caiwei/裸 SQL；"
+            f"取回主键 {sample['keys']:,} 个、样本 {sample['samples']:,} 行）"
+        )
     if soda:
         print(
             f"3. Soda Core {soda['soda_version']} 扫描        {soda['seconds']:>9.1f}  "
@@ -374,6 +382,8 @@ def report(args, ids: list[str], groups: list, n_condition: int, n_query: int, t
         )
 
     for label, run in (("仅计数", count), ("含样本", sample)):
+        if run is None:
+            continue
         differ = [i for i in ids if run["counts"][i] != bare_counts[i]]
         errors = run["errors"]
         if differ or errors:
@@ -405,7 +415,7 @@ def report(args, ids: list[str], groups: list, n_condition: int, n_query: int, t
 
     bare_rss = max(bare1_rss, bare2_rss)
     soda_part = f"，Soda 进程 {soda_rss:.0f} MB" if soda else ""
-    before = [r["rss_before_mb"] for r in (bare1, count, sample)]
+    before = [r["rss_before_mb"] for r in (bare1, count, sample) if r]
     print(
         f"峰值内存（各进程自己的 VmHWM）：裸 SQL 进程 {bare_rss:.0f} MB，Caiwei 仅计数 {count_rss:.0f} MB，"
         f"Caiwei 含样本 {sample_rss:.0f} MB{soda_part}（其中导入模块后、计时开始前约 {min(before):.0f}–"
@@ -437,7 +447,7 @@ def report(args, ids: list[str], groups: list, n_condition: int, n_query: int, t
         for i in ids:
             print(
                 f"{i:12}  {bare_counts[i]:>11,}  {bare_rule[i]:>8.2f}  {count['rule_seconds'][i]:>8.2f}"
-                f"  {sample['rule_seconds'][i]:>8.2f}"
+                f"  {sample['rule_seconds'][i] if sample else float('nan'):>8.2f}"
             )
 
 
