@@ -31,7 +31,10 @@ from .engine import (
     SOURCE_DIALECT,
     Rule,
     RuleError,
+    _normalizers,
+    _pair,
     _params,
+    check_special_calls,
     shipped_packs,
 )
 
@@ -52,6 +55,8 @@ FIELDS = (
     "advice",
     "sql",
     "params",
+    "normalize",
+    "pair",
 )
 META_KEY = "version"  # the export's version metadata: ignored on import
 MARKER = "# ---- 以下为导出时附加的版本信息，导入时忽略 ----"
@@ -90,11 +95,15 @@ ALLOWED_FUNCTIONS = frozenset(
         "DENSE_RANK",
         "NTILE",
         "LAG",
+        # Caiwei's own, expanded per dialect by the engine (declared normalisers, day differences)
+        "CAIWEI_NORM",
+        "CAIWEI_DAY_DIFF",
         "LEAD",
         "FIRST_VALUE",
         "LAST_VALUE",
         # conditionals and types
         "CASE",
+        "EXISTS",  # a read-only predicate over a subquery (the subquery is checked like the query)
         "IF",
         "COALESCE",
         "NULLIF",
@@ -513,6 +522,16 @@ def check_text(text: str) -> Rule:
     sql = str(data["sql"]).strip().rstrip(";").strip()
     sql_problems = check_sql(sql, [str(k) for k in key], amount, list(evidence), {p.name for p in params})
     problems += [f"{at('sql')}字段 sql：{p}" for p in sql_problems]
+    normalize, pair = {}, {}
+    if not sql_problems:
+        tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
+        outputs = {str(c.alias_or_name) for c in tree.selects}
+        try:
+            normalize = _normalizers(data.get("normalize"), params, f"{at('normalize')}字段 normalize")
+            check_special_calls(tree, normalize, f"{at('sql')}字段 sql")
+            pair = _pair(data.get("pair"), outputs, f"{at('pair')}字段 pair")
+        except RuleError as exc:
+            problems.append(str(exc))
     for name, column in scope.items():
         try:
             node = sqlglot.parse_one(str(column), read=SOURCE_DIALECT)
@@ -538,6 +557,8 @@ def check_text(text: str) -> Rule:
         labels={str(k): str(v) for k, v in labels.items()},
         evidence=tuple(evidence),
         amount_title=str(data.get("amount_title") or ""),
+        normalize=normalize,
+        pair=pair,
     )
 
 

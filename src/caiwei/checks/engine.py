@@ -212,6 +212,24 @@ def _pair(data: Any, outputs: set[str], where: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
+def check_special_calls(tree: exp.Expression, normalize: dict, where: str) -> None:
+    """Caiwei's own SQL functions as a rule may write them: caiwei_norm(column, 'declared name') as an output column,
+    caiwei_day_diff(date a, date b). Also used for locally written rules (custom.py)."""
+    for call in tree.find_all(exp.Anonymous):
+        if str(call.this).lower() == NORMALIZE_FUNCTION:
+            args = call.expressions
+            if len(args) != 2 or not (isinstance(args[1], exp.Literal) and args[1].is_string):
+                raise RuleError(f"{where}：{NORMALIZE_FUNCTION} 的写法是 {NORMALIZE_FUNCTION}(列, '归一名')")
+            if args[1].this not in normalize:
+                raise RuleError(f"{where}：SQL 中的归一 {args[1].this} 未在 normalize 中声明")
+            if not (isinstance(call.parent, exp.Alias) and isinstance(call.parent.parent, exp.Select)):
+                raise RuleError(
+                    f"{where}：{NORMALIZE_FUNCTION} 只能作为查询的输出列，如 {NORMALIZE_FUNCTION}(p.列, '归一名') AS 列名"
+                )
+        elif str(call.this).lower() == DAY_DIFF_FUNCTION and len(call.expressions) != 2:
+            raise RuleError(f"{where}：{DAY_DIFF_FUNCTION} 的写法是 {DAY_DIFF_FUNCTION}(日期甲, 日期乙)")
+
+
 def load_rule(path: Path, pack: str = "") -> Rule:
     where = path.name
     try:
@@ -249,19 +267,7 @@ def load_rule(path: Path, pack: str = "") -> Rule:
     if undeclared:
         raise RuleError(f"{where}：SQL 中的参数 {'、'.join(sorted(undeclared))} 未在 params 中声明")
     normalize = _normalizers(data.get("normalize"), params, where)
-    for call in tree.find_all(exp.Anonymous):
-        if str(call.this).lower() == NORMALIZE_FUNCTION:
-            args = call.expressions
-            if len(args) != 2 or not (isinstance(args[1], exp.Literal) and args[1].is_string):
-                raise RuleError(f"{where}：{NORMALIZE_FUNCTION} 的写法是 {NORMALIZE_FUNCTION}(列, '归一名')")
-            if args[1].this not in normalize:
-                raise RuleError(f"{where}：SQL 中的归一 {args[1].this} 未在 normalize 中声明")
-            if not (isinstance(call.parent, exp.Alias) and isinstance(call.parent.parent, exp.Select)):
-                raise RuleError(
-                    f"{where}：{NORMALIZE_FUNCTION} 只能作为查询的输出列，如 {NORMALIZE_FUNCTION}(p.列, '归一名') AS 列名"
-                )
-        elif str(call.this).lower() == DAY_DIFF_FUNCTION and len(call.expressions) != 2:
-            raise RuleError(f"{where}：{DAY_DIFF_FUNCTION} 的写法是 {DAY_DIFF_FUNCTION}(日期甲, 日期乙)")
+    check_special_calls(tree, normalize, where)
     return Rule(
         id=str(data["id"]),
         title=data["title"],
