@@ -330,7 +330,14 @@ def main() -> None:
     )
     soda_step = "" if args.skip_soda else " → Soda"
     print(
-        f"顺序：裸 SQL 预热一遍（不计时）→ 裸 SQL → Caiwei 仅计数{soda_step} → Caiwei 含样本 → 裸 SQL；"
+        (
+            "顺序（--quick，无预热与含样本）：裸 SQL"
+            if args.quick
+            else "顺序：裸 SQL 预热一遍（不计时）→ 裸 SQL"
+        )
+        + f" → Caiwei 仅计数{soda_step}"
+        + ("" if args.quick else " → Caiwei 含样本")
+        + " → 裸 SQL；"
         "基线取两次裸 SQL 的平均；每项各在一个子进程中运行",
         flush=True,
     )
