@@ -1034,6 +1034,18 @@ class Generator:
             for p in ind["payments"]
             if not any(p.get(f) for f in flags) and p["day"] <= self.spec.as_of - timedelta(days=10)
         ]
+        if (
+            not free
+        ):  # a small agency whose payments other faults all own: leave out only the conflicting ones
+            free = [
+                (ind, p)
+                for ind in indicators
+                if not ind.get("chain_fault") and not ind.get("window_fault")
+                for p in ind["payments"]
+                if not any(p.get(f) for f in flags[:5]) and p["day"] <= self.spec.as_of - timedelta(days=10)
+            ]
+        if not free:
+            return  # no payment to pay twice here: the occurrence names no rows
         # A staff member's account: salaries and reimbursements (301, 30211), else anything but purchases (310).
         personal = [(i, p) for i, p in free if i["dep"].startswith(codes.PERSONAL_ECO["个人账户"])] or [
             (i, p) for i, p in free if not i["dep"].startswith(codes.GOODS_ECO_PREFIX)
@@ -1197,6 +1209,8 @@ class Generator:
             if not take(faults, fault):
                 continue
             free = self._free(indicators)
+            if not free:
+                continue  # a tiny agency whose payments other faults all own: this occurrence names no rows
             if fault == "approved_without_role":
                 # A payment after the approver's grant ended (moved to December when the agency has none).
                 lapse = users["lapsed"][1]
