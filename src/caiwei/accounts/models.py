@@ -24,6 +24,8 @@ class User(AbstractUser):
 
     full_name = models.CharField("姓名", max_length=60, blank=True)
     organization = models.CharField("所属单位", max_length=120, blank=True)
+    # For a 银行用户: the agent bank (ele_bank.bank_code) whose reconciliation the account sees and signs.
+    bank_code = models.CharField("所属代理银行编码", max_length=12, blank=True)
     regions = models.ManyToManyField(
         "regions.Region",
         through="RegionGrant",

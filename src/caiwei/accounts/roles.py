@@ -42,6 +42,10 @@ class Capability(models.TextChoices):
     CHECKS_RUN = "checks.run", "执行数据检查、由问题开工单"
     MANAGE_TARGETS = "targets.manage", "登记运维对象与数据库连接"
     APPROVE_CHANGES = "accounts.approve", "查看与审批涉及三员的账号变更"
+    RECON_VIEW = "recon.view", "查看对账与差异"
+    RECON_RUN = "recon.run", "执行对账、处理差异"
+    RECON_FORMATS = "recon.formats", "维护银行文件格式"
+    RECON_SIGN = "recon.sign", "签认月度对账"
 
 
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -64,6 +68,11 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     Capability.MANAGE_TARGETS: frozenset({Role.PROJECT_MANAGER, Role.ENGINEER}),
     # Any of the three sees the requests; who may approve which one is decided in accounts.services.
     Capability.APPROVE_CHANGES: TRI_ADMIN_ROLES,
+    # A bank user sees and signs only the reconciliation of the bank of their account (User.bank_code).
+    Capability.RECON_VIEW: OPS_ROLES | FINANCE_ROLES | {Role.BANK_USER},
+    Capability.RECON_RUN: OPS_ROLES | {Role.FINANCE_STAFF},
+    Capability.RECON_FORMATS: frozenset({Role.PROJECT_MANAGER, Role.ENGINEER}),
+    Capability.RECON_SIGN: FINANCE_ROLES | {Role.BANK_USER},
 }
 
 
