@@ -156,37 +156,55 @@ def reconcile(
     period = {"day": "lqd_date", "month": "date_trunc('month', lqd_date)::DATE"}[clearing_period]
     result = Result()
     run = con.execute
+
     # 1. By business key, in one grouped pass like the plainest comparison: the bank side summed per 支付凭证号, full
     # join to the book. Lines whose 支付凭证号 names no voucher are then looked up by 银行流水号 (few), and their sums
     # folded into the vouchers they name.
-    kind_case = f"""
+    def kind_case(first_n: str, last_n: str) -> str:
+        """The break class of a voucher with bank lines (NULL: it matches); ``first_n``/``last_n`` give the business
+        day numbers of its first and last bank line."""
+        return f"""
                CASE
+                 WHEN vou_no IS NULL OR n_lines IS NULL THEN NULL
                  WHEN n_lines > 1 AND min_amount = book_amount AND max_amount = book_amount AND NOT coalesce(has_return, FALSE)
                    THEN 'bank_duplicate'
                  WHEN has_return AND NOT refunded THEN 'status'
                  WHEN has_return AND refunded AND n_ok = 0 THEN NULL
                  WHEN abs(ok_amount - book_amount) > {tol} THEN 'amount'
-                 WHEN (SELECT n FROM dayno WHERE day = first_day) < book_n
-                   OR (SELECT n FROM dayno WHERE day = last_day) - book_n > {window} THEN 'date'
+                 WHEN {first_n} < book_n OR {last_n} - book_n > {window} THEN 'date'
                END"""
+
     # A line is paid unless the bank says 退票 or 失败 (NULL: the layout has no status).
     aggregates = """count(*) AS n_lines, count(*) - count(*) FILTER (WHERE {returned}) AS n_ok,
                    sum(amount) - coalesce(sum(amount) FILTER (WHERE {returned}), 0) AS ok_amount,
                    sum(amount) AS bank_amount, min(amount) AS min_amount, max(amount) AS max_amount,
                    bool_or({returned}) AS has_return, min(pay_date) AS first_day, max(pay_date) AS last_day"""
-    run(
-        f"""
-        CREATE OR REPLACE TEMP TABLE keyed AS
-        WITH side AS (
-            SELECT pay_cert_no AS key, {aggregates.format(returned="status IN ('退票', '失败')")}
-            FROM bank GROUP BY pay_cert_no
-        )
-        SELECT v.vou_no, v.amount AS book_amount, v.refunded, dv.n AS book_n, s.* EXCLUDE (key),
-               s.key AS orphan
-        FROM book v LEFT JOIN dayno dv ON dv.day = v.vou_date
-        FULL JOIN side s ON s.key = v.vou_no;
-        """
-    )
+    returned = "status IN ('退票', '失败')"
+
+    def voucher_sides(book: str, bank: str, keep: str) -> str:
+        """Each voucher of ``book`` beside the grouped lines of ``bank`` that name it (and each 支付凭证号 naming
+        none), the rows that ``keep`` selects, with their business day numbers and break class."""
+        return f"""
+            SELECT *, {kind_case("first_n", "last_n")} AS kind FROM (
+                SELECT j.*, dv.n AS book_n, df.n AS first_n, dl.n AS last_n FROM (
+                    SELECT v.vou_no, v.vou_date, v.amount AS book_amount, v.refunded, s.* EXCLUDE (key),
+                           s.key AS orphan
+                    FROM {book} v
+                    FULL JOIN (SELECT pay_cert_no AS key, {aggregates.format(returned=returned)}
+                               FROM {bank} GROUP BY pay_cert_no) s ON s.key = v.vou_no
+                ) j
+                LEFT JOIN dayno dv ON dv.day = j.vou_date
+                LEFT JOIN dayno df ON df.day = j.first_day LEFT JOIN dayno dl ON dl.day = j.last_day
+                WHERE {keep}
+            )"""
+
+    # One pass over both sides like the plainest comparison, keeping only the vouchers that may not match: no lines,
+    # lines naming no voucher, several lines, a 退票/失败 line, an amount that differs, or dates that may fall
+    # outside the window (calendar days bound business days: a day number never grows faster than the calendar).
+    # A voucher that matches exactly on one line is counted, not written (writing every row doubled the time).
+    may_break = f"""vou_no IS NULL OR n_lines IS NULL OR n_lines > 1 OR has_return OR ok_amount <> book_amount
+                    OR first_day < vou_date OR date_diff('day', vou_date, last_day) > {window}"""
+    run(f"CREATE OR REPLACE TEMP TABLE keyed AS {voucher_sides('book', 'bank', may_break)}")
     run(
         """
         CREATE OR REPLACE TEMP TABLE by_serial AS
@@ -205,8 +223,18 @@ def reconcile(
         GROUP BY s.vou_no;
         """
     )
+    # A voucher that matched cleanly by key but also has lines found by 银行流水号 joins the kept rows first.
+    missing = "(SELECT vou_no FROM side2 ANTI JOIN keyed k ON k.vou_no = side2.vou_no)"
     run(
-        """
+        "INSERT INTO keyed "
+        + voucher_sides(
+            f"(SELECT * FROM book WHERE vou_no IN {missing})",
+            f"(SELECT * FROM bank WHERE pay_cert_no IN {missing})",
+            "vou_no IS NOT NULL",
+        )
+    )
+    run(
+        f"""
         UPDATE keyed SET
             n_lines = coalesce(keyed.n_lines, 0) + x.n_lines, n_ok = coalesce(keyed.n_ok, 0) + x.n_ok,
             ok_amount = coalesce(keyed.ok_amount, 0) + x.ok_amount,
@@ -215,13 +243,8 @@ def reconcile(
             has_return = coalesce(keyed.has_return, FALSE) OR x.has_return,
             first_day = least(keyed.first_day, x.first_day), last_day = greatest(keyed.last_day, x.last_day)
         FROM side2 x WHERE keyed.vou_no = x.vou_no;
-        """
-    )
-    run(
-        f"""
-        ALTER TABLE keyed ADD COLUMN kind VARCHAR;
-        UPDATE keyed SET kind = {kind_case}
-        WHERE vou_no IS NOT NULL AND n_lines IS NOT NULL;
+        UPDATE keyed SET kind = {kind_case("(SELECT n FROM dayno WHERE day = first_day)", "(SELECT n FROM dayno WHERE day = last_day)")}
+        WHERE vou_no IN (SELECT vou_no FROM side2);
         """
     )
     run(
@@ -259,11 +282,18 @@ def reconcile(
         CREATE OR REPLACE TEMP TABLE brk_vou AS SELECT DISTINCT unnest(vous) AS vou_no FROM brk;
         """
     )
+    # Vouchers matched by key: every voucher of the book but those kept with no lines or with a break, and but those
+    # a book-duplicate break names (whether kept or not).
     result.matched_by_key, result.split_vouchers = run(
-        "SELECT count(*) - (SELECT count(*) FROM keyed k SEMI JOIN brk_vou x ON x.vou_no = k.vou_no "
-        "                   WHERE k.kind IS NULL AND k.n_lines IS NOT NULL), "
-        "       count(*) FILTER (WHERE n_ok > 1) "
-        "FROM keyed WHERE vou_no IS NOT NULL AND n_lines IS NOT NULL AND kind IS NULL"
+        """
+        SELECT (SELECT count(*) FROM book)
+               - count(*) FILTER (WHERE n_lines IS NULL OR kind IS NOT NULL)
+               - (SELECT count(*) FROM brk_vou x
+                  WHERE NOT EXISTS (SELECT 1 FROM keyed k WHERE k.vou_no = x.vou_no
+                                    AND (k.n_lines IS NULL OR k.kind IS NOT NULL))),
+               count(*) FILTER (WHERE n_lines IS NOT NULL AND kind IS NULL AND n_ok > 1)
+        FROM keyed WHERE vou_no IS NOT NULL
+        """
     ).fetchone()
     # 2. By attributes: lines without a voucher and vouchers without a line, same payee account and amount (within
     # the tolerance), bank date within the window; a pair only where each side has exactly one candidate.
@@ -325,12 +355,14 @@ def reconcile(
         FROM clearing c FULL JOIN cleared k ON k.bank_code = c.bank_code AND k.lqd_date = c.lqd_date
         WHERE k.bank_code IS NULL OR c.bank_code IS NULL OR c.vou_count <> k.n OR abs(c.amount - k.amount) > {tol};
         INSERT INTO brk
-        SELECT kind,
-               coalesce((SELECT list(v.vou_no ORDER BY v.vou_no) FROM book v
-                         WHERE v.bank_code = clr.bank_code AND v.lqd_date IS NOT NULL
-                           AND {period.replace("lqd_date", "v.lqd_date")} = clr.lqd_date), []),
-               [], book_amount, bank_amount, note
-        FROM clr;
+        SELECT clr.kind, coalesce(lv.vous, []), [], clr.book_amount, clr.bank_amount, clr.note
+        FROM clr LEFT JOIN (
+            SELECT v.bank_code, {period.replace("lqd_date", "v.lqd_date")} AS lqd_date,
+                   list(v.vou_no ORDER BY v.vou_no) AS vous
+            FROM book v SEMI JOIN clr c
+              ON c.bank_code = v.bank_code AND c.lqd_date = {period.replace("lqd_date", "v.lqd_date")}
+            WHERE v.lqd_date IS NOT NULL GROUP BY ALL
+        ) lv USING (bank_code, lqd_date);
         """
     )
     result.cleared_lines = run(

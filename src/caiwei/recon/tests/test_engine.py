@@ -30,6 +30,9 @@ def books(draw):
     bank and clearing day cleared in one PBOC line."""
     n = draw(st.integers(1, 25))
     amounts = draw(st.lists(st.integers(100, 10**8), min_size=n, max_size=n, unique=True))
+    # One payee account per voucher: several vouchers of one account with keyless lines are the ambiguous case,
+    # shown by test_each_break_class_from_the_shape_it_names.
+    accounts = draw(st.lists(st.integers(10**9, 10**10), min_size=n, max_size=n, unique=True))
     vouchers, lines = [], []
     for i, cents in enumerate(amounts):
         day_i = draw(st.integers(0, len(DAYS) - 10))
@@ -40,7 +43,7 @@ def books(draw):
             "agent_business_no": f"A{i:05d}",
             "vou_date": DAYS[day_i],
             "amount": fen(cents),
-            "payee_acct_no": f"62{draw(st.integers(10**9, 10**10)):d}",
+            "payee_acct_no": f"62{accounts[i]:d}",
             "refunded": False,
             "lqd_date": DAYS[day_i + 1],
             "lqd_amount": fen(cents),
