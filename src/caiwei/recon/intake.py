@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -293,28 +293,42 @@ def stored_path(intake: BankFileIntake) -> Path:
 
 def _record(origin: Origin, **fields) -> BankFileIntake | None:
     try:
-        return BankFileIntake.objects.create(
-            region=origin.region,
-            source=origin.source,
-            bank_code=origin.bank_code,
-            bank_format=origin.bank_format,
-            format_version=origin.bank_format.version,
-            uploaded_by=origin.user,
-            **fields,
-        )
+        with transaction.atomic():  # a savepoint: a clash must not spoil a caller's transaction
+            return BankFileIntake.objects.create(
+                region=origin.region,
+                source=origin.source,
+                bank_code=origin.bank_code,
+                bank_format=origin.bank_format,
+                format_version=origin.bank_format.version,
+                uploaded_by=origin.user,
+                **fields,
+            )
     except IntegrityError:  # another worker took the same file at the same moment
         return None
 
 
 def _refusal(name: str, problem: str) -> dict:
-    return {"file": name, "line": None, "offset": None, "cell": "", "field": "文件", "problem": problem,
-            "message": f"{name}：{problem}"}  # fmt: skip
+    return {
+        "file": name,
+        "line": None,
+        "offset": None,
+        "cell": "",
+        "field": "文件",
+        "problem": problem,
+        "message": f"{name}：{problem}",
+    }
 
 
 def refuse_unfetched(origin: Origin, name: str, size: int, mtime: datetime | None, problem: str):
     """Record a file refused without being fetched (its name or size); None when it was recorded before."""
-    return _record(origin, name=name[:255], size=size, mtime=mtime, state=BankFileIntake.State.REFUSED,
-                   error=_refusal(name, problem))  # fmt: skip
+    return _record(
+        origin,
+        name=name[:255],
+        size=size,
+        mtime=mtime,
+        state=BankFileIntake.State.REFUSED,
+        error=_refusal(name, problem),
+    )
 
 
 def take(
@@ -330,7 +344,8 @@ def take(
     same content was already accepted for this bank, drop it as a duplicate. None when another worker took it;
     FileTooLarge past the limit and FileChanged when the size read is not the size listed (nothing kept)."""
     folder = inbox_dir(origin.region.code, origin.bank_code)
-    tmp = folder / f".{uuid.uuid4().hex}.part"
+    # a hidden temporary name that keeps the file's suffix (openpyxl reads .xlsx only under that suffix)
+    tmp = folder / f".part-{uuid.uuid4().hex}{Path(name).suffix[:16]}"
     try:
         with tmp.open("xb") as handle:
             sink = _Sink(handle, max_bytes())
@@ -345,9 +360,15 @@ def take(
         ).first()
         if earlier is not None:
             tmp.unlink()
-            return _record(origin, name=name, size=size, mtime=mtime, sha256=sha,
-                           state=BankFileIntake.State.DUPLICATE,
-                           error=_refusal(name, f"与第 {earlier.pk} 号取件“{earlier.name}”内容相同，不再接收"))  # fmt: skip
+            return _record(
+                origin,
+                name=name,
+                size=size,
+                mtime=mtime,
+                sha256=sha,
+                state=BankFileIntake.State.DUPLICATE,
+                error=_refusal(name, f"与第 {earlier.pk} 号取件“{earlier.name}”内容相同，不再接收"),
+            )
         count, amount, error = 0, Decimal(0), None
         try:
             for record in formats.read(definition, tmp, name=name):
@@ -356,7 +377,7 @@ def take(
         except formats.FormatError as exc:
             error = exc.as_dict()
         except Exception as exc:  # noqa: BLE001 — the readers raise FormatError; anything else refuses the file too
-            log.exception("reading %s", name)
+            log.exception("读取银行文件 %s 时出错", name)
             error = _refusal(name, f"读取出错：{type(exc).__name__}")
         target = _free_name(folder / QUARANTINE if error else folder, name, sha)
         os.replace(tmp, target)
@@ -465,19 +486,28 @@ def _from_epoch(seconds) -> datetime | None:
 
 
 def _candidates(
-    source: BankFileSource, origin: Origin, entries: Iterable[_Entry], result: PullResult, now: datetime
+    source: BankFileSource,
+    origin: Origin,
+    entries: Iterable[_Entry],
+    result: PullResult,
+    now: datetime,
+    seen: Callable[[_Entry], None] | None = None,
 ) -> Iterator[_Entry]:
-    """The entries to fetch now: regular, matching, safe, quiet, within the size limit, and not taken before."""
+    """The entries to fetch now: regular, matching, safe, quiet, within the size limit, and not taken before
+    (``seen`` is told of those taken before: a watched folder moves them aside). Hidden names (a leading dot, as
+    uploads in progress are often named) wait, unless unsafe."""
     settle, limit = settle_seconds(), max_bytes()
     taken = set(source.intakes.values_list("name", "size", "mtime"))
     for entry in sorted(entries, key=lambda e: e.name):
-        if not entry.regular or entry.name.startswith("."):
-            continue
-        if not fnmatchcase(entry.name, source.pattern or "*"):
+        if not entry.regular or not fnmatchcase(entry.name, source.pattern or "*"):
             continue
         if (entry.name[:255], entry.size, entry.mtime) in taken:
+            if seen:
+                seen(entry)
             continue
         problem = name_problem(entry.name)
+        if problem is None and entry.name.startswith("."):
+            continue
         if problem is None and entry.size > limit:
             problem = f"文件 {entry.size} 字节，超过 {size_text(limit)} 的上限，未取"
         if problem:
@@ -695,7 +725,13 @@ def _pull_folder(source: BankFileSource, origin: Origin, result: PullResult, now
             entries.append(
                 _Entry(item.name, info.st_size, _from_epoch(info.st_mtime), stat.S_ISREG(info.st_mode))
             )
-    for entry in _candidates(source, origin, entries, result, now):
+
+    def seen(entry: _Entry) -> None:  # dropped again as it was: set aside, not left to be listed every time
+        problem = "与已取过的文件同名、同大小、同修改时间，未再取"
+        _move_aside(folder / entry.name, folder / QUARANTINE, uuid.uuid4().hex, _refusal(entry.name, problem))
+        result.skipped.append({"name": entry.name, "reason": problem})
+
+    for entry in _candidates(source, origin, entries, result, now, seen):
         path = folder / entry.name
 
         def copy(sink: _Sink, path=path) -> None:
@@ -738,8 +774,13 @@ def pull(source: BankFileSource, now: datetime | None = None) -> PullResult:
         BankFileSource.objects.filter(pk=source.pk).update(
             last_run_at=now, last_ok=False, last_message=result.message[:500], failures=failures
         )
-        log.warning("银行文件来源“%s”（第 %s 号）拉取失败（连续第 %s 次）：%s", source, source.pk, failures,
-                    result.message)  # fmt: skip
+        log.warning(
+            "银行文件来源“%s”（第 %s 号）拉取失败（连续第 %s 次）：%s",
+            source,
+            source.pk,
+            failures,
+            result.message,
+        )
     source.refresh_from_db()
     return result
 
@@ -830,8 +871,12 @@ def fire_due(now: datetime | None = None) -> list[int]:
             next_run_at=next_run_at(source, now, spec)
         )
         if claimed:
-            start("recon.pull", title=f"拉取银行文件：{source.name}", params={"source": source.pk},
-                  region=source.region)  # fmt: skip
+            start(
+                "recon.pull",
+                title=f"拉取银行文件：{source.name}",
+                params={"source": source.pk},
+                region=source.region,
+            )
             started.append(source.pk)
     return started
 

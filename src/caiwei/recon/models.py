@@ -284,7 +284,7 @@ class BankFileIntake(models.Model):
     name = models.CharField("文件名", max_length=255)
     size = models.BigIntegerField("字节数")
     mtime = models.DateTimeField("文件修改时间", null=True, blank=True)
-    sha256 = models.CharField("SHA-256", max_length=64, blank=True, db_index=True)
+    sha256 = models.CharField("内容摘要（SHA-256）", max_length=64, blank=True, db_index=True)
     fetched_at = models.DateTimeField("取件时间", default=timezone.now, db_index=True)
     state = models.CharField("状态", max_length=10, choices=State.choices)
     # FormatError.as_dict(), or the same keys for a file refused by its name or size

@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=255, verbose_name='文件名')),
                 ('size', models.BigIntegerField(verbose_name='字节数')),
                 ('mtime', models.DateTimeField(blank=True, null=True, verbose_name='文件修改时间')),
-                ('sha256', models.CharField(blank=True, db_index=True, max_length=64, verbose_name='SHA-256')),
+                ('sha256', models.CharField(blank=True, db_index=True, max_length=64, verbose_name='内容摘要（SHA-256）')),
                 ('fetched_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='取件时间')),
                 ('state', models.CharField(choices=[('accepted', '已接收'), ('refused', '已拒收'), ('duplicate', '重复（已取过）')], max_length=10, verbose_name='状态')),
                 ('error', models.JSONField(blank=True, null=True, verbose_name='拒收原因')),
