@@ -46,5 +46,15 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# The SFTP intake tests of reconciliation run Debian's OpenSSH server on loopback (started and stopped by the tests).
+if [ -n "$extras" ] && [ ! -x /usr/sbin/sshd ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== 安装 Debian 的 openssh-server（对账 SFTP 取件测试用）"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+  else
+    echo "缺少 /usr/sbin/sshd：请安装 openssh-server，否则对账 SFTP 取件测试无法运行" >&2
+  fi
+fi
+
 mkdir -p var
 .venv/bin/caiwei collectstatic --noinput --verbosity 0

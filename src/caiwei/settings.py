@@ -165,6 +165,10 @@ MEDIA_ROOT = VAR_DIR / "media"
 CAIWEI_SANDBOX_URL = os.environ.get("CAIWEI_SANDBOX_URL", "")
 # The only directory SQLite targets of data checks may live in (besides the sandbox file); empty: VAR_DIR/targets.
 CAIWEI_SQLITE_TARGET_DIR = os.environ.get("CAIWEI_SQLITE_TARGET_DIR", "")
+# The only directory watched folders of bank files (对账 监视目录) may lie in; empty: VAR_DIR/recon-watch.
+CAIWEI_RECON_WATCH_DIR = os.environ.get("CAIWEI_RECON_WATCH_DIR", "")
+# Where bank files taken in are kept (accepted, and refused in quarantine/); empty: VAR_DIR/recon-inbox.
+CAIWEI_RECON_INBOX_DIR = os.environ.get("CAIWEI_RECON_INBOX_DIR", "")
 
 # Background jobs: huey on SQLite beside the database by default, Redis when CAIWEI_REDIS_URL is set.
 REDIS_URL = os.environ.get("CAIWEI_REDIS_URL", "")

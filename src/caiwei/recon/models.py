@@ -3,6 +3,8 @@ file layouts editable as data."""
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -169,3 +171,146 @@ class BreakComment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author}：{self.text[:30]}"
+
+
+class BankFileSource(models.Model):
+    """银行文件来源: where an agent bank's files are fetched from — an SFTP server (the password or private key sealed
+    with SM4-GCM, bound to host, port and user; the server's host key pinned by fingerprint) or a watched folder on
+    this server — on a schedule of every n minutes, on business days only if asked. See recon/intake.py."""
+
+    audit_secret_fields = ("secret", "key_secret")
+    # Run state written by each pull (queryset updates, not audited as changes of the setting).
+    audit_ignore_fields = ("next_run_at", "last_run_at", "last_ok", "last_message", "failures")
+
+    class Kind(models.TextChoices):
+        SFTP = "sftp", "SFTP 拉取"
+        FOLDER = "folder", "监视目录"
+
+    region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, verbose_name="财政区划")
+    name = models.CharField("名称", max_length=80)
+    bank_code = models.CharField("银行编码", max_length=12)
+    bank_format = models.ForeignKey(BankFormat, on_delete=models.PROTECT, verbose_name="银行文件格式")
+    kind = models.CharField("方式", max_length=8, choices=Kind.choices)
+    host = models.CharField("主机", max_length=120, blank=True)
+    port = models.PositiveIntegerField("端口", default=22)
+    username = models.CharField("用户名", max_length=60, blank=True)
+    secret = models.TextField("密码（加密）", blank=True, editable=False)
+    key_secret = models.TextField("私钥（加密）", blank=True, editable=False)
+    host_key = models.CharField(
+        "主机密钥指纹",
+        max_length=100,
+        blank=True,
+        help_text="如 SHA256:…（ssh-keygen -lf 的写法）；不符即拒绝连接",
+    )
+    directory = models.CharField("目录", max_length=255, help_text="SFTP 为远程目录；监视目录为本机目录")
+    pattern = models.CharField("文件名模式", max_length=120, default="*", help_text="如 *_支付清单_*.csv")
+    interval_minutes = models.PositiveIntegerField("拉取间隔（分钟）", default=60)
+    business_days_only = models.BooleanField("仅工作日", default=True)
+    enabled = models.BooleanField("启用", default=True)
+    next_run_at = models.DateTimeField("下次拉取", null=True, blank=True)
+    last_run_at = models.DateTimeField("最近拉取", null=True, blank=True)
+    last_ok = models.BooleanField("最近拉取成功", null=True, blank=True)
+    last_message = models.CharField("最近拉取结果", max_length=500, blank=True)
+    failures = models.PositiveIntegerField("连续失败次数", default=0)
+    created_at = models.DateTimeField("创建时间", default=timezone.now)
+
+    objects = RegionScopedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = verbose_name_plural = "银行文件来源"
+        ordering = ["region", "bank_code", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.get_kind_display()}）"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .intake import source_problems
+
+        problems = source_problems(self)
+        if problems:
+            raise ValidationError(problems)
+
+    def connection_identity(self) -> str:
+        """What the sealed password and key belong to: they unseal only for the same host, port and user."""
+        return json.dumps(
+            ["caiwei.recon.sftp", self.host or "", int(self.port or 0), self.username or ""],
+            ensure_ascii=False,
+        )
+
+    def set_password(self, password: str) -> None:
+        from caiwei.checks import vault
+
+        self.secret = vault.seal(password, self.connection_identity()) if password else ""
+
+    def set_private_key(self, key_text: str) -> None:
+        from caiwei.checks import vault
+
+        self.key_secret = vault.seal(key_text, self.connection_identity()) if key_text else ""
+
+    def unsealed_password(self) -> str:
+        from caiwei.checks import vault
+
+        return vault.unseal(self.secret, self.connection_identity())
+
+    def unsealed_private_key(self) -> str:
+        from caiwei.checks import vault
+
+        return vault.unseal(self.key_secret, self.connection_identity())
+
+
+class BankFileIntake(models.Model):
+    """One file taken in 银行文件取件记录 — fetched from a source or uploaded on the page: accepted whole (stored under
+    var/recon-inbox/<区划>/<银行>/) or refused whole with the reader's error (file, line, byte offset, field)."""
+
+    class State(models.TextChoices):
+        ACCEPTED = "accepted", "已接收"
+        REFUSED = "refused", "已拒收"
+        DUPLICATE = "duplicate", "重复（已取过）"
+
+    region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, verbose_name="财政区划")
+    source = models.ForeignKey(
+        BankFileSource,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="intakes",
+        verbose_name="来源",
+    )
+    bank_code = models.CharField("银行编码", max_length=12)
+    bank_format = models.ForeignKey(BankFormat, on_delete=models.PROTECT, verbose_name="银行文件格式")
+    format_version = models.PositiveIntegerField("格式版本")
+    name = models.CharField("文件名", max_length=255)
+    size = models.BigIntegerField("字节数")
+    mtime = models.DateTimeField("文件修改时间", null=True, blank=True)
+    sha256 = models.CharField("内容摘要（SHA-256）", max_length=64, blank=True, db_index=True)
+    fetched_at = models.DateTimeField("取件时间", default=timezone.now, db_index=True)
+    state = models.CharField("状态", max_length=10, choices=State.choices)
+    # FormatError.as_dict(), or the same keys for a file refused by its name or size
+    error = models.JSONField("拒收原因", null=True, blank=True)
+    lines = models.PositiveIntegerField("明细笔数", default=0)
+    amount = models.DecimalField("明细金额", max_digits=18, decimal_places=2, default=0)
+    path = models.CharField("保存位置", max_length=500, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, verbose_name="上传人"
+    )
+
+    objects = RegionScopedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = verbose_name_plural = "银行文件取件记录"
+        ordering = ["-fetched_at", "-id"]
+        constraints = [
+            # The same remote file (name, size, modification time) is taken once per source.
+            models.UniqueConstraint(
+                fields=["source", "name", "size", "mtime"], name="recon_intake_once_per_source"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.get_state_display()}）"
+
+    @property
+    def message(self) -> str:
+        return (self.error or {}).get("message", "")

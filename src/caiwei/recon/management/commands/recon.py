@@ -24,7 +24,7 @@ def _date(value: str) -> date:
 
 class Command(BaseCommand):
     help = (
-        "对账：run 把代理银行文件、人民银行清算文件与财政库的支付凭证对账，保存差异并结转到下次对账；"
+        "对账：pull 从 SFTP 或监视目录取银行文件；run 把代理银行文件、人民银行清算文件与财政库的支付凭证对账，保存差异并结转到下次对账；"
         "diff 比较两个库中的同一张表（校验和下推、只对不同的键区间二分）"
     )
 
@@ -44,6 +44,9 @@ class Command(BaseCommand):
             "--transit", type=int, default=10, help="在途天数：凭证多少个工作日未见银行明细才算差异"
         )
         run.add_argument("--json", action="store_true", help="以 JSON 输出")
+        pull = sub.add_parser("pull", help="立即从银行文件来源（SFTP、监视目录）取件")
+        pull.add_argument("--source", type=int, help="只拉取这个来源（编号）；缺省为全部已启用的来源")
+        pull.add_argument("--json", action="store_true", help="以 JSON 输出")
         cli.add_diff_arguments(
             sub.add_parser("diff", help="比较两个库中的同一张表（校验和下推、只对不同的键区间二分）")
         )
@@ -51,11 +54,42 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["action"] == "run":
             return self.run(options)
+        if options["action"] == "pull":
+            return self.pull(options)
         code = cli.run(options, self.stdout, self.stderr)
         # exit status as diff(1) from the shell: 0 identical, 1 differences, 2 error
         if code and getattr(self, "_called_from_command_line", False):
             sys.exit(code)
         return None
+
+    def pull(self, o):
+        """Pull now; exit status 1 when a source could not be pulled (refused files are reported, not failures)."""
+        from ...intake import pull
+        from ...models import BankFileSource
+
+        sources = BankFileSource.objects.select_related("region", "bank_format").order_by("pk")
+        if o["source"] is not None:
+            sources = sources.filter(pk=o["source"])
+            if not sources.exists():
+                raise CommandError(f"银行文件来源 {o['source']} 不存在")
+        else:
+            sources = sources.filter(enabled=True)
+        results = [pull(source) for source in sources]
+        if o["json"]:
+            # one write: Django's OutputWrapper ends every write with a newline
+            self.stdout.write(
+                json.dumps({"sources": [r.as_dict() for r in results]}, ensure_ascii=False, indent=1)
+            )
+        else:
+            for r in results:
+                self.stdout.write(f"{r.name}（第 {r.source} 号）：{r.text()}")
+                for item in r.refused + r.duplicates:
+                    self.stdout.write(f"  {item['error']['message']}")
+            if not results:
+                self.stdout.write("没有已启用的银行文件来源")
+        failed = [r for r in results if not r.ok]
+        if failed and getattr(self, "_called_from_command_line", False):
+            sys.exit(1)
 
     def run(self, o):
         from caiwei.sandbox.service import bank_files_dir, default_url
