@@ -5,16 +5,22 @@ breaks of each kind), in DuckDB, against baselines measured in the same run.
 2. Baseline: a raw DuckDB full outer join of the same normalised inputs on the voucher number, with the amount
    comparison after summing the bank side per voucher — the least any reconciliation must do (the limit; the goal in
    issue 12 is Caiwei ≤ 1.3× this).
-3. datacompy on the same data, where it fits in memory (``--datacompy``, pandas under the hood; it holds both sides
-   as DataFrames).
+3. datacompy (pandas under the hood; it holds both sides as DataFrames) on the same data, run by the Python of its own
+   virtual environment (``--datacompy /path/to/venv/bin/python``) so that pandas stays out of ours: both sides are
+   written to Parquet by DuckDB first (the bank side already summed per voucher, which spares datacompy the split
+   lines), not timed; the time of loading them into pandas and of the comparison are printed apart. Where it does not
+   finish at N vouchers (memory), it is tried at half the size until it does, and said so.
 Peak RSS of this process is printed at the end (VmHWM).
 
 The inputs are generated inside DuckDB with SQL (not timed). Run:
-  .venv/bin/python bench/recon.py [--lines 10000000] [--datacompy N]
+  .venv/bin/python bench/recon.py [--lines 10000000] [--datacompy /work/datacompy-venv/bin/python]
 """
 
 import argparse
+import json
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -97,10 +103,55 @@ def baseline(con: duckdb.DuckDBPyConnection) -> int:
     ).fetchone()[0]
 
 
+DATACOMPY_WRAPPER = """
+import json, resource, sys, time
+import datacompy, pandas
+started = time.perf_counter()
+book, bank = pandas.read_parquet(sys.argv[1]), pandas.read_parquet(sys.argv[2])
+loaded = time.perf_counter() - started
+started = time.perf_counter()
+compare = datacompy.PandasCompare(book, bank, join_columns="vou_no")
+differing = len(compare.all_mismatch()) + len(compare.df1_unq_rows) + len(compare.df2_unq_rows)
+compared = time.perf_counter() - started
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"load": loaded, "compare": compared, "differing": differing, "rss_mb": rss}))
+"""
+
+
+def run_datacompy(python: str, n: int) -> tuple[dict, float]:
+    """datacompy at n vouchers (its own process and venv) and Caiwei's reconcile() at the same n."""
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    build(con, n)
+    with tempfile.TemporaryDirectory(prefix="caiwei-bench-datacompy-") as tmp:
+        book, bank = f"{tmp}/book.parquet", f"{tmp}/bank.parquet"
+        con.execute(f"COPY (SELECT vou_no, amount, payee_acct_no FROM book) TO '{book}' (FORMAT parquet)")
+        con.execute(
+            f"COPY (SELECT pay_cert_no AS vou_no, sum(amount) AS amount, min(payee_acct_no) AS payee_acct_no "
+            f"FROM bank GROUP BY 1) TO '{bank}' (FORMAT parquet)"
+        )
+        done = subprocess.run([python, "-c", DATACOMPY_WRAPPER, book, bank], capture_output=True, text=True)  # noqa: S603
+    if done.returncode != 0:
+        con.close()
+        raise RuntimeError(
+            done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"退出码 {done.returncode}"
+        )
+    started = time.perf_counter()
+    reconcile(con, Tolerance(date_window=1, transit_days=10), START + timedelta(days=380))
+    took = time.perf_counter() - started
+    con.close()
+    return json.loads(done.stdout), took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=10_000_000, help="vouchers (bank lines are 10 % more)")
-    parser.add_argument("--datacompy", type=int, default=0, help="also run datacompy at this many vouchers")
+    parser.add_argument(
+        "--datacompy", help="python of a venv with datacompy and pyarrow: compare in the same run"
+    )
+    parser.add_argument(
+        "--datacompy-lines", type=int, default=0, help="vouchers for datacompy (default --lines)"
+    )
     args = parser.parse_args()
     con = duckdb.connect()
     # As the platform runs it (recon/services.py): bounded memory, spilling to a temporary folder beyond it.
@@ -125,26 +176,22 @@ def main() -> None:
     print(f"baseline (raw DuckDB join, mean of two): {base:.2f} s  — unequal voucher groups: {base_count:,}")
     print(f"caiwei reconcile: {times['caiwei']:.2f} s  ratio {times['caiwei'] / base:.2f}")
     print(f"breaks by class: {result.by_class()}  matched by key {result.matched_by_key:,}")
-    if args.datacompy:
-        import datacompy
-
-        small = duckdb.connect()
-        build(small, args.datacompy)
-        bank = small.execute("SELECT pay_cert_no AS vou_no, sum(amount) AS amount FROM bank GROUP BY 1").df()
-        book = small.execute("SELECT vou_no, amount FROM book").df()
-        t0 = time.perf_counter()
-        compare = datacompy.Compare(book, bank, join_columns="vou_no")
-        mismatches = len(compare.all_mismatch()) + len(compare.df1_unq_rows) + len(compare.df2_unq_rows)
-        t_dc = time.perf_counter() - t0
-        small.execute("CREATE OR REPLACE TEMP TABLE x AS SELECT 1")
-        t0 = time.perf_counter()
-        reconcile(small, Tolerance(date_window=1, transit_days=10), as_of)
-        t_cw = time.perf_counter() - t0
-        print(
-            f"datacompy at {args.datacompy:,}: {t_dc:.2f} s ({mismatches:,} rows), caiwei {t_cw:.2f} s, "
-            f"datacompy / caiwei {t_dc / t_cw:.1f}"
-        )
     print(f"peak RSS (VmHWM): {vm_hwm_mb():.0f} MB")
+    if args.datacompy:
+        n = args.datacompy_lines or args.lines
+        while n >= 100_000:
+            try:
+                theirs, ours = run_datacompy(args.datacompy, n)
+            except RuntimeError as exc:
+                print(f"datacompy at {n:,} vouchers did not finish ({exc}); trying half")
+                n //= 2
+                continue
+            print(
+                f"datacompy at {n:,}: compare {theirs['compare']:.2f} s (+ {theirs['load']:.2f} s loading Parquet), "
+                f"{theirs['differing']:,} rows, peak RSS {theirs['rss_mb']:.0f} MB; caiwei reconcile {ours:.2f} s; "
+                f"datacompy compare / caiwei {theirs['compare'] / ours:.1f}"
+            )
+            break
 
 
 if __name__ == "__main__":
