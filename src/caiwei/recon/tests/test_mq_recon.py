@@ -273,9 +273,17 @@ def link_journal(path, fill_gap: bool = False) -> None:
 
 @pytest.fixture(scope="module")
 def recon_sandbox(tmp_path_factory):
-    from caiwei.recon.tests.test_services import sandbox
+    """A small sandbox with its bank files (bank-file faults, so the link's breaks come among others)."""
+    from caiwei.recon.tests.test_services import FAULTS
+    from caiwei.sandbox.generator import GenerateSpec, parse_faults
+    from caiwei.sandbox.service import run_generate
 
-    return sandbox.__wrapped__(tmp_path_factory)
+    tmp = tmp_path_factory.mktemp("recon-mq")
+    url = f"sqlite:///{tmp / 'sandbox.sqlite3'}"
+    manifest = run_generate(
+        url, GenerateSpec(payments=1500, seed=2, faults=parse_faults(FAULTS)), bank_dir=tmp / "files"
+    )
+    return url, tmp / "files", manifest
 
 
 def test_link_breaks_are_kept_carried_and_cleared(recon_sandbox, regions, tmp_path):
