@@ -89,6 +89,8 @@ FAULT_RULES = {
 NOT_DATA = {
     "voucher_missing_at_bank",
     "bank_line_no_voucher",
+    "bank_returned_not_refunded",
+    "bank_failed_line",
     "admin_two_roles",
     "dormant_account",
     "departed_staff_active",

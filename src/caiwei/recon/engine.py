@@ -8,7 +8,11 @@ the business days of the period. Matching, in order:
    split payment (一对多) and must sum to it exactly (or within the amount tolerance);
 2. the lines and vouchers left: by amount + payee account + date within the window of T+n business days, only
    where the pair is unambiguous on both sides;
-3. clearing: each PBOC clearing line covers the vouchers of its bank and clearing date (多对一): counts and sums agree.
+3. clearing: each PBOC clearing line covers the vouchers of its bank and clearing date (多对一): counts and sums agree;
+4. the message link 报文链路 (table ``mq``, the journal of the messages sent and received, see ``MQ_COLUMNS``): per
+   bank and direction the sequence numbers run without a hole (any number missing between the lowest and the highest
+   seen is a gap) and without a repeat; each voucher sent has a receipt back (after ``receipt_minutes``), unless it went
+   to the dead-letter queue, which is a break of its own.
 What does not match is a break with a class a finance user understands (``BREAKS``).
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import duckdb
@@ -59,6 +63,19 @@ CLEARING_COLUMNS = (
     "amount DECIMAL(18,2)",
 )
 
+MQ_COLUMNS = (
+    "msg_id BIGINT",  # unique per loaded message
+    "direction VARCHAR",  # voucher 凭证（财政→银行） / receipt 回单（银行→财政） / dead 死信（凭证进入死信队列）
+    "bank_code VARCHAR",
+    "seq BIGINT",  # the link's own sequence number (message header)
+    "vt_code VARCHAR",
+    "pay_cert_no VARCHAR",
+    "sent_at TIMESTAMP",  # UTC
+    "source VARCHAR",  # journal file name
+    "line INTEGER",  # line in the journal
+)
+MQ_DIRECTIONS = {"voucher": "凭证报文", "receipt": "回单报文", "dead": "死信"}
+
 # Break classes: code → what a finance user reads.
 BREAKS = {
     "bank_only": "仅银行有：银行文件中有这笔，我方没有对应的支付凭证",
@@ -72,6 +89,10 @@ BREAKS = {
     "clearing_count": "清算笔数不符：人民银行清算笔数与所清算凭证张数不一致",
     "clearing_only": "仅清算有：人民银行清算了，我方没有这一天这家银行已清算的凭证",
     "clearing_missing": "清算缺失：我方凭证已清算，人民银行清算文件中没有这一天这家银行的清算",
+    "mq_seq_gap": "序号缺失：报文链路的序号中间缺号，缺的报文没有收发记录",
+    "mq_seq_duplicate": "序号重复：报文链路的同一序号出现多次",
+    "mq_receipt_missing": "回单缺失：已发送的支付凭证超过等待时间仍没有银行回单",
+    "mq_dead_letter": "进入死信：支付凭证报文被拒收，进入死信队列，没有回单",
 }
 
 
@@ -82,6 +103,7 @@ class Tolerance:
     date_window: int = 1
     amount: Decimal = Decimal("0.00")
     transit_days: int = 10  # business days a voucher may be unseen at the bank before it is a break (在途)
+    receipt_minutes: int = 30  # minutes a voucher message may wait for its receipt before it is a break
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Tolerance:
@@ -95,7 +117,10 @@ class Tolerance:
         transit = data.get("transit_days", 10)
         if not isinstance(transit, int) or isinstance(transit, bool) or not 0 <= transit <= 60:
             raise ValueError("在途天数（transit_days）应为 0–60 个工作日")
-        return cls(window, amount, transit)
+        wait = data.get("receipt_minutes", 30)
+        if not isinstance(wait, int) or isinstance(wait, bool) or not 0 <= wait <= 10080:
+            raise ValueError("回单等待时间（receipt_minutes）应为 0–10080 分钟")
+        return cls(window, amount, transit, wait)
 
 
 @dataclass
@@ -105,6 +130,8 @@ class Result:
     split_vouchers: int = 0  # vouchers paid in more than one bank line
     in_transit: int = 0  # vouchers not yet in a bank file but still inside their window
     cleared_lines: int = 0
+    mq_receipted: int = 0  # voucher messages with their receipt
+    mq_in_transit: int = 0  # voucher messages still inside the receipt wait
     breaks: list[dict] = field(default_factory=list)
 
     def by_class(self) -> dict[str, int]:
@@ -115,10 +142,11 @@ class Result:
 
 
 def create_inputs(con: duckdb.DuckDBPyConnection) -> None:
-    """Empty input tables bank, book, clearing in the normalised shape."""
+    """Empty input tables bank, book, clearing, mq in the normalised shape."""
     con.execute(f"CREATE OR REPLACE TABLE bank ({', '.join(BANK_COLUMNS)})")
     con.execute(f"CREATE OR REPLACE TABLE book ({', '.join(BOOK_COLUMNS)})")
     con.execute(f"CREATE OR REPLACE TABLE clearing ({', '.join(CLEARING_COLUMNS)})")
+    con.execute(f"CREATE OR REPLACE TABLE mq ({', '.join(MQ_COLUMNS)})")
 
 
 def load_business_days(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
@@ -147,10 +175,13 @@ def reconcile(
     as_of: date,
     clearing_period: str = "day",
     break_limit: int = 100_000,
+    mq_now: datetime | None = None,
 ) -> Result:
-    """Match bank to book and clearing to book in ``con`` (tables bank, book, clearing, bizday/dayno); the breaks
-    come back with their lines and vouchers. ``clearing_period`` "month": each clearing line is a month's total of a
-    bank (its lqd_date the first of the month), as in the central bank's monthly file."""
+    """Match bank to book and clearing to book in ``con`` (tables bank, book, clearing, bizday/dayno) and check the
+    message link (table mq); the breaks come back with their lines (bank line ids), messages (mq ids) and vouchers.
+    ``clearing_period`` "month": each clearing line is a month's total of a bank (its lqd_date the first of the
+    month), as in the central bank's monthly file. ``mq_now`` (UTC): the time the receipt wait is counted back from;
+    by default the last message of the journal."""
     tol, window = f"{Decimal(tolerance.amount):.2f}", int(tolerance.date_window)
     transit = int(tolerance.transit_days)
     period = {"day": "lqd_date", "month": "date_trunc('month', lqd_date)::DATE"}[clearing_period]
@@ -369,8 +400,13 @@ def reconcile(
         "SELECT count(*) FROM clearing c JOIN cleared k USING (bank_code, lqd_date) "
         f"WHERE c.vou_count = k.n AND abs(c.amount - k.amount) <= {tol}"
     ).fetchone()[0]
+    _message_link(con, result, int(tolerance.receipt_minutes), mq_now)
     rows = run(
-        "SELECT kind, vous, lines, book_amount, bank_amount, note FROM brk ORDER BY kind, vous, lines LIMIT ?",
+        """
+        SELECT kind, vous, lines, book_amount, bank_amount, note, msgs FROM (
+            SELECT *, []::BIGINT[] AS msgs FROM brk UNION ALL SELECT * FROM mq_brk)
+        ORDER BY kind, vous, lines, note, msgs LIMIT ?
+        """,
         [break_limit],
     ).fetchall()
     result.breaks = [
@@ -379,10 +415,88 @@ def reconcile(
             "reason": BREAKS[kind],
             "vouchers": list(vous or []),
             "lines": list(lines or []),
+            "messages": list(msgs or []),
             "book_amount": book,
             "bank_amount": bank,
             "note": note or "",
         }
-        for kind, vous, lines, book, bank, note in rows
+        for kind, vous, lines, book, bank, note, msgs in rows
     ]
     return result
+
+
+def _message_link(con: duckdb.DuckDBPyConnection, result: Result, wait: int, now: datetime | None) -> None:
+    """4. The message link: gaps and repeats of each bank's and direction's sequence numbers, vouchers without a
+    receipt, dead letters — into mq_brk (the note names bank, direction and numbers; msgs the messages concerned)."""
+    label = "CASE m.direction WHEN 'voucher' THEN '凭证报文' ELSE '回单报文' END"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE mq_brk (kind VARCHAR, vous VARCHAR[], lines BIGINT[],
+                                             book_amount DECIMAL(18,2), bank_amount DECIMAL(18,2), note VARCHAR,
+                                             msgs BIGINT[]);
+        CREATE OR REPLACE TEMP TABLE mq_seq AS
+        SELECT bank_code, direction, seq, count(*) AS n, min(msg_id) AS first_id, list(msg_id ORDER BY msg_id) AS ids,
+               list(DISTINCT pay_cert_no ORDER BY pay_cert_no) FILTER (WHERE pay_cert_no <> '') AS certs
+        FROM mq WHERE direction IN ('voucher', 'receipt') GROUP BY ALL;
+        INSERT INTO mq_brk
+        SELECT 'mq_seq_duplicate', coalesce(m.certs, []), [], NULL, NULL,
+               m.bank_code || ' ' || {label} || ' 第 ' || m.seq || ' 号出现 ' || m.n || ' 次', m.ids
+        FROM mq_seq m WHERE m.n > 1;
+        INSERT INTO mq_brk
+        SELECT 'mq_seq_gap', [], [], NULL, NULL,
+               m.bank_code || ' ' || {label} || CASE WHEN m.next_seq - m.seq = 2
+                    THEN ' 缺第 ' || (m.seq + 1) || ' 号'
+                    ELSE ' 缺第 ' || (m.seq + 1) || '–' || (m.next_seq - 1) || ' 号（共 ' || (m.next_seq - m.seq - 1) || ' 个）'
+               END,
+               [m.first_id, m.next_id]
+        FROM (SELECT *, lead(seq) OVER w AS next_seq, lead(first_id) OVER w AS next_id
+              FROM mq_seq WINDOW w AS (PARTITION BY bank_code, direction ORDER BY seq)) m
+        WHERE m.next_seq > m.seq + 1;
+        """
+    )
+    # Vouchers sent and what came back for them (a receipt, or the voucher in the dead-letter queue).
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE mq_back AS
+        SELECT bank_code, pay_cert_no, bool_or(direction = 'receipt') AS receipt, bool_or(direction = 'dead') AS dead
+        FROM mq WHERE direction IN ('receipt', 'dead') AND pay_cert_no <> '' GROUP BY ALL;
+        CREATE OR REPLACE TEMP TABLE mq_sent AS
+        SELECT v.bank_code, v.pay_cert_no, min(v.seq) AS seq, min(v.sent_at) AS sent_at,
+               list(v.msg_id ORDER BY v.msg_id) AS ids
+        FROM mq v WHERE v.direction = 'voucher' AND v.pay_cert_no <> '' GROUP BY ALL;
+        """
+    )
+    cutoff = con.execute(
+        f"SELECT coalesce(?::TIMESTAMP, (SELECT max(sent_at) FROM mq)) - INTERVAL {int(wait)} MINUTE", [now]
+    ).fetchone()[0]
+    con.execute(
+        """
+        INSERT INTO mq_brk
+        SELECT 'mq_receipt_missing', [s.pay_cert_no], [], NULL, NULL,
+               s.bank_code || ' 凭证报文第 ' || s.seq || ' 号', s.ids
+        FROM mq_sent s
+        WHERE s.sent_at <= ?::TIMESTAMP
+          AND NOT EXISTS (SELECT 1 FROM mq_back b WHERE b.bank_code = s.bank_code AND b.pay_cert_no = s.pay_cert_no)
+        """,
+        [cutoff],
+    )
+    con.execute(
+        """
+        INSERT INTO mq_brk
+        SELECT 'mq_dead_letter', CASE WHEN d.pay_cert_no <> '' THEN [d.pay_cert_no] ELSE [] END, [], NULL, NULL,
+               d.bank_code || ' 死信：凭证报文第 ' || d.seq || ' 号', list(d.msg_id ORDER BY d.msg_id)
+        FROM mq d
+        WHERE d.direction = 'dead'
+          AND NOT EXISTS (SELECT 1 FROM mq_back b WHERE b.bank_code = d.bank_code AND b.pay_cert_no = d.pay_cert_no
+                                                    AND b.receipt)
+        GROUP BY d.bank_code, d.pay_cert_no, d.seq
+        """
+    )
+    result.mq_receipted, result.mq_in_transit = con.execute(
+        """
+        SELECT count(*) FILTER (WHERE b.receipt),
+               count(*) FILTER (WHERE b.bank_code IS NULL AND s.sent_at > ?::TIMESTAMP)
+        FROM mq_sent s LEFT JOIN mq_back b USING (bank_code, pay_cert_no)
+        """,
+        [cutoff],
+    ).fetchone()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -22,7 +22,7 @@ from caiwei.bizcalendar.services import get_calendar
 from . import formats
 from .engine import DUCKDB_MEMORY, Tolerance, create_inputs, load_business_days, reconcile
 from .models import ReconBreak, ReconRun
-from .sources import load_bank_files, load_book, load_pboc_monthly
+from .sources import load_bank_files, load_book, load_mq, load_pboc_monthly
 
 
 def business_days(start: date, end: date, calendar: str = "workday") -> list[date]:
@@ -38,14 +38,15 @@ def business_days(start: date, end: date, calendar: str = "workday") -> list[dat
 
 def fingerprint(kind: str, vouchers: list[str], lines: list[dict], note: str) -> str:
     """What makes two runs' breaks the same difference: the class, the vouchers, and for bank-side lines their
-    bank serial number or file position."""
+    bank serial number or file position; for clearing breaks and the message link's sequence and dead-letter breaks
+    the note (bank, date; bank, direction, sequence numbers)."""
     identity = {
         "kind": kind,
         "vouchers": sorted(vouchers),
         "lines": sorted(f"{x.get('serial') or ''}|{x.get('file')}|{x.get('line')}" for x in lines)
         if kind == "bank_only"
         else [],
-        "note": note if kind.startswith("clearing") else "",
+        "note": note if kind.startswith(("clearing", "mq_seq")) or kind == "mq_dead_letter" else "",
     }
     return hashlib.sha256(json.dumps(identity, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
@@ -72,6 +73,29 @@ def _line_details(con: duckdb.DuckDBPyConnection, ids: list[int]) -> list[dict]:
     ]
 
 
+def _message_details(con: duckdb.DuckDBPyConnection, ids: list[int]) -> list[dict]:
+    """The journal lines of a message-link break, in the shape of bank lines (file, line) plus the link's fields."""
+    if not ids:
+        return []
+    rows = con.execute(
+        "SELECT source, line, direction, bank_code, seq, pay_cert_no, sent_at FROM mq "
+        "WHERE msg_id IN (SELECT unnest(?::BIGINT[])) ORDER BY msg_id",
+        [ids],
+    ).fetchall()
+    return [
+        {
+            "file": source,
+            "line": line,
+            "direction": direction,
+            "bank": bank,
+            "seq": seq,
+            "voucher": cert or "",
+            "time": sent_at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
+        }
+        for source, line, direction, bank, seq, cert, sent_at in rows
+    ]
+
+
 def run_reconciliation(
     run: ReconRun,
     *,
@@ -79,8 +103,10 @@ def run_reconciliation(
     bank_files: list[tuple[Path, formats.Definition, str]],
     pboc_file: Path | None = None,
     calendar: str = "workday",
+    mq_journals: list[Path] | None = None,
 ) -> ReconRun:
-    """Execute ``run`` (already saved, with region, period, as_of and tolerance) and keep its breaks."""
+    """Execute ``run`` (already saved, with region, period, as_of and tolerance) and keep its breaks. With
+    ``mq_journals``, the message link's journals are checked too (receipts waited for until now)."""
     tolerance = Tolerance.from_dict(run.tolerance)
     run.status, run.started_at = ReconRun.Status.RUNNING, timezone.now()
     run.save(update_fields=["status", "started_at"])
@@ -95,8 +121,17 @@ def run_reconciliation(
             loaded = load_bank_files(con, bank_files, work)
             book = load_book(con, book_url, run.period_end.year, work)
             clearing = load_pboc_monthly(con, pboc_file) if pboc_file else 0
-            result = reconcile(con, tolerance, run.as_of, clearing_period="month")
-            found = [{**b, "line_details": _line_details(con, b["lines"])} for b in result.breaks]
+            mq = load_mq(con, mq_journals, work) if mq_journals is not None else None
+            now = timezone.now().astimezone(UTC).replace(tzinfo=None)
+            result = reconcile(con, tolerance, run.as_of, clearing_period="month", mq_now=now)
+            found = [
+                {
+                    **b,
+                    "line_details": _line_details(con, b["lines"])
+                    + _message_details(con, b.get("messages", [])),
+                }
+                for b in result.breaks
+            ]
             con.close()
     except Exception as exc:
         run.status, run.message, run.finished_at = (
@@ -114,6 +149,14 @@ def run_reconciliation(
         "vouchers": book,
         "clearing_lines": clearing,
     }
+    if mq is not None:
+        run.sources["mq"] = {
+            "journals": mq.journals,
+            "messages": mq.messages,
+            "refused": mq.refused,
+            "receipted": result.mq_receipted,
+            "in_transit": result.mq_in_transit,
+        }
     for name in ("matched_by_key", "matched_by_attributes", "split_vouchers", "in_transit", "cleared_lines"):
         setattr(run, name, getattr(result, name))
     keep_breaks(run, found)

@@ -1,5 +1,9 @@
 """The bank side of the sandbox: each agent bank's files and the central bank's clearing totals, read from the
-sandbox database and written in each bank's own layout (bankfiles). Bank-file faults come from the manifest."""
+sandbox database and written in each bank's own layout (bankfiles). Bank-file faults come from the manifest.
+
+Each line's outcome 交易状态: 成功, except a voucher whose whole paid amount came back as a refund booked by the as-of
+date (the bank's 退票, with the refund's reason in the bank's words), and the vouchers of the status faults: 退票 with
+no refund booked (bank_returned_not_refunded) and 失败 (bank_failed_line) while we show them paid."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from .bankfiles import BankLine, ClearingTotal, write_bank_files, write_pboc_clearing
+from .codes import BANK_FAIL_REASONS, BANK_RETURN_REASONS, REFUND_RETURN_REASON
 from .generator import Manifest, connect
 
 CENT = Decimal("0.01")
@@ -30,7 +35,33 @@ def money(value) -> Decimal:
     return Decimal(str(value)).quantize(CENT)
 
 
-def bank_lines(conn) -> dict[str, list[BankLine]]:
+REFUNDS_SQL = """
+SELECT k.pay_cert_no, k.back_date, k.back_amt, v.xpay_amt, k.back_reason
+FROM pay_back_info k JOIN pay_voucher_bill v ON v.pay_cert_no = k.pay_cert_no
+"""
+
+
+def _day(value) -> date:
+    return date.fromisoformat(str(value)[:10]) if not isinstance(value, date) else value
+
+
+def statuses(conn, manifest: Manifest) -> dict[str, tuple[str, str]]:
+    """支付凭证号 → (交易状态, 退票原因) of the lines that are not 成功: the whole-amount refunds booked by the as-of
+    date (about one payment in two hundred), then the status faults of the manifest."""
+    as_of = date.fromisoformat(manifest.spec["as_of"])
+    out = {}
+    for cert, day, amount, paid, reason in conn.execute(sa.text(REFUNDS_SQL)):
+        if paid is not None and _day(day) <= as_of and money(amount) == money(paid):
+            out[cert] = ("退票", REFUND_RETURN_REASON.get(reason, BANK_RETURN_REASONS[-1]))
+    for n, cert in enumerate(manifest.keys("bank_returned_not_refunded", "bank_file")):
+        out[cert] = ("退票", BANK_RETURN_REASONS[n % len(BANK_RETURN_REASONS)])
+    for n, cert in enumerate(manifest.keys("bank_failed_line", "bank_file")):
+        out[cert] = ("失败", BANK_FAIL_REASONS[n % len(BANK_FAIL_REASONS)])
+    return out
+
+
+def bank_lines(conn, status: dict[str, tuple[str, str]] | None = None) -> dict[str, list[BankLine]]:
+    status = status or {}
     lines: dict[str, list[BankLine]] = defaultdict(list)
     for row in conn.execute(sa.text(LINES_SQL)):
         pay_date = date.fromisoformat(row[3]) if isinstance(row[3], str) else row[3]
@@ -47,6 +78,7 @@ def bank_lines(conn) -> dict[str, list[BankLine]]:
                 row[8],
                 row[9],
                 row[10],
+                *status.get(row[1], ("成功", "")),
             )
         )
     return lines
@@ -57,7 +89,7 @@ def export_bank_files(url: str, out_dir: Path, manifest: Manifest) -> list[Path]
     engine = connect(url)
     try:
         with engine.connect() as conn:
-            lines = bank_lines(conn)
+            lines = bank_lines(conn, statuses(conn, manifest))
             banks = conn.execute(sa.text("SELECT bank_code, bank_name, file_format FROM ele_bank")).all()
             clearing = conn.execute(
                 sa.text(

@@ -3,6 +3,8 @@ and the central bank's clearing totals. Writers and readers; no Django import.
 
 Layouts: csv_gbk (GBK CSV with a 合计 row), xlsx (title, header, 合计), fixed_width (GBK, widths in bytes, H/D/T
 records, amounts in fen), xml_gbk (MoF voucher style, VtCode 5201 daily detail, 3208 monthly reconciliation).
+Every line carries the bank's outcome 交易状态 (成功 / 退票 / 失败) and, for a 退票 or 失败, the reason 退票原因; the
+fixed-width layout writes the outcome as a two-digit code (``FIXED_STATUS``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class BankLine:
     payee_acct_name: str
     mof_div_code: str
     summary: str
+    status: str = "成功"  # 成功 / 退票 / 失败
+    return_reason: str = ""  # 退票原因 (or why it failed); empty for 成功
+
+
+STATUSES = ("成功", "退票", "失败")
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,12 @@ def read_bank_file(path: Path) -> tuple[str, list[BankLine]]:
     return reader(path)
 
 
+def _status(text: str, path: Path, row: int) -> str:
+    if text not in STATUSES:
+        raise _fail(path, row, "交易状态", f"应为 {'、'.join(STATUSES)}：“{text}”")
+    return text
+
+
 def _kind_name(kind: str) -> str:
     return "支付清单" if kind == "daily" else "对账单"
 
@@ -128,6 +141,8 @@ CSV_HEADER = [
     "金额",
     "用途",
     "区划代码",
+    "交易状态",
+    "退票原因",
 ]
 
 
@@ -149,10 +164,12 @@ def _write_csv(folder, bank_code, bank_name, kind, stamp, lines) -> Path:
                 f"{line.amount:.2f}",
                 line.summary,
                 line.mof_div_code,
+                line.status,
+                line.return_reason,
             ]
         )
     total = sum((line.amount for line in lines), Decimal(0))
-    out.writerow(["合计", len(lines), "", "", "", "", "", f"{total:.2f}", "", ""])
+    out.writerow(["合计", len(lines), "", "", "", "", "", f"{total:.2f}", "", "", "", ""])
     path.write_bytes(buffer.getvalue().encode("gbk"))
     return path
 
@@ -191,6 +208,8 @@ def _read_csv(path: Path) -> tuple[str, list[BankLine]]:
                 row[6],
                 row[9],
                 row[8],
+                _status(row[10], path, number),
+                row[11],
             )
         )
     raise _fail(path, len(rows) + 1, "合计", "缺少合计行")
@@ -219,6 +238,8 @@ def _write_xlsx(folder, bank_code, bank_name, kind, stamp, lines) -> Path:
                 float(line.amount),
                 line.summary,
                 line.mof_div_code,
+                line.status,
+                line.return_reason or None,
             ]
         )
         sheet.cell(sheet.max_row, 1).number_format = "yyyy-mm-dd"
@@ -226,6 +247,10 @@ def _write_xlsx(folder, bank_code, bank_name, kind, stamp, lines) -> Path:
     sheet.append(["合计", len(lines), None, None, None, None, None, float(total)])
     book.save(path)
     return path
+
+
+def _at(row: tuple, index: int):
+    return row[index] if index < len(row) else None
 
 
 def _read_xlsx(path: Path) -> tuple[str, list[BankLine]]:
@@ -258,6 +283,8 @@ def _read_xlsx(path: Path) -> tuple[str, list[BankLine]]:
                 str(row[6]),
                 str(row[9]),
                 str(row[8] or ""),
+                _status(str(_at(row, 10) or ""), path, number),
+                str(_at(row, 11) or ""),
             )
         )
     book.close()
@@ -276,7 +303,11 @@ FIXED = [
     ("amount", 15),
     ("mof_div_code", 9),
     ("summary", 60),
+    ("status", 2),
+    ("return_reason", 40),
 ]
+# The fixed-width layout writes the outcome as a code (the shipped definition's status_map reads it back).
+FIXED_STATUS = {"成功": "00", "失败": "01", "退票": "02"}
 FIELD_LABELS = {
     "pay_date": "交易日期",
     "pay_cert_no": "支付凭证号",
@@ -288,6 +319,8 @@ FIELD_LABELS = {
     "amount": "金额",
     "mof_div_code": "区划代码",
     "summary": "用途",
+    "status": "交易状态",
+    "return_reason": "退票原因",
 }
 RECORD_BYTES = 2 + sum(w for _, w in FIXED)
 
@@ -307,7 +340,10 @@ def _write_fixed(folder, bank_code, bank_name, kind, stamp, lines) -> Path:
         values = {
             "pay_date": line.pay_date.strftime("%Y%m%d"),
             "amount": f"{int(line.amount * 100):015d}",
-            **{name: getattr(line, name) for name, _ in FIXED if name not in ("pay_date", "amount")},
+            "status": FIXED_STATUS[line.status],
+            **{
+                name: getattr(line, name) for name, _ in FIXED if name not in ("pay_date", "amount", "status")
+            },
         }
         records.append(b"D|" + b"".join(_pad(values[name], width) for name, width in FIXED))
     total = sum((line.amount for line in lines), Decimal(0))
@@ -344,6 +380,11 @@ def _read_fixed(path: Path) -> tuple[str, list[BankLine]]:
             offset += width
         if not values["amount"].isdigit():
             raise _fail(path, number, "金额", f"应为以分计的数字：“{values['amount']}”")
+        status = {code: name for name, code in FIXED_STATUS.items()}.get(values["status"])
+        if status is None:
+            raise _fail(
+                path, number, "交易状态", f"应为 {'、'.join(FIXED_STATUS.values())}：“{values['status']}”"
+            )
         lines.append(
             BankLine(
                 bank_code,
@@ -357,6 +398,8 @@ def _read_fixed(path: Path) -> tuple[str, list[BankLine]]:
                 values["payee_acct_name"],
                 values["mof_div_code"],
                 values["summary"],
+                status,
+                values["return_reason"],
             )
         )
     raise _fail(path, number, "尾记录", "缺少 T 尾记录")
@@ -386,6 +429,8 @@ def _write_xml(folder, bank_code, bank_name, kind, stamp, lines) -> Path:
             ("PayeeAcctName", line.payee_acct_name),
             ("PayAmt", f"{line.amount:.2f}"),
             ("Remark", line.summary),
+            ("PayStatus", line.status),
+            ("ReturnReason", line.return_reason),
         ):
             ET.SubElement(v, tag).text = value
     total = sum((line.amount for line in lines), Decimal(0))
@@ -441,6 +486,8 @@ def _read_xml(path: Path) -> tuple[str, list[BankLine]]:
                 get("PayeeAcctName"),
                 get("AdmDivCode"),
                 get("Remark"),
+                _status(get("PayStatus"), path, number),
+                get("ReturnReason"),
             )
         )
     summary = root.find("Summary")

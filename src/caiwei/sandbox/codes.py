@@ -336,6 +336,17 @@ FAULT_LABELS = {
     "repayment_exceeds_refund": "重新支付超过退款金额",
     "ledger_not_tie": "总账支出与支付不符",
     "near_duplicate_payment": "近似重复支付",
+    "bank_returned_not_refunded": "银行退票、财政未登记退款",
+    "bank_failed_line": "银行支付失败、财政仍为已支付",
+}
+# What the agent banks write as the reason of a 退票 or a 失败 line (generic, invented). A clean 退票 is a refund of the
+# whole paid amount booked in 退款 pay_back_info; the bank's words for the refund's reason.
+BANK_RETURN_REASONS = ("账户已销户", "户名不符", "账号不存在", "账户已冻结", "收款行退回")
+BANK_FAIL_REASONS = ("收款行处理超时", "收款账户状态异常", "超过单笔支付限额", "报文要素校验未通过")
+REFUND_RETURN_REASON = {
+    "收款账号有误": "账号不存在",
+    "收款户名不符": "户名不符",
+    "收款人账户已销户": "账户已销户",
 }
 
 

@@ -132,6 +132,9 @@ FAULT_TYPES = (
     "repayment_exceeds_refund",  # 重新支付金额超过退款
     "ledger_not_tie",  # 总账支出分录的资金性质与支付不同：按区划、年度、资金性质汇总的支出与支付不符
     "near_duplicate_payment",  # 近似重复支付：收款人名称或账号写法不同（全角、空格、后缀、标点）或日期相差几天
+    # Last, so that asking for them moves no other fault to another agency.
+    "bank_returned_not_refunded",  # 银行文件中该笔为退票，财政仍为已支付、未登记退款
+    "bank_failed_line",  # 银行文件中该笔为支付失败，财政仍为已支付
 )
 # The shapes of near_duplicate_payment, taken in turn by its occurrences.
 NEAR_DUPLICATE_SHAPES = ("fullwidth", "suffix", "personal", "spaces", "punctuation", "date", "account")
@@ -1892,9 +1895,11 @@ class Generator:
         if signed and day <= self.overdue_cutoff and take(faults, "voucher_no_receipt"):
             has_receipt = False
             self.manifest.add("voucher_no_receipt", pay_voucher_bill=[pay_cert_no])
+        bank_fault = False  # this voucher's bank line already carries a fault (one per line)
         if has_receipt and take(faults, "bank_amount_mismatch"):
             xpay_amt = amount - max(1, min(amount // 2, rng.randrange(1, 10000)))
             self.manifest.add("bank_amount_mismatch", pay_voucher_bill=[pay_cert_no])
+            bank_fault = True
         agent_no = f"{bank_code}{region.code[:6]}{xpay_date:%Y%m%d}{seq:09d}"
         cleared = has_receipt and not (xpay_date > self.overdue_cutoff and rng.random() < 0.5)
         if cleared and xpay_date <= self.overdue_cutoff and take(faults, "paid_not_cleared"):
@@ -1911,8 +1916,15 @@ class Generator:
             total[0] += 1
             total[1] += xpay_amt
         if has_receipt:
-            if take(faults, "voucher_missing_at_bank"):
+            if not bank_fault and take(faults, "voucher_missing_at_bank"):
                 self.manifest.add("voucher_missing_at_bank", bank_file=[pay_cert_no])
+                bank_fault = True
+            # The bank's line says 退票 or 失败 while we show the voucher paid and book no refund (the database stays
+            # as clean data has it: only the bank file differs, written from the manifest).
+            for status_fault in ("bank_returned_not_refunded", "bank_failed_line"):
+                if not bank_fault and take(faults, status_fault):
+                    self.manifest.add(status_fault, bank_file=[pay_cert_no])
+                    bank_fault = True
             if take(faults, "bank_line_no_voucher"):
                 extra = f"{bank_code}{xpay_date:%Y%m%d}X{seq:08d}"
                 self.manifest.add("bank_line_no_voucher", bank_file=[extra])

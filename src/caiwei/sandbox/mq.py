@@ -3,18 +3,24 @@
 Each bank has a voucher queue and a receipt queue with per-link sequence numbers in the message headers, and a
 dead-letter queue behind a dead-letter exchange. Faults on request leave the traces operations staff look for:
 a sequence gap, a duplicate, receipts left unconsumed, a stopped consumer, a dead-lettered voucher.
+
+The finance side keeps a journal 报文日志 (``Journal``, JSON lines, what reconciliation reads, see
+caiwei.recon.sources.load_mq): each voucher as it is published, each receipt as finance takes it, and each voucher its
+dead-letter monitor finds in a dead-letter queue (looked at and put back, never taken).
 Plain Python over pika (no Django).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pika
@@ -94,6 +100,33 @@ def queue_name(prefix: str, bank_code: str, direction: str) -> str:
     return f"{prefix}.{bank_code}.{direction}"
 
 
+class Journal:
+    """The finance side's message journal: one JSON line per message, written when it is sent or taken."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.handle = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = path.open("w", encoding="utf-8")
+
+    def write(self, direction: str, headers: Mapping) -> None:
+        if self.handle is None:
+            return
+        record = {
+            "direction": direction,
+            "bank": headers["bank_code"],
+            "seq": headers["seq"],
+            "vt_code": headers["vt_code"],
+            "pay_cert_no": headers["pay_cert_no"],
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+        self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
 class _Link:
     """Counters of one queue, for the manifest."""
 
@@ -112,8 +145,10 @@ def run_flow(
     seed: int = 0,
     purge: bool = True,
     simulate_bank: bool = True,
+    journal: Path | None = None,
 ) -> dict:
-    """Publish every voucher to its bank, let each bank answer with receipts, let finance take the receipts."""
+    """Publish every voucher to its bank, let each bank answer with receipts, let finance take the receipts; with
+    ``journal``, finance's message journal is written there (replacing the file)."""
     faults = dict(faults or {})
     unknown = set(faults) - set(FAULTS)
     if unknown:
@@ -152,6 +187,7 @@ def run_flow(
     links: dict[str, _Link] = defaultdict(_Link)
     records: list[dict] = []
     dlx = f"{prefix}.dlx"
+    log = Journal(journal)
     try:
         channel.exchange_declare(dlx, exchange_type="direct", durable=True)
         for bank in banks:
@@ -169,18 +205,20 @@ def run_flow(
             channel.queue_bind(names[2], dlx, routing_key=bank)
 
         def publish(queue: str, body: bytes, seq: int, bank: str, vt: str, cert: str) -> None:
+            headers = {"seq": seq, "bank_code": bank, "vt_code": vt, "pay_cert_no": cert}
             channel.basic_publish(
                 "",
                 queue,
                 body,
                 pika.BasicProperties(
-                    delivery_mode=2,
-                    content_type="application/xml",
-                    content_encoding="GBK",
-                    headers={"seq": seq, "bank_code": bank, "vt_code": vt, "pay_cert_no": cert},
+                    delivery_mode=2, content_type="application/xml", content_encoding="GBK", headers=headers
                 ),
             )
             links[queue].published += 1
+            if (
+                vt == VT_VOUCHER
+            ):  # finance's own sending; the banks' receipts are journaled when finance takes them
+                log.write("voucher", headers)
 
         for bank in banks:
             queue = queue_name(prefix, bank, "voucher")
@@ -202,14 +240,16 @@ def run_flow(
         if simulate_bank:
             _simulate_banks(channel, prefix, banks, by_bank, links, records, dead, stopped, seed, publish)
             _simulate_finance(
-                channel, prefix, banks, links, records, unconsumed_bank, faults.get("unconsumed", 0)
+                channel, prefix, banks, links, records, unconsumed_bank, faults.get("unconsumed", 0), log
             )
+        _watch_dead_letters(channel, prefix, banks, log)
         queues = {}
         for name in sorted(links) + [queue_name(prefix, b, "dead") for b in banks]:
             left = channel.queue_declare(name, passive=True).method.message_count
             link = links.get(name, _Link())
             queues[name] = {"published": link.published, "consumed": link.consumed, "left": left}
     finally:
+        log.close()
         connection.close()
     counts = defaultdict(int)
     for record in records:
@@ -256,29 +296,58 @@ def _simulate_banks(channel, prefix, banks, by_bank, links, records, dead, stopp
             publish(receipts, voucher_xml(receipt, VT_RECEIPT), link.seq, bank, VT_RECEIPT, msg.pay_cert_no)
         if bank in stopped:
             left = channel.queue_declare(queue, passive=True).method.message_count
+            waiting = [properties.headers for properties in _peek(channel, queue)]
             records.append(
-                {"type": "stopped_consumer", "queue": queue, "seq": None, "pay_cert_no": None, "left": left}
+                {
+                    "type": "stopped_consumer",
+                    "queue": queue,
+                    "seq": None,
+                    "pay_cert_no": None,
+                    "left": left,
+                    # the vouchers waiting that the bank has not paid (a duplicate's first copy may have been)
+                    "pay_cert_nos": sorted({h["pay_cert_no"] for h in waiting} - seen),
+                }
             )
 
 
-def _simulate_finance(channel, prefix, banks, links, records, unconsumed_bank, unconsumed) -> None:
+def _peek(channel, queue: str) -> list:
+    """The properties of every message in ``queue``, looked at and put back (basic_get, then one nack requeueing
+    them all): the queue is as it was."""
+    seen, last_tag = [], None
+    while True:
+        method, properties, _ = channel.basic_get(queue)
+        if method is None:
+            break
+        last_tag = method.delivery_tag
+        seen.append(properties)
+    if last_tag is not None:
+        channel.basic_nack(last_tag, multiple=True, requeue=True)
+    return seen
+
+
+def _watch_dead_letters(channel, prefix, banks, log: Journal) -> None:
+    """Finance's dead-letter monitor: each voucher in a dead-letter queue journaled once (the queues keep them for
+    the operators)."""
+    for bank in banks:
+        for properties in _peek(channel, queue_name(prefix, bank, "dead")):
+            log.write("dead", properties.headers)
+
+
+def _simulate_finance(channel, prefix, banks, links, records, unconsumed_bank, unconsumed, log) -> None:
     """Finance takes the receipts, except the last ``unconsumed`` of one bank."""
     for bank in banks:
         queue = queue_name(prefix, bank, "receipt")
         keep = unconsumed if bank == unconsumed_bank else 0
         to_take = max(0, links[queue].published - keep)
         for _ in range(to_take):
-            method, _, _ = channel.basic_get(queue, auto_ack=True)
+            method, properties, _ = channel.basic_get(queue, auto_ack=True)
             if method is None:
                 break
             links[queue].consumed += 1
+            log.write("receipt", properties.headers)
         if keep:
-            last_tag = None
-            while True:
-                method, properties, _ = channel.basic_get(queue)
-                if method is None:
-                    break
-                last_tag = method.delivery_tag
+            # Only looked at, never taken: back on the broker, where they are meant to stay.
+            for properties in _peek(channel, queue):
                 records.append(
                     {
                         "type": "unconsumed",
@@ -287,6 +356,3 @@ def _simulate_finance(channel, prefix, banks, links, records, unconsumed_bank, u
                         "pay_cert_no": properties.headers["pay_cert_no"],
                     }
                 )
-            if last_tag is not None:
-                # Only looked at, never taken: back on the broker, where they are meant to stay.
-                channel.basic_nack(last_tag, multiple=True, requeue=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -21,7 +22,14 @@ ORDER BY v.vou_date DESC, v.pay_cert_no
 
 
 def publish_from_db(
-    url: str, amqp_url: str, *, prefix: str, faults: dict[str, int], limit: int, seed: int
+    url: str,
+    amqp_url: str,
+    *,
+    prefix: str,
+    faults: dict[str, int],
+    limit: int,
+    seed: int,
+    journal: Path | None = None,
 ) -> dict:
     engine = connect(url)
     try:
@@ -45,4 +53,4 @@ def publish_from_db(
         )
         for r in rows
     ]
-    return run_flow(amqp_url, messages, prefix=prefix, faults=faults, seed=seed)
+    return run_flow(amqp_url, messages, prefix=prefix, faults=faults, seed=seed, journal=journal)

@@ -45,6 +45,11 @@ def bank_files_dir() -> Path:
     return settings.VAR_DIR / "sandbox-bank-files"
 
 
+def mq_journal_path() -> Path:
+    """The message journal the sandbox's flow (``caiwei sandbox flow``) writes: what ``recon run --mq`` reads."""
+    return settings.VAR_DIR / "sandbox-mq-journal.jsonl"
+
+
 def run_generate(
     url: str, spec: GenerateSpec, *, manifest: Path | None = None, bank_dir: Path | None = None, progress=None
 ) -> Manifest:

@@ -45,6 +45,8 @@ def as_values(line: BankLine) -> dict:
         "amount": line.amount,
         "mof_div_code": line.mof_div_code,
         "summary": line.summary,
+        "status": line.status,
+        "return_reason": line.return_reason,
     }
 
 

@@ -134,7 +134,9 @@ def test_files_match_database_except_faults(sandbox):
     [
         (
             ".csv",
-            lambda raw: raw.replace(b"\r\n", b"\r\n20260105,X,Y,1,a,2,b,abc,u,152500000\r\n", 1),
+            lambda raw: raw.replace(
+                b"\r\n", "\r\n20260105,X,Y,1,a,2,b,abc,u,152500000,成功,\r\n".encode("gbk"), 1
+            ),
             "第 2 行“金额”",
         ),
         (".txt", lambda raw: raw.replace(b"\r\nD|", b"\r\nD|0", 1)[:-60], "记录长度"),

@@ -12,7 +12,7 @@ from ... import cli
 from ...engine import BREAKS, Tolerance
 from ...models import ReconRun
 from ...services import run_reconciliation
-from ...sources import sandbox_files
+from ...sources import journal_files, sandbox_files
 
 
 def _date(value: str) -> date:
@@ -35,6 +35,20 @@ class Command(BaseCommand):
         run.add_argument("--db", help="财政库 URL（非演练库时）")
         run.add_argument("--files", help="银行文件目录（每家银行一个子目录，目录名为银行编码）")
         run.add_argument("--pboc", help="人民银行月度清算文件")
+        run.add_argument(
+            "--mq",
+            nargs="?",
+            const="",
+            help="报文日志（JSON Lines 文件，或含 *.jsonl 的目录）：检查序号缺失与重复、回单缺失、死信；"
+            "与 --sandbox 同用时可不写路径，取演练环境报文流程写下的日志",
+        )
+        run.add_argument(
+            "--mq-wait",
+            dest="mq_wait",
+            type=int,
+            default=30,
+            help="回单等待时间（分钟）：凭证发出多久仍无回单才算差异",
+        )
         run.add_argument("--region", required=True, help="对账所属的财政区划代码")
         run.add_argument("--from", dest="start", required=True, help="对账期间起 YYYY-MM-DD")
         run.add_argument("--to", dest="end", required=True, help="对账期间止 YYYY-MM-DD")
@@ -92,7 +106,7 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def run(self, o):
-        from caiwei.sandbox.service import bank_files_dir, default_url
+        from caiwei.sandbox.service import bank_files_dir, default_url, mq_journal_path
 
         if o["sandbox"]:
             url, folder = default_url(), bank_files_dir()
@@ -109,7 +123,19 @@ class Command(BaseCommand):
         as_of = _date(o["as_of"]) if o["as_of"] else end
         if start > end or end > as_of:
             raise CommandError("应满足 期间起 ≤ 期间止 ≤ 对账日")
-        tolerance = {"date_window": o["window"], "transit_days": o["transit"]}
+        tolerance = {
+            "date_window": o["window"],
+            "transit_days": o["transit"],
+            "receipt_minutes": o["mq_wait"],
+        }
+        journals = None
+        if o["mq"] is not None:
+            if not o["mq"] and not o["sandbox"]:
+                raise CommandError("--mq 需要报文日志路径（只有 --sandbox 时可省略）")
+            source = Path(o["mq"]) if o["mq"] else mq_journal_path()
+            if not source.exists():
+                raise CommandError(f"报文日志不存在：{source}")
+            journals = journal_files(source)
         try:
             Tolerance.from_dict(tolerance)
         except ValueError as exc:
@@ -119,7 +145,9 @@ class Command(BaseCommand):
             region=region, period_start=start, period_end=end, as_of=as_of, tolerance=tolerance
         )
         try:
-            run_reconciliation(run, book_url=url, bank_files=sandbox_files(folder, url), pboc_file=pboc)
+            run_reconciliation(
+                run, book_url=url, bank_files=sandbox_files(folder, url), pboc_file=pboc, mq_journals=journals
+            )
         except ValidationError as exc:
             raise CommandError("；".join(exc.messages)) from exc
         breaks = list(run.breaks.order_by("kind", "id"))
@@ -140,6 +168,7 @@ class Command(BaseCommand):
                         "reason": BREAKS[b.kind],
                         "vouchers": b.vouchers,
                         "lines": b.lines,
+                        "note": b.note,
                         "book_amount": None if b.book_amount is None else f"{b.book_amount:.2f}",
                         "bank_amount": None if b.bank_amount is None else f"{b.bank_amount:.2f}",
                         "state": b.state,

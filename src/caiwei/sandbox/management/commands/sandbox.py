@@ -42,6 +42,11 @@ class Command(BaseCommand):
         flow.add_argument("--limit", type=int, default=2000, help="最多发送的凭证数")
         flow.add_argument("--seed", type=int, default=1)
         flow.add_argument("--manifest", type=Path)
+        flow.add_argument(
+            "--journal",
+            type=Path,
+            help="报文日志（JSON Lines）输出路径，缺省为 var/sandbox-mq-journal.jsonl；对账读它",
+        )
 
     def handle(self, *args, action, **options):
         try:
@@ -91,7 +96,7 @@ class Command(BaseCommand):
             f"用时 {time.perf_counter() - started:.1f} 秒（{service.default_url()}）"
         )
 
-    def do_flow(self, amqp, db, faults, prefix, limit, seed, manifest, **_):
+    def do_flow(self, amqp, db, faults, prefix, limit, seed, manifest, journal=None, **_):
         from ...mqexport import publish_from_db
 
         counts = {}
@@ -99,7 +104,13 @@ class Command(BaseCommand):
             name, _, n = part.partition("=")
             counts[name.strip()] = int(n or 1)
         result = publish_from_db(
-            db or service.default_url(), amqp, prefix=prefix, faults=counts, limit=limit, seed=seed
+            db or service.default_url(),
+            amqp,
+            prefix=prefix,
+            faults=counts,
+            limit=limit,
+            seed=seed,
+            journal=journal or service.mq_journal_path(),
         )
         text = json.dumps(result, ensure_ascii=False, indent=1, default=str)
         if manifest:
