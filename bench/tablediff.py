@@ -8,7 +8,7 @@ MariaDB) with 10 differing rows, against baselines measured in the same run:
   ours; its differing keys must equal ours;
 - fetch both sides fully (two threads) and compare in Python (``--fetch-all``; at 10 M rows this needs several GB).
 
-Run: .venv/bin/python bench/tablediff.py [--rows 1000000] [--reuse] [--reladiff PATH] [--fetch-all]
+Run: .venv/bin/python bench/tablediff.py [--rows 1000000] [--reuse] [--reladiff PATH] [--fetch-all] [--md5]
      [--left postgresql://postgres@127.0.0.1:5432/caiwei_bench_recon] [--right mysql://root@127.0.0.1:3306/caiwei_bench_recon]
 """
 
@@ -206,6 +206,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--reladiff", help="装有 reladiff 的虚拟环境里的 python 路径，给出时同一次运行中对照")
     parser.add_argument("--fetch-all", action="store_true", help="同时量“两边全量取回、Python 比较”的基线")
+    parser.add_argument(
+        "--md5", action="store_true", help="两边都是 PostgreSQL 时也用 MD5 行散列（不用快捷散列），对照用"
+    )
     args = parser.parse_args()
     for url in (args.left, args.right):
         server_db(normalize_url(url))
@@ -222,7 +225,7 @@ def main() -> None:
     for run in range(args.repeat):
         counted = count_both(left, right)
         started = time.perf_counter()
-        result = diff_tables(left, right, TABLE)
+        result = diff_tables(left, right, TABLE, native_hash=not args.md5)
         took = time.perf_counter() - started
         got = (
             sorted(k[0] for k in result.only_left),

@@ -13,8 +13,19 @@ How it works
   as ``~``. The row's hash is the last 15 hex digits (60 bits) of the MD5 of that text; a segment's checksum is
   ``COUNT(*)`` and the exact ``SUM`` of the row hashes (PostgreSQL/MySQL/Oracle sum into NUMERIC/DECIMAL/NUMBER;
   SQLite's 64-bit integers would overflow, so it sums the high and the low 30 bits separately).
+* Between two PostgreSQL databases of the same major version and server encoding whose key and compared columns
+  have the very same declared types (``format_type``) on both sides, the row hash is the engine's own instead
+  (``native_hash``, on by default): each column's built-in 64-bit hash function (``hashint8extended``,
+  ``hash_numeric_extended``, ``timestamp_hash_extended``, ``hashtextextended`` of the canonical text for text and
+  every other type) seeded by its position, NULL a constant of the position, XORed, then ``hashint8extended`` of
+  that so that two rows cannot trade values unseen. Each term separates at least the values whose canonical texts
+  differ (numerics rounded where the canonical text rounds, time zones converted to the session's as the text
+  does), so a bucket that would differ by MD5 differs natively; fetched rows are still compared by canonical text,
+  and the output is the same. Measured on 1 M rows, one backend: about 0.75 s of CPU against 6 s for MD5.
 * The key range is cut into buckets and each side returns one (count, checksum) per bucket in a single
-  ``GROUP BY`` query — both sides at the same time, in two threads. Buckets with the same count and checksum on
+  ``GROUP BY`` query — both sides at the same time, in two threads. On PostgreSQL the bucket rows pass through an
+  empty ``UNION ALL`` branch: the planner then assumes a few hundred groups instead of one per key value, and
+  aggregates in parallel workers as it does ``COUNT(*)`` (without it: one huge, serial hash aggregate). Buckets with the same count and checksum on
   both sides are skipped. A differing bucket with at most ``threshold`` rows on either side is fetched; a larger
   one is cut again, into about ``rows / threshold`` buckets (at least ``factor``, at most ``max_buckets``).
 * Buckets of a single integer key are equal-width arithmetic ranges (``(key - lo) DIV width``). Any other key —
