@@ -13,8 +13,19 @@ How it works
   as ``~``. The row's hash is the last 15 hex digits (60 bits) of the MD5 of that text; a segment's checksum is
   ``COUNT(*)`` and the exact ``SUM`` of the row hashes (PostgreSQL/MySQL/Oracle sum into NUMERIC/DECIMAL/NUMBER;
   SQLite's 64-bit integers would overflow, so it sums the high and the low 30 bits separately).
+* Between two PostgreSQL databases of the same major version and server encoding whose key and compared columns
+  have the very same declared types (``format_type``) on both sides, the row hash is the engine's own instead
+  (``native_hash``, on by default): each column's built-in 64-bit hash function (``hashint8extended``,
+  ``hash_numeric_extended``, ``timestamp_hash_extended``, ``hashtextextended`` of the canonical text for text and
+  every other type) seeded by its position, NULL a constant of the position, XORed, then ``hashint8extended`` of
+  that so that two rows cannot trade values unseen. Each term separates at least the values whose canonical texts
+  differ (numerics rounded where the canonical text rounds, time zones converted to the session's as the text
+  does), so a bucket that would differ by MD5 differs natively; fetched rows are still compared by canonical text,
+  and the output is the same. Measured on 1 M rows, one backend: about 0.75 s of CPU against 6 s for MD5.
 * The key range is cut into buckets and each side returns one (count, checksum) per bucket in a single
-  ``GROUP BY`` query — both sides at the same time, in two threads. Buckets with the same count and checksum on
+  ``GROUP BY`` query — both sides at the same time, in two threads. On PostgreSQL the bucket rows pass through an
+  empty ``UNION ALL`` branch: the planner then assumes a few hundred groups instead of one per key value, and
+  aggregates in parallel workers as it does ``COUNT(*)`` (without it: one huge, serial hash aggregate). Buckets with the same count and checksum on
   both sides are skipped. A differing bucket with at most ``threshold`` rows on either side is fetched; a larger
   one is cut again, into about ``rows / threshold`` buckets (at least ``factor``, at most ``max_buckets``).
 * Buckets of a single integer key are equal-width arithmetic ranges (``(key - lo) DIV width``). Any other key —
@@ -213,6 +224,21 @@ class Flavor:
         """Per-row integers whose sums make the checksum."""
         raise NotImplementedError
 
+    def server(self) -> dict:
+        """What decides whether two sides may use the native row hash (see ``native_hash_reason``)."""
+        return {}
+
+    def declared_types(self, table: sa.Table) -> dict[str, str]:
+        return {}
+
+    def native_row_hash(self, columns) -> list:
+        """The same-engine row hash over ``(column, kind, scale, type)``; only for flavours that have one."""
+        raise NotImplementedError
+
+    def bucket_rows(self, rows: sa.Select, side: Side):
+        """The (bucket, hashes…) rows as the subquery the checksum query groups."""
+        return rows.subquery("rows_")
+
     def combine(self, sums) -> int:
         return int(sums[0] or 0)
 
@@ -233,9 +259,98 @@ class PostgresFlavor(Flavor):
     def __init__(self, engine: Engine):
         super().__init__(engine)
         with engine.connect() as conn:
-            self.db_collation = conn.execute(
-                sa.text("SELECT datcollate FROM pg_database WHERE datname = current_database()")
-            ).scalar()
+            self.db_collation, self.version_num, self.encoding = conn.execute(
+                sa.text(
+                    "SELECT datcollate, current_setting('server_version_num')::int, "
+                    "current_setting('server_encoding') FROM pg_database WHERE datname = current_database()"
+                )
+            ).one()
+        self.column_types: dict[str, dict[str, str]] = {}
+
+    def server(self) -> dict:
+        return {"engine": "postgresql", "major": self.version_num // 10000, "encoding": self.encoding}
+
+    def declared_types(self, table: sa.Table) -> dict[str, str]:
+        """Each column's type as the server spells it (``numeric(18,2)``, ``character varying(40)``, a domain's
+        or an extension type's own name): what "the same type on both sides" is judged by."""
+        parts = [p for p in (table.schema, table.name) if p is not None]
+        name = ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+        if name not in self.column_types:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                        "WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped"
+                    ),
+                    {"t": name},
+                ).all()
+            self.column_types[name] = dict(rows)
+        return self.column_types[name]
+
+    def native_term(self, i: int, c, kind: str, scale: int, type_):
+        """Column ``i``'s 64-bit term: the server's own hash function of the value (seeded by the position, so that
+        swapped columns differ), a constant of the position for NULL. Each term tells apart at least the values
+        whose canonical texts differ: numeric by value at the rendered scale (the canonical rounding is kept where
+        it drops digits), date-times by the microsecond in the session's time zone, text by its bytes (COLLATE "C":
+        a non-deterministic collation would hash 'a' and 'A' alike), any other type by its text output."""
+        seed = inline_int(i + 1)
+        if kind == "bool":
+            return sa.case(
+                (sa.type_coerce(c, sa.Boolean), inline_int(position_constant("true", i))),
+                (sa.not_(sa.type_coerce(c, sa.Boolean)), inline_int(position_constant("false", i))),
+                else_=inline_int(position_constant("null", i)),
+            )
+        if kind == "int" and isinstance(type_, sa.Integer):
+            fn = (
+                sa.func.hashint8extended
+                if isinstance(type_, sa.BigInteger)
+                else sa.func.hashint2extended
+                if isinstance(type_, sa.SmallInteger)
+                else sa.func.hashint4extended
+            )
+            term = fn(c, seed, type_=sa.BigInteger)
+        elif kind == "decimal" and isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float):
+            value = c
+            declared = getattr(type_, "scale", None)
+            if declared is None or declared > scale:
+                value = sa.func.round(c, inline_int(scale))
+            term = sa.func.hash_numeric_extended(value, seed, type_=sa.BigInteger)
+        elif kind in ("decimal", "float"):
+            rounded = sa.func.round(sa.cast(c, sa.Numeric), inline_int(scale))
+            term = sa.func.hash_numeric_extended(rounded, seed, type_=sa.BigInteger)
+        elif kind == "date":
+            # through timestamp: date - date fails on 'infinity'
+            term = sa.func.timestamp_hash_extended(
+                sa.cast(c, postgresql.TIMESTAMP()), seed, type_=sa.BigInteger
+            )
+        elif kind == "datetime":
+            # with time zone: the local time in the session's zone, as the canonical text renders it
+            value = c if not getattr(type_, "timezone", False) else sa.cast(c, postgresql.TIMESTAMP())
+            term = sa.func.timestamp_hash_extended(value, seed, type_=sa.BigInteger)
+        else:  # text, binary (as hex) and every other type: its canonical text, as bytes
+            text = sa.collate(self.render(c, kind, scale, type_), "C")
+            term = sa.func.hashtextextended(text, seed, type_=sa.BigInteger)
+        return sa.func.coalesce(term, inline_int(position_constant("null", i)))
+
+    def native_row_hash(self, columns):
+        terms = [self.native_term(i, *col) for i, col in enumerate(columns)]
+        mixed = terms[0]
+        for term in terms[1:]:
+            mixed = mixed.op("#")(term)
+        # XOR alone would let two rows trade a column's values unseen: one more hash binds the terms together
+        return [sa.func.hashint8extended(mixed, inline_int(0), type_=sa.BigInteger)]
+
+    def bucket_rows(self, rows: sa.Select, side: Side):
+        # The planner cannot know that (key - lo) / width has only a few values: it takes the key's (every row),
+        # then sizes a hash table for millions of groups and, that not fitting in work_mem, gives up the parallel
+        # partial aggregation that COUNT(*) gets. Behind an empty UNION ALL branch the bucket is a column of an
+        # append relation without statistics (200 groups assumed): parallel scan, small partial hash aggregates.
+        empty = (
+            sa.select(*[sa.cast(sa.null(), sa.BigInteger).label(c.name) for c in rows.selected_columns])
+            .select_from(side.table)
+            .where(sa.false())
+        )
+        return sa.union_all(rows, empty).subquery("rows_")
 
     def boolean(self, c):
         return sa.case((sa.type_coerce(c, sa.Boolean), const("1")), else_=const("0"))
@@ -247,7 +362,8 @@ class PostgresFlavor(Flavor):
         return sa.cast(c, sa.Text)  # ISO: the session's DateStyle is set in setup(); cheaper than to_char
 
     def datetime(self, c, type_):
-        return sa.func.to_char(c, const("YYYY-MM-DD HH24:MI:SS.US"))
+        # to_char gives NULL for ±infinity: those as their own text
+        return sa.func.coalesce(sa.func.to_char(c, const("YYYY-MM-DD HH24:MI:SS.US")), sa.cast(c, sa.Text))
 
     def setup(self, conn: Connection) -> None:
         # for this read's transaction only: ISO dates, room to hash-aggregate the buckets, no JIT compile of the
@@ -310,6 +426,12 @@ class MySQLFlavor(Flavor):
         if getattr(type_, "collation", None) == self.binary_collation:
             return c
         return sa.collate(self.as_text(c), self.binary_collation)
+
+
+def position_constant(what: str, i: int) -> int:
+    """A fixed signed 64-bit constant for column ``i`` (NULL, true, false in the native row hash)."""
+    digest = hashlib.md5(f"caiwei-{what}-{i}".encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def h60(text: str | None) -> int | None:
@@ -417,6 +539,9 @@ class Side:
     keys: list[str]
     renderings: list[tuple[Rendering, str]] = field(default_factory=list)  # (rendering, this side's kind)
     conn: Connection | None = None
+    native: bool = (
+        False  # hash rows with the engine's own functions (both sides alike, see native_hash_reason)
+    )
 
     def __post_init__(self):
         self.pool = ThreadPoolExecutor(max_workers=1)
@@ -507,6 +632,22 @@ class Side:
             joined.append(part)
         return self.flavor.concat(joined)
 
+    def hashed_columns(self):
+        """(column, kind, scale, type) of the key columns then the compared columns, as the row text renders them."""
+        out = []
+        for k in self.keys:
+            c = self.col(k)
+            out.append((c, kind_of(c.type), DEFAULT_SCALE, c.type))
+        for rendering, kind in self.renderings:
+            c = self.col(rendering.name)
+            out.append((c, kind, rendering.scale, c.type))
+        return out
+
+    def row_hash(self) -> list:
+        if self.native:
+            return self.flavor.native_row_hash(self.hashed_columns())
+        return self.flavor.row_hash(self.row_text())
+
     def value_texts(self):
         """The canonical text of the key and compared columns, NULL as NULL (SQLite's printf would say 0.00)."""
         out = []
@@ -570,12 +711,11 @@ class Split:
 
 
 def checksum_query(side: Side, split: Split, integer: bool):
-    hashes = side.flavor.row_hash(side.row_text())
-    inner = (
-        sa.select(split.expression(side).label("bkt"), *[h.label(f"h{i}") for i, h in enumerate(hashes)])
-        .where(side.predicate(split.segment, integer))
-        .subquery("rows_")
-    )
+    hashes = side.row_hash()
+    rows = sa.select(
+        split.expression(side).label("bkt"), *[h.label(f"h{i}") for i, h in enumerate(hashes)]
+    ).where(side.predicate(split.segment, integer))
+    inner = side.flavor.bucket_rows(rows, side)
     sums = [sa.func.sum(inner.c[f"h{i}"]) for i in range(len(hashes))]
     return sa.select(inner.c.bkt, sa.func.count(), *sums).group_by(inner.c.bkt)
 
@@ -635,6 +775,8 @@ class DiffStats:
     seconds: float = 0.0
     seconds_left: float = 0.0  # time in each side's queries (the two run at once)
     seconds_right: float = 0.0
+    row_hash: str = "md5"  # or "native": the engine's own hash functions (same engine and column types)
+    native_hash_off: str = ""  # why not native
 
     @property
     def rows_fetched(self) -> int:
@@ -701,6 +843,7 @@ class DiffResult:
                 "seconds": round(s.seconds, 3),
                 "seconds_left": round(s.seconds_left, 3),
                 "seconds_right": round(s.seconds_right, 3),
+                "row_hash": s.row_hash,
             },
         }
 
@@ -715,12 +858,38 @@ def sort_keys(keys):
 # --- the diff -------------------------------------------------------------------------------------------------------
 
 
+def native_hash_reason(left: Side, right: Side) -> str | None:
+    """None when both sides may hash rows with the engine's own functions instead of the MD5 of the canonical row
+    text: the same engine and major version, the same server encoding (text is hashed as bytes), and every key and
+    compared column of the very same type on both sides — then equal canonical texts mean equal native hashes, and
+    a bucket whose native checksums differ is fetched and compared by canonical text as before. Otherwise why not."""
+    lf, rf = left.flavor.server(), right.flavor.server()
+    if not lf or lf.get("engine") != rf.get("engine"):
+        return "两边不是同一种数据库"
+    if lf != rf:
+        return "两边数据库版本或字符集不同"
+    ltypes, rtypes = left.flavor.declared_types(left.table), right.flavor.declared_types(right.table)
+    names = [*left.keys, *(r.name for r, _ in left.renderings)]
+    differing = [n for n in names if ltypes.get(n) is None or ltypes.get(n) != rtypes.get(n)]
+    if differing:
+        return f"列类型两边不同：{'、'.join(differing)}"
+    return None
+
+
 def reflect(engine: Engine, name: str) -> sa.Table:
     schema, _, table = name.rpartition(".")
     try:
         return sa.Table(table, sa.MetaData(), autoload_with=engine, schema=schema or None)
     except sa.exc.NoSuchTableError:
         raise DiffError(f"{engine.url.render_as_string()} 中没有表 {name}") from None
+
+
+def open_table(engine: Engine, name: str) -> tuple[sa.Table, Flavor]:
+    """The reflected table, its database's flavour, and the columns' declared types read ahead."""
+    table = reflect(engine, name)
+    flavor = flavor_for(engine)
+    flavor.declared_types(table)
+    return table, flavor
 
 
 def as_engine(target: str | Engine) -> Engine:
@@ -743,6 +912,7 @@ class TableDiff:
         threshold: int = 1000,
         factor: int = 8,
         max_buckets: int = 1024,
+        native_hash: bool = True,
     ):
         if threshold < 1 or factor < 2 or max_buckets < factor:
             raise DiffError("阈值须 ≥ 1，分段系数须 ≥ 2，且最大分段数不小于分段系数")
@@ -751,8 +921,13 @@ class TableDiff:
         self.own_engines = [
             e for e, t in ((self.left_engine, left), (self.right_engine, right)) if t is not e
         ]
-        lt = reflect(self.left_engine, table)
-        rt = reflect(self.right_engine, right_table or table)
+        # both databases at once: reflecting a table takes several catalog queries
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            opened = [
+                pool.submit(open_table, engine, name)
+                for engine, name in ((self.left_engine, table), (self.right_engine, right_table or table))
+            ]
+            (lt, left_flavor), (rt, right_flavor) = [f.result() for f in opened]
         self.table_name, self.right_table_name = table, right_table or table
         key = key or [c.name for c in lt.primary_key.columns]
         if not key:
@@ -770,12 +945,16 @@ class TableDiff:
             common = [c for c in columns if c not in key]
         renderings = [Rendering.joint(n, lt.c[n].type, rt.c[n].type) for n in common]
         self.key, self.columns = list(key), common
-        self.left = Side(self.left_engine, lt, flavor_for(self.left_engine), self.key)
-        self.right = Side(self.right_engine, rt, flavor_for(self.right_engine), self.key)
+        self.left = Side(self.left_engine, lt, left_flavor, self.key)
+        self.right = Side(self.right_engine, rt, right_flavor, self.key)
         self.left.renderings = [(r, r.left) for r in renderings]
         self.right.renderings = [(r, r.right) for r in renderings]
-        self.integer = len(key) == 1 and kind_of(lt.c[key[0]].type) == kind_of(rt.c[key[0]].type) == "int"
         self.stats = DiffStats()
+        reason = native_hash_reason(self.left, self.right) if native_hash else "未启用"
+        self.left.native = self.right.native = reason is None
+        self.stats.row_hash = "native" if reason is None else "md5"
+        self.stats.native_hash_off = reason or ""
+        self.integer = len(key) == 1 and kind_of(lt.c[key[0]].type) == kind_of(rt.c[key[0]].type) == "int"
         self.pools: tuple[dict, dict] = ({}, {})
         self.dups: tuple[set, set] = (set(), set())
 

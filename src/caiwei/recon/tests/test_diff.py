@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.dialects import mysql, oracle
+from sqlalchemy.dialects import mysql, oracle, postgresql
 
 from caiwei.conftest import scratch_db
 from caiwei.recon import cli
@@ -22,9 +22,11 @@ from caiwei.recon.diff import (
     Segment,
     Side,
     Split,
+    TableDiff,
     checksum_query,
     diff_tables,
     fetch_query,
+    native_hash_reason,
     sample_query,
 )
 from caiwei.sandbox.tests.test_generator import engine_url
@@ -145,6 +147,7 @@ def scenarios(draw):
         )
     )
     params["max_buckets"] = params["factor"] * draw(st.sampled_from([1, 2, 4]))
+    params["native_hash"] = draw(st.booleans())
     return keys, columns, sides[0], sides[1], params
 
 
@@ -177,6 +180,9 @@ def test_diff_reports_exactly_the_edits(engines, scenario):
     load(right, table, right_rows)
 
     result = diff_tables(left, right, TABLE, **params)
+    # the native row hash only between two PostgreSQL databases (same server, same column types here)
+    both_pg = left.dialect.name == right.dialect.name == "postgresql"
+    assert result.stats.row_hash == ("native" if both_pg and params["native_hash"] else "md5")
 
     only_left, only_right, changed = expected(columns, left_rows, right_rows)
     assert set(result.only_left) == only_left
@@ -255,8 +261,10 @@ def test_identical_and_few_rows_fetched(engines, key_kind):
     assert result.stats.rows_fetched < n / 10, result.stats
 
 
-def test_row_text_is_unambiguous(engines):
-    """Values that would concatenate alike (separators inside strings, NULL against the NULL marker and '')."""
+@pytest.mark.parametrize("threshold", [1, 1000])
+def test_row_text_is_unambiguous(engines, threshold):
+    """Values that would concatenate alike (separators inside strings, NULL against the NULL marker and ''), one
+    row a bucket or all in one."""
     left, right = engines
     keys = KEYS["int"]
     table = make_table(keys, ["name", "memo"])
@@ -270,7 +278,7 @@ def test_row_text_is_unambiguous(engines):
     }
     load(left, table, left_rows)
     load(right, table, right_rows)
-    result = diff_tables(left, right, TABLE, threshold=1)
+    result = diff_tables(left, right, TABLE, threshold=threshold)
     assert {r.key: set(r.columns) for r in result.changed} == {
         (1,): {"name", "memo"},
         (2,): {"name"},
@@ -278,6 +286,290 @@ def test_row_text_is_unambiguous(engines):
         (4,): {"name"},
         (5,): {"memo"},
     }
+
+
+# --- PostgreSQL ↔ PostgreSQL: the native row hash ----------------------------------------------------------------
+#
+# The rule, for both row hashes: a row whose canonical text differs in any compared column is reported with exactly
+# those columns; a row whose canonical texts are all equal never is. "Canonical" below is written out per type from
+# what PostgreSQL stores and the module docstring says is compared, independently of the diff's SQL.
+
+NATIVE_TABLE = "recon_native"
+
+
+def quantized(value: Decimal, places: int = 6) -> Decimal:
+    return value.quantize(
+        Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP
+    )  # PostgreSQL's round(): half away
+
+
+# jsonb keeps numbers as written and orders keys (shorter first, then bytewise); JSON null is not SQL NULL
+JSONB_TEXT = {
+    '{"a": 1, "b": 2}': '{"a": 1, "b": 2}',
+    '{"b": 2, "a": 1}': '{"a": 1, "b": 2}',
+    '{"a": 1.0}': '{"a": 1.0}',
+    '{"a": 1.00}': '{"a": 1.00}',
+    '{"bb": 1, "a": 2}': '{"a": 2, "bb": 1}',
+    "null": "null",
+    '"NULL"': '"NULL"',
+    '""': '""',
+}
+UTC8 = timezone(timedelta(hours=8))
+TRICKY_TEXT = ["", "NULL", "~", " ", "a", "a ", "A", "|", "1:a", "a|b", "\\N", "财政"]
+
+
+def same(value):
+    return value
+
+
+PG_COLUMNS = {  # name → (type, values, canonical form)
+    "i2": (postgresql.SMALLINT, st.integers(-(2**15), 2**15 - 1), same),
+    "i4": (sa.Integer, st.integers(-(2**31), 2**31 - 1), same),
+    "i8": (sa.BigInteger, st.integers(-(2**63), 2**63 - 1), same),
+    "amt": (sa.Numeric(18, 2), decimals(12, 2), same),
+    # no declared scale: compared at 6 decimals, so 1.0 = 1.00 and 1.0000001 = 1.0000002
+    "num": (
+        sa.Numeric,
+        st.sampled_from(
+            [
+                Decimal(x)
+                for x in ("1", "1.0", "1.00", "1.0000001", "1.0000002", "0.0000005", "0.0000004", "-0")
+            ]
+        )
+        | decimals(12, 6),
+        quantized,
+    ),
+    # floats: 15 significant digits (PostgreSQL's float8 → numeric), then 6 decimals
+    "f8": (
+        postgresql.DOUBLE_PRECISION,
+        st.sampled_from([0.1, 0.2, 0.3, 0.30000000000000004, 1.0000001, 1.0000002, -0.0, 0.0, 2.5, -2.5]),
+        lambda v: quantized(Decimal(format(v, ".15g"))),
+    ),
+    "vc": (sa.String(20), st.sampled_from(TRICKY_TEXT) | st.text(ALPHABET, max_size=8), same),
+    "tx": (sa.Text, st.sampled_from(TRICKY_TEXT) | st.text(ALPHABET, max_size=8), same),
+    "ch": (
+        postgresql.CHAR(5),
+        st.sampled_from(["", "a", "a ", " a", "A", "NULL", "~"]),
+        lambda v: v.rstrip(" "),
+    ),
+    "d": (sa.Date, st.dates(date(1, 1, 1), date(9999, 12, 31)), same),
+    "ts": (postgresql.TIMESTAMP(), st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31)), same),
+    # the same instant written in two zones is one value; the same wall-clock time in two zones is two
+    "tstz": (
+        postgresql.TIMESTAMP(timezone=True),
+        st.sampled_from(
+            [
+                datetime(2026, 1, 1, 0, 0, tzinfo=UTC),
+                datetime(2026, 1, 1, 8, 0, tzinfo=UTC8),
+                datetime(2026, 1, 1, 0, 0, tzinfo=UTC8),
+                datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+            ]
+        ),
+        lambda v: v.astimezone(UTC),
+    ),
+    "flag": (sa.Boolean, st.booleans(), same),
+    "raw": (postgresql.BYTEA, st.sampled_from([b"", b"\x00", b"a", b"\x00a", b"a\x00", b"NULL"]), same),
+    "doc": (postgresql.JSONB, st.sampled_from(sorted(JSONB_TEXT)), JSONB_TEXT.get),
+}
+
+
+@pytest.fixture(scope="module")
+def pg_pair(tmp_path_factory):
+    left = sa.create_engine(engine_url("postgresql", scratch_db("caiwei_recon_a"), tmp_path_factory))
+    right = sa.create_engine(engine_url("postgresql", scratch_db("caiwei_recon_b"), tmp_path_factory))
+    yield left, right
+    for engine in (left, right):
+        engine.dispose()
+
+
+def pg_table(columns: list[str], types: dict | None = None) -> sa.Table:
+    types = types or {}
+    return sa.Table(
+        NATIVE_TABLE,
+        sa.MetaData(),
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        *[sa.Column(name, types.get(name, PG_COLUMNS[name][0])) for name in columns],
+    )
+
+
+def load_pg(engine, table: sa.Table, rows: dict) -> None:
+    """Like load(), jsonb written as its own text (SQLAlchemy's JSONB would serialise the string as a JSON string)."""
+    table.drop(engine, checkfirst=True)
+    table.create(engine)
+    if not rows:
+        return
+    names = [c.name for c in table.columns]
+
+    def value(name, v):
+        if name == "doc" and v is not None:
+            return sa.cast(sa.literal(v, sa.Text), postgresql.JSONB)
+        return v
+
+    with engine.begin() as conn:
+        if "doc" not in names:
+            conn.execute(table.insert(), [dict(zip(names, (*k, *v), strict=True)) for k, v in rows.items()])
+            return
+        conn.execute(
+            table.insert().values(
+                [
+                    {n: value(n, v) for n, v in zip(names, (*k, *vals), strict=True)}
+                    for k, vals in rows.items()
+                ]
+            )
+        )
+
+
+def canonical_changes(columns, left: dict, right: dict) -> dict:
+    def canon(name, v):
+        return None if v is None else PG_COLUMNS[name][2](v)
+
+    changed = {}
+    for key in set(left) & set(right):
+        cols = {
+            c for c, a, b in zip(columns, left[key], right[key], strict=True) if canon(c, a) != canon(c, b)
+        }
+        if cols:
+            changed[key] = cols
+    return changed
+
+
+@st.composite
+def pg_scenarios(draw):
+    columns = draw(st.lists(st.sampled_from(sorted(PG_COLUMNS)), min_size=1, max_size=6, unique=True))
+    if draw(st.booleans()):  # often two columns of one type, so that swapping their values is tried
+        columns += [c for c in ("vc", "tx") if c not in columns]
+
+    def values():
+        return st.tuples(*[st.none() | PG_COLUMNS[c][1] for c in columns])
+
+    left = draw(st.dictionaries(st.tuples(st.integers(-(10**6), 10**6)), values(), min_size=1, max_size=40))
+    right = dict(left)
+    for _ in range(draw(st.integers(1, 8))):
+        keys = sorted(right)
+        op = (
+            draw(st.sampled_from(["value", "swap_columns", "swap_rows", "delete", "insert"]))
+            if keys
+            else "insert"
+        )
+        key = draw(st.sampled_from(keys)) if keys else None
+        row = list(right[key]) if keys else []
+        if op == "value":  # a new value, possibly only another spelling of the same one (1.0 → 1.00)
+            i = draw(st.integers(0, len(columns) - 1))
+            row[i] = draw(st.none() | PG_COLUMNS[columns[i]][1])
+            right[key] = tuple(row)
+        elif op == "swap_columns" and {"vc", "tx"} <= set(columns):
+            i, j = columns.index("vc"), columns.index("tx")
+            row[i], row[j] = row[j], row[i]
+            right[key] = tuple(row)
+        elif op == "swap_rows" and len(keys) > 1:  # two rows trade one column's values
+            other = draw(st.sampled_from([k for k in keys if k != key]))
+            i = draw(st.integers(0, len(columns) - 1))
+            row2 = list(right[other])
+            row[i], row2[i] = row2[i], row[i]
+            right[key], right[other] = tuple(row), tuple(row2)
+        elif op == "delete":
+            del right[key]
+        else:
+            new = draw(st.tuples(st.integers(-(10**6), 10**6)).filter(lambda k: k not in right))
+            right[new] = draw(values())
+    threshold = draw(st.sampled_from([1, 4, 1000]))
+    return columns, left, right, threshold
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(scenario=pg_scenarios())
+def test_native_hash_reports_exactly_the_canonical_changes(pg_pair, scenario):
+    """Both row hashes on two PostgreSQL databases: exactly the canonical changes, and the same output."""
+    columns, left_rows, right_rows, threshold = scenario
+    left, right = pg_pair
+    table = pg_table(columns)
+    load_pg(left, table, left_rows)
+    load_pg(right, table, right_rows)
+
+    native = diff_tables(left, right, NATIVE_TABLE, threshold=threshold)
+    portable = diff_tables(left, right, NATIVE_TABLE, threshold=threshold, native_hash=False)
+    assert (native.stats.row_hash, portable.stats.row_hash) == ("native", "md5")
+
+    changed = canonical_changes(columns, left_rows, right_rows)
+    for result in (native, portable):
+        assert set(result.only_left) == set(left_rows) - set(right_rows)
+        assert set(result.only_right) == set(right_rows) - set(left_rows)
+        assert {row.key: set(row.columns) for row in result.changed} == changed
+    # identical output, value texts included
+    a, b = native.as_dict(), portable.as_dict()
+    del a["stats"], b["stats"]
+    assert a == b
+
+
+def test_native_hash_only_for_the_same_types(pg_pair):
+    """A column declared differently on the two sides (scale, length, type) keeps the portable MD5 hash; the
+    canonical comparison is the same either way."""
+    left, right = pg_pair
+    rows = {(1,): (Decimal("1.50"), "a"), (2,): (Decimal("2.00"), "b"), (3,): (Decimal("3.00"), "c")}
+    load_pg(left, pg_table(["amt", "vc"]), rows)
+    edited = {(1,): (Decimal("1.5000"), "a"), (2,): (Decimal("2.0001"), "b"), (3,): (Decimal("3.0000"), "c ")}
+    load_pg(right, pg_table(["amt", "vc"], {"amt": sa.Numeric(18, 4), "vc": sa.Text}), edited)
+    for threshold in (1, 1000):
+        result = diff_tables(left, right, NATIVE_TABLE, threshold=threshold)
+        assert result.stats.row_hash == "md5"
+        assert "amt" in result.stats.native_hash_off and "vc" in result.stats.native_hash_off
+        assert {r.key: set(r.columns) for r in result.changed} == {(2,): {"amt"}, (3,): {"vc"}}
+        assert result.changed[0].columns["amt"] == ("2.0000", "2.0001")
+
+    # the same types, another major version on one side: portable
+    load_pg(right, pg_table(["amt", "vc"]), rows)
+    diff = TableDiff(left, right, NATIVE_TABLE)
+    assert diff.stats.row_hash == "native"
+    real = diff.right.flavor.server
+    diff.right.flavor.server = lambda: {**real(), "major": real()["major"] + 1}
+    assert native_hash_reason(diff.left, diff.right) == "两边数据库版本或字符集不同"
+    diff.left.close()
+    diff.right.close()
+
+
+def test_checksum_query_plans_few_groups_in_parallel(pg_pair):
+    """The planner must not size the bucket aggregate by the key's distinct values (every row): with the estimate
+    at a few hundred groups it can aggregate in parallel workers as COUNT(*) does."""
+    left, right = pg_pair
+    n = 30000
+    rows = {(i,): (Decimal(i) / 100, f"单位{i % 97}") for i in range(n)}
+    table = pg_table(["amt", "vc"])
+    load_pg(left, table, rows)
+    load_pg(right, table, rows)
+    with left.begin() as conn:
+        conn.exec_driver_sql(f"ANALYZE {NATIVE_TABLE}")
+    diff = TableDiff(left, right, NATIVE_TABLE)
+    query = checksum_query(diff.left, Split(Segment(0, n), width=100), integer=True)
+    sql = str(query.compile(left, compile_kwargs={"literal_binds": True}))
+    with left.begin() as conn:
+        for setting in (
+            "parallel_setup_cost = 0",
+            "parallel_tuple_cost = 0",
+            "min_parallel_table_scan_size = 0",
+        ):
+            conn.exec_driver_sql(f"SET LOCAL {setting}")
+        plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql).scalar()[0]["Plan"]
+        buckets = conn.exec_driver_sql(sql).all()
+    diff.left.close()
+    diff.right.close()
+    assert plan["Plan Rows"] <= 1000  # not ~n
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    assert any(n.get("Partial Mode") == "Partial" for n in nodes(plan))
+    assert any(n["Node Type"] == "Seq Scan" and n["Parallel Aware"] for n in nodes(plan))
+    assert len(buckets) == n // 100 and sum(r[1] for r in buckets) == n
 
 
 # --- string keys under a case-insensitive collation -------------------------------------------------------------
