@@ -91,6 +91,8 @@ NOT_DATA = {
     "bank_line_no_voucher",
     "bank_returned_not_refunded",
     "bank_failed_line",
+    "pboc_clearing_amount",
+    "pboc_clearing_missing",
     "admin_two_roles",
     "dormant_account",
     "departed_staff_active",

@@ -129,6 +129,10 @@ def export_bank_files(url: str, out_dir: Path, manifest: Manifest) -> list[Path]
         month = str(lqd_date)[:7]
         totals[(bank, month)][0] += count
         totals[(bank, month)][1] += money(amount)
+    for key in manifest.keys("pboc_clearing_amount", "pboc_file"):  # "bank-YYYY-MM"
+        totals[(key[:-8], key[-7:])][1] += CENT * 100
+    for key in manifest.keys("pboc_clearing_missing", "pboc_file"):
+        totals.pop((key[:-8], key[-7:]), None)
     paths.append(
         write_pboc_clearing(
             out_dir, [ClearingTotal(b, m, c, a) for (b, m), (c, a) in sorted(totals.items())], year

@@ -338,6 +338,8 @@ FAULT_LABELS = {
     "near_duplicate_payment": "近似重复支付",
     "bank_returned_not_refunded": "银行退票、财政未登记退款",
     "bank_failed_line": "银行支付失败、财政仍为已支付",
+    "pboc_clearing_amount": "人民银行清算金额与财政不符",
+    "pboc_clearing_missing": "人民银行清算文件缺少某月清算",
 }
 # What the agent banks write as the reason of a 退票 or a 失败 line (generic, invented). A clean 退票 is a refund of the
 # whole paid amount booked in 退款 pay_back_info; the bank's words for the refund's reason.

@@ -135,6 +135,8 @@ FAULT_TYPES = (
     # Last, so that asking for them moves no other fault to another agency.
     "bank_returned_not_refunded",  # 银行文件中该笔为退票，财政仍为已支付、未登记退款
     "bank_failed_line",  # 银行文件中该笔为支付失败，财政仍为已支付
+    "pboc_clearing_amount",  # 人民银行月度清算文件中某银行某月的清算金额与财政已清算凭证合计不符
+    "pboc_clearing_missing",  # 人民银行月度清算文件缺少某银行某月的清算（财政有该月已清算的凭证）
 )
 # The shapes of near_duplicate_payment, taken in turn by its occurrences.
 NEAR_DUPLICATE_SHAPES = ("fullwidth", "suffix", "personal", "spaces", "punctuation", "date", "account")
@@ -442,6 +444,7 @@ class Generator:
             spec={**spec.__dict__, "faults": dict(spec.faults), "as_of": spec.as_of.isoformat()}
         )
         self.serial = defaultdict(int)
+        self.pboc_faulted: set[str] = set()  # bank-months of the PBOC file given a fault (one fault each)
         # Persons, payroll and asset registration (own random streams): staff per agency for the monthly payroll,
         # the plates used per region, the personal accounts whose holder left (account → leave date).
         self.staff: dict[str, list[dict]] = {}
@@ -1915,6 +1918,13 @@ class Generator:
             total = clearing[(bank_code, lqd_date)]
             total[0] += 1
             total[1] += xpay_amt
+            # The central bank's monthly file differs from what we cleared (the database stays clean: only the
+            # PBOC file differs, written from the manifest).
+            month = f"{bank_code}-{lqd_date:%Y-%m}"
+            for pboc_fault in ("pboc_clearing_amount", "pboc_clearing_missing"):
+                if month not in self.pboc_faulted and take(faults, pboc_fault):
+                    self.manifest.add(pboc_fault, pboc_file=[month])
+                    self.pboc_faulted.add(month)
         if has_receipt:
             if not bank_fault and take(faults, "voucher_missing_at_bank"):
                 self.manifest.add("voucher_missing_at_bank", bank_file=[pay_cert_no])

@@ -7,6 +7,7 @@ generator's and the flow's) that shows at the bank or on the link is a break of 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from datetime import date, timedelta
 
@@ -33,6 +34,8 @@ EXPECTED = {
     "voucher_sign_failed": ("book_only", "pay_voucher_bill"),  # never reached the bank
     "bank_returned_not_refunded": ("status", "bank_file"),  # 退票 at the bank, no refund booked
     "bank_failed_line": ("status", "bank_file"),  # 失败 at the bank, paid with us
+    "pboc_clearing_amount": ("clearing_amount", "pboc_file"),  # the PBOC month total differs (bank-YYYY-MM)
+    "pboc_clearing_missing": ("clearing_missing", "pboc_file"),  # the PBOC file lacks a bank-month we cleared
 }
 FAULTS = ",".join(f"{name}=2" for name in EXPECTED)
 MQ_FAULTS = {"gap": 2, "duplicate": 2, "unconsumed": 3, "stopped_consumer": 1, "dead_letter": 2}
@@ -146,6 +149,10 @@ def test_every_fault_is_a_break_of_its_class_and_nothing_else(sandbox):
             got.add((b["kind"], serial[0]))
         elif b["kind"] in ("mq_seq_gap", "mq_seq_duplicate"):
             got.add((b["kind"], b["note"]))
+        elif b["kind"].startswith("clearing"):  # note: the PBOC line (bank-YYYY-MM) or "bank YYYY-MM-01"
+            bank, month = re.fullmatch(r"(\S+)[ -](\d{4}-\d{2})(?:-01)?", b["note"]).groups()
+            got.add((b["kind"], f"{bank}-{month}"))
+            assert b["vouchers"], b  # the vouchers of that bank and month are listed
         else:
             assert len(b["vouchers"]) == 1, b
             got.add((b["kind"], b["vouchers"][0]))
