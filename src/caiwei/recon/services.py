@@ -380,8 +380,9 @@ def _write_upload(upload, path: Path) -> int:
 
 
 def _safe_name(name: str, index: int) -> str:
-    base = Path(name or "").name.replace("\x00", "")[:120] or f"file-{index}"
-    return f"{index:02d}-{base}"
+    """Each upload in its own folder under its own name (what the refusals and the bank lines name)."""
+    base = Path(name or "").name.replace("\x00", "")[:120].lstrip(".") or f"file-{index}"
+    return f"{index:02d}/{base}"
 
 
 def upload_dir(run: ReconRun) -> Path:
@@ -428,6 +429,9 @@ def start_run(
     except ValueError as exc:
         errors.append(str(exc))
         tol = None
+    if not database.target.region.path.startswith(region.path):
+        # Breaks are seen by the run's region: a county's run over a league's database would show it the league's.
+        errors.append(f"对账所属区划应为财政数据库所属的{database.target.region.name}或其上级")
     if use_sandbox and uploads:
         errors.append("上传银行文件与使用演练库的银行文件只能选一种")
     elif not use_sandbox and not uploads:
@@ -465,6 +469,7 @@ def start_run(
         folder.mkdir(parents=True, exist_ok=True)
         for i, (upload, fmt, bank) in enumerate(uploads, 1):
             path = folder / _safe_name(getattr(upload, "name", ""), i)
+            path.parent.mkdir(exist_ok=True)
             _write_upload(upload, path)
             files.append(
                 {
