@@ -27,6 +27,7 @@ urlpatterns = [
     path("sandbox/", include("caiwei.sandbox.urls")),
     path("desk/", include("caiwei.desk.urls")),
     path("checks/", include("caiwei.checks.urls")),
+    path("recon/", include("caiwei.recon.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

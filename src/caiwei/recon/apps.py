@@ -5,5 +5,6 @@ class ReconConfig(AppConfig):
     name = "caiwei.recon"
     verbose_name = "对账"
 
-    def ready(self):
-        from . import jobs  # noqa: F401  (registers the pull job and hangs the due sources on the worker's tick)
+    def ready(self) -> None:
+        # register the job kinds (a reconciliation run, a pull) and hang the due sources on the worker's tick
+        from . import jobs, tasks  # noqa: F401

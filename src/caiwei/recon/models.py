@@ -93,6 +93,8 @@ class ReconBreak(models.Model):
         "checks.TargetDatabase", null=True, blank=True, on_delete=models.PROTECT, verbose_name="财政数据库"
     )
     fingerprint = models.CharField("差异标识", max_length=64, db_index=True)
+    # The agent bank the difference is with (its lines' bank, else its vouchers'); a 银行用户 sees only their bank's.
+    bank_code = models.CharField("银行编码", max_length=12, blank=True, db_index=True)
     kind = models.CharField(
         "差异类别", max_length=20, choices=[(k, v.split("：")[0]) for k, v in BREAKS.items()]
     )

@@ -52,7 +52,8 @@ TILES = [
         "recon",
         "银行对账",
         "代理银行与人民银行清算对账，差异逐笔解释",
-        OPS_ROLES | FINANCE_ROLES | {Role.BANK_USER},
+        CAPABILITIES[Capability.RECON_VIEW],
+        "recon:index",
     ),
     Tile(
         "dataops", "数据查询与变更", "只读查询、数据变更审批、变更前备份与一键回滚", OPS_ROLES | FINANCE_ROLES

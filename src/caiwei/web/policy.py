@@ -110,6 +110,9 @@ LOCAL_DECIDE = (
     "按授权区划；批准、驳回限该区划的项目经理，且不是该版本的编写人（checks.custom_services.decide）"
 )
 REGION = "按授权区划（含下级）"
+RECON_RUN = Obj("pk", "caiwei.recon.services.visible_runs")
+RECON_BREAK = Obj("pk", "caiwei.recon.services.visible_breaks")
+RECON_SCOPE = "按授权区划（含下级）；银行用户只见本行（账号的代理银行编码）的差异与文件"
 COMPLAINT = Obj("pk", "caiwei.web.policy.visible_complaints")
 SLA_POLICY = Obj("pk", "caiwei.desk.manage_views.visible_policies")
 POLICY_SCOPE = "适用区划全在授权内的策略；未指定区划的全辖策略只读，授权覆盖全辖者可改"
@@ -191,6 +194,16 @@ PAGES: dict[str, Policy] = {
     "checks:local_rule_action": P(C.MANAGE_TARGETS, scope=REGION, objs=(LOCAL_RULE,)),
     "checks:local_rule_decide": P(C.MANAGE_TARGETS, scope=LOCAL_DECIDE, objs=(LOCAL_RULE,)),
     "checks:local_rule_export": P(C.CHECKS_VIEW, scope=REGION, objs=(LOCAL_RULE,)),
+    "recon:index": P(C.RECON_VIEW, scope=RECON_SCOPE),
+    "recon:start": P(C.RECON_RUN, scope=REGION),
+    "recon:run": P(C.RECON_VIEW, scope=RECON_SCOPE, objs=(RECON_RUN,)),
+    "recon:breaks": P(C.RECON_VIEW, scope=RECON_SCOPE),
+    "recon:break": P(C.RECON_VIEW, scope=RECON_SCOPE, objs=(RECON_BREAK,)),
+    "recon:break_action": P(C.RECON_RUN, scope=REGION, objs=(RECON_BREAK,)),
+    "recon:break_comment": P(C.RECON_VIEW, scope=RECON_SCOPE, objs=(RECON_BREAK,)),
+    "recon:formats": P(C.RECON_FORMATS),
+    "recon:format_new": P(C.RECON_FORMATS),
+    "recon:format": P(C.RECON_FORMATS),
     # The OpenAPI document and its viewer: behind login, like everything else that describes the system.
     "api:openapi-json": Policy(LOGIN),
     "api:openapi-view": Policy(LOGIN),
@@ -333,6 +346,31 @@ API: dict[tuple[str, str], Policy] = {
     ("GET", "/api/checks/local-rules/{rule_id}/export"): P(
         C.CHECKS_VIEW, scope=REGION, objs=(_api("rule_id", LOCAL_RULE),)
     ),
+    ("GET", "/api/recon/runs"): P(C.RECON_VIEW, scope=RECON_SCOPE),
+    ("POST", "/api/recon/runs"): P(C.RECON_RUN, scope=REGION),
+    ("GET", "/api/recon/runs/{run_id}"): P(
+        C.RECON_VIEW, scope=RECON_SCOPE, objs=(_api("run_id", RECON_RUN),)
+    ),
+    ("GET", "/api/recon/breaks"): P(C.RECON_VIEW, scope=RECON_SCOPE),
+    ("GET", "/api/recon/breaks/{break_id}"): P(
+        C.RECON_VIEW, scope=RECON_SCOPE, objs=(_api("break_id", RECON_BREAK),)
+    ),
+    ("PATCH", "/api/recon/breaks/{break_id}"): P(
+        C.RECON_RUN, scope=REGION, objs=(_api("break_id", RECON_BREAK),)
+    ),
+    ("POST", "/api/recon/breaks/{break_id}/comments"): P(
+        C.RECON_VIEW, scope=RECON_SCOPE, objs=(_api("break_id", RECON_BREAK),)
+    ),
+    ("POST", "/api/recon/breaks/{break_id}/resolve"): P(
+        C.RECON_RUN, scope=REGION, objs=(_api("break_id", RECON_BREAK),)
+    ),
+    ("POST", "/api/recon/breaks/{break_id}/ticket"): P(
+        C.RECON_RUN, scope=REGION, objs=(_api("break_id", RECON_BREAK),)
+    ),
+    ("GET", "/api/recon/formats"): P(C.RECON_FORMATS),
+    ("GET", "/api/recon/formats/{format_id}"): P(C.RECON_FORMATS),
+    ("PUT", "/api/recon/formats/{format_id}"): P(C.RECON_FORMATS),
+    ("POST", "/api/recon/formats/{format_id}/preview"): P(C.RECON_FORMATS),
 }
 
 _PARAM = re.compile(r"<(?:[^>:]+:)?([^>]+)>")

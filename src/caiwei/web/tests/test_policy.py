@@ -176,6 +176,31 @@ def world(regions, make_user, tmp_path, settings):
         text = f"id: L-M-{key}\ntitle: 规则{mark}\nseverity: 一般\nmodule: 额度\nkey: [bgt_id]\nsql: SELECT bgt_id FROM ba_bgt_info\n"
         local.versions.create(number=1, text=text, sha256="0" * 64, note="新建")
         objs["local_rule"][key] = local
+    from caiwei.recon.models import ReconBreak, ReconRun
+
+    # Reconciliation: a run and a break in each county; the bank user's account names the own break's bank.
+    objs["recon_run"], objs["recon_break"] = {}, {}
+    for key, code in (("own", OWN), ("foreign", FOREIGN)):
+        run = ReconRun.objects.create(
+            region=regions[code],
+            database=databases[key],
+            period_start=date(2026, 1, 1),
+            period_end=date(2026, 12, 31),
+            as_of=date(2026, 12, 31),
+            status="done",
+        )
+        objs["recon_run"][key] = run
+        objs["recon_break"][key] = ReconBreak.objects.create(
+            region=regions[code],
+            database=databases[key],
+            fingerprint=key,
+            bank_code="B001",
+            kind="bank_only",
+            note=f"差异{MARK}" if key == "foreign" else "本区差异",
+            first_run=run,
+            last_run=run,
+        )
+    type(people[Role.BANK_USER]).objects.filter(pk=people[Role.BANK_USER].pk).update(bank_code="B001")
     objs["job"] = {
         "foreign": Job.objects.create(
             kind="t", title=f"任务{MARK}", created_by=outsider, region=regions[FOREIGN]
@@ -199,6 +224,8 @@ KIND_BY_QUERYSET = {
     "caiwei.checks.services.visible_databases": "database",
     "caiwei.checks.services.visible_schedules": "schedule",
     "caiwei.checks.custom_services.visible_local_rules": "local_rule",
+    "caiwei.recon.services.visible_runs": "recon_run",
+    "caiwei.recon.services.visible_breaks": "recon_break",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}
