@@ -27,6 +27,7 @@ urlpatterns = [
     path("sandbox/", include("caiwei.sandbox.urls")),
     path("desk/", include("caiwei.desk.urls")),
     path("checks/", include("caiwei.checks.urls")),
+    path("recon/statements/", include("caiwei.recon.urls_statements")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

@@ -176,6 +176,26 @@ def world(regions, make_user, tmp_path, settings):
         text = f"id: L-M-{key}\ntitle: 规则{mark}\nseverity: 一般\nmodule: 额度\nkey: [bgt_id]\nsql: SELECT bgt_id FROM ba_bgt_info\n"
         local.versions.create(number=1, text=text, sha256="0" * 64, note="新建")
         objs["local_rule"][key] = local
+    from caiwei.recon.models import ReconRun, ReconSignoff
+
+    people[
+        Role.BANK_USER
+    ].bank_code = "B102"  # the agent bank of the bank account: its statements and sign-offs
+    people[Role.BANK_USER].save(update_fields=["bank_code"])
+    objs["recon_run"], objs["signoff"] = {}, {}
+    for key, code in (("own", OWN), ("foreign", FOREIGN)):
+        recon_run = ReconRun.objects.create(
+            region=regions[code],
+            period_start=date(2026, 1, 1),
+            period_end=date(2026, 1, 31),
+            as_of=date(2026, 1, 31),
+            status=ReconRun.Status.DONE,
+            message=MARK if key == "foreign" else "",
+        )
+        objs["recon_run"][key] = recon_run
+        objs["signoff"][key] = ReconSignoff.objects.create(
+            region=regions[code], bank_code="B102", month=date(2026, 1, 1), run=recon_run
+        )
     objs["job"] = {
         "foreign": Job.objects.create(
             kind="t", title=f"任务{MARK}", created_by=outsider, region=regions[FOREIGN]
@@ -199,6 +219,8 @@ KIND_BY_QUERYSET = {
     "caiwei.checks.services.visible_databases": "database",
     "caiwei.checks.services.visible_schedules": "schedule",
     "caiwei.checks.custom_services.visible_local_rules": "local_rule",
+    "caiwei.recon.services.statement_runs": "recon_run",
+    "caiwei.recon.services.visible_signoffs": "signoff",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}
