@@ -20,6 +20,8 @@ from caiwei.checks.custom_api import router as local_rules_router
 from caiwei.desk.api import router as desk_router
 from caiwei.jobs.api import router as jobs_router
 from caiwei.recon.api import router as recon_router
+from caiwei.recon.api_statements import signoffs_router as recon_signoffs_router
+from caiwei.recon.api_statements import statements_router as recon_statements_router
 from caiwei.regions.api import router as regions_router
 from caiwei.sandbox.api import router as sandbox_router
 
@@ -175,3 +177,5 @@ api.add_router("/desk", desk_router)
 api.add_router("/checks/local-rules", local_rules_router)
 api.add_router("/checks", checks_router)
 api.add_router("/recon", recon_router)
+api.add_router("/recon/statements", recon_statements_router)
+api.add_router("/recon/signoffs", recon_signoffs_router)

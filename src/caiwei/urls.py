@@ -28,6 +28,7 @@ urlpatterns = [
     path("desk/", include("caiwei.desk.urls")),
     path("checks/", include("caiwei.checks.urls")),
     path("recon/", include("caiwei.recon.urls")),
+    path("recon/statements/", include("caiwei.recon.urls_statements")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

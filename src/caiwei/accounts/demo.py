@@ -22,11 +22,14 @@ DEMO_ACCOUNTS = [
     ("finance", Role.FINANCE_STAFF, "国库科（演示）", "盟财政局", ["152500000"]),
     ("approver", Role.FINANCE_APPROVER, "信息科科长（演示）", "盟财政局", ["152500000"]),
     ("unit", Role.UNIT_USER, "预算单位（演示）", "某县教育局", ["152502000"]),
-    ("bank", Role.BANK_USER, "代理银行（演示）", "某代理银行", ["152501000"]),
+    # The league's grant too: the sandbox's reconciliation is the league's, which the bank signs with finance.
+    ("bank", Role.BANK_USER, "代理银行（演示）", "中国工商银行（演练）", ["152500000"]),
     ("sysadmin", Role.SYSTEM_ADMIN, "系统管理员（演示）", "盟财政局", []),
     ("secadmin", Role.SECURITY_ADMIN, "安全保密管理员（演示）", "盟财政局", []),
     ("auditor", Role.AUDITOR, "安全审计员（演示）", "盟财政局", []),
 ]
+# The agent bank of the demo bank account: a sandbox bank (sandbox/codes.py BANKS), whose statements it signs.
+DEMO_BANK_CODES = {"bank": "B102"}
 
 
 def generate_password() -> str:
@@ -58,6 +61,10 @@ def ensure_demo_accounts() -> list[tuple[str, str, str]]:
                     services.reset_password(None, user, saved[username])
                 services.set_roles(None, user, [role])
                 services.set_regions(None, user, regions)
+            bank_code = DEMO_BANK_CODES.get(username, "")
+            if user.bank_code != bank_code:
+                user.bank_code = bank_code
+                user.save(update_fields=["bank_code"])
             rows.append((username, role.label, saved[username]))
     path.write_text(json.dumps(saved, ensure_ascii=False, indent=1))
     path.chmod(0o600)

@@ -68,8 +68,13 @@ class ReconRun(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, verbose_name="发起人"
     )
+    # Per bank and day: bank lines, book vouchers, matched, in transit … and the reconciling items of the breaks,
+    # taken from DuckDB when the run executes (recon/statements.py ``compute_totals``); the statements read them.
+    totals = models.JSONField("按银行按日汇总", default=dict, blank=True, editable=False)
 
     objects = RegionScopedQuerySet.as_manager()
+
+    audit_ignore_fields = ("totals",)  # large; what was signed is recorded with each signature
 
     class Meta:
         verbose_name = verbose_name_plural = "对账"
@@ -77,6 +82,13 @@ class ReconRun(models.Model):
 
     def __str__(self) -> str:
         return f"对账 {self.pk}（{self.period_start}—{self.period_end}）"
+
+    def save(self, *args, **kwargs):
+        if self.pk and not self._state.adding:
+            from .services import ensure_run_writable
+
+            ensure_run_writable(self)
+        super().save(*args, **kwargs)
 
 
 class ReconBreak(models.Model):
@@ -93,8 +105,6 @@ class ReconBreak(models.Model):
         "checks.TargetDatabase", null=True, blank=True, on_delete=models.PROTECT, verbose_name="财政数据库"
     )
     fingerprint = models.CharField("差异标识", max_length=64, db_index=True)
-    # The agent bank the difference is with (its lines' bank, else its vouchers'); a 银行用户 sees only their bank's.
-    bank_code = models.CharField("银行编码", max_length=12, blank=True, db_index=True)
     kind = models.CharField(
         "差异类别", max_length=20, choices=[(k, v.split("：")[0]) for k, v in BREAKS.items()]
     )
@@ -134,6 +144,10 @@ class ReconBreak(models.Model):
         verbose_name="解决人",
     )
     created_at = models.DateTimeField("发现时间", default=timezone.now)
+    # Where the difference belongs: the bank and the day (the voucher's date, else the bank line's, a clearing
+    # difference the first of its month) — what a monthly sign-off of that bank closes.
+    bank_code = models.CharField("银行编码", max_length=12, blank=True, db_index=True, editable=False)
+    day = models.DateField("所属日期", null=True, blank=True, editable=False)
 
     objects = RegionScopedQuerySet.as_manager()
 
@@ -149,6 +163,20 @@ class ReconBreak(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}：{'、'.join(self.vouchers[:3]) or self.note}"
+
+    def save(self, *args, **kwargs):
+        # A signed period is read-only, whoever writes (page, API, admin, command): services decides.
+        if not getattr(self, "_period_checked", False):
+            from .services import ensure_break_writable
+
+            ensure_break_writable(self)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        from .services import ensure_break_writable
+
+        ensure_break_writable(self, "删除差异")
+        return super().delete(*args, **kwargs)
 
     @property
     def reason(self) -> str:
@@ -173,6 +201,102 @@ class BreakComment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author}：{self.text[:30]}"
+
+    def save(self, *args, **kwargs):
+        from .services import ensure_break_writable
+
+        ensure_break_writable(self.brk, "填写意见")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        from .services import ensure_break_writable
+
+        ensure_break_writable(self.brk, "删除意见")
+        return super().delete(*args, **kwargs)
+
+
+class ReconSignoff(models.Model):
+    """The monthly sign-off 月度对账签认 of one bank in one region: the bank's user and a finance user each sign
+    the statements of a run (either first); signed by both, the month is read-only for that bank."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "待签认"
+        BANK = "bank", "银行已签"
+        FINANCE = "finance", "财政已签"
+        SIGNED = "signed", "已签认"
+
+    region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, verbose_name="财政区划")
+    bank_code = models.CharField("银行编码", max_length=12)
+    month = models.DateField("月份")  # the first day of the month
+    run = models.ForeignKey(
+        ReconRun, on_delete=models.PROTECT, related_name="signoffs", verbose_name="所签认的对账"
+    )
+    state = models.CharField("状态", max_length=10, choices=State.choices, default=State.PENDING)
+    bank_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="银行签认人",
+    )
+    bank_signed_at = models.DateTimeField("银行签认时间", null=True, blank=True)
+    finance_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="财政签认人",
+    )
+    finance_signed_at = models.DateTimeField("财政签认时间", null=True, blank=True)
+    figures = models.JSONField("签认时的调节表数字", default=dict, blank=True)
+    created_at = models.DateTimeField("创建时间", default=timezone.now)
+
+    objects = RegionScopedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = verbose_name_plural = "月度对账签认"
+        ordering = ["-month", "bank_code"]
+        constraints = [
+            models.UniqueConstraint(fields=["region", "bank_code", "month"], name="recon_signoff_once"),
+            models.CheckConstraint(
+                condition=models.Q(bank_user__isnull=True)
+                | models.Q(finance_user__isnull=True)
+                | ~models.Q(bank_user=models.F("finance_user")),
+                name="recon_signoff_two_people",
+                violation_error_message="同一人不能同时代表银行和财政签认",
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(bank_user__isnull=True) | models.Q(bank_signed_at__isnull=False))
+                & (models.Q(finance_user__isnull=True) | models.Q(finance_signed_at__isnull=False))
+                & (
+                    ~models.Q(state="signed")
+                    | (models.Q(bank_user__isnull=False) & models.Q(finance_user__isnull=False))
+                ),
+                name="recon_signoff_state",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.region.name} {self.bank_code} {self.month:%Y年%m月} 对账签认（{self.get_state_display()}）"
+
+    def save(self, *args, **kwargs):
+        # A fully signed sign-off is final: its row is never changed again.
+        if self.pk and not self._state.adding:
+            stored = ReconSignoff.objects.filter(pk=self.pk).values_list("state", flat=True).first()
+            if stored == self.State.SIGNED:
+                from django.core.exceptions import ValidationError
+
+                raise ValidationError("该月对账已签认，签认记录不能再修改")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.state == self.State.SIGNED:
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError("该月对账已签认，签认记录不能删除")
+        return super().delete(*args, **kwargs)
 
 
 class BankFileSource(models.Model):

@@ -117,6 +117,10 @@ COMPLAINT = Obj("pk", "caiwei.web.policy.visible_complaints")
 SLA_POLICY = Obj("pk", "caiwei.desk.manage_views.visible_policies")
 POLICY_SCOPE = "适用区划全在授权内的策略；未指定区划的全辖策略只读，授权覆盖全辖者可改"
 OWN = "本人"
+STATEMENT_RUN = Obj("pk", "caiwei.recon.services.statement_runs")
+SIGNOFF = Obj("signoff_id", "caiwei.recon.services.visible_signoffs")
+STATEMENTS = "按授权区划；银行用户只见本人账号所属银行的对账单与签认"
+SIGNING = "按授权区划；银行用户只签本人账号所属银行，财政用户须有该区划授权，同一人不能签两方"
 
 # Pages, by URL name (namespace:name).
 PAGES: dict[str, Policy] = {
@@ -204,6 +208,10 @@ PAGES: dict[str, Policy] = {
     "recon:formats": P(C.RECON_FORMATS),
     "recon:format_new": P(C.RECON_FORMATS),
     "recon:format": P(C.RECON_FORMATS),
+    "recon_statements:index": P(C.RECON_VIEW, scope=STATEMENTS),
+    "recon_statements:run": P(C.RECON_VIEW, scope=STATEMENTS, objs=(STATEMENT_RUN,)),
+    "recon_statements:download": P(C.RECON_VIEW, scope=STATEMENTS, objs=(STATEMENT_RUN,)),
+    "recon_statements:sign": P(C.RECON_SIGN, scope=SIGNING, objs=(STATEMENT_RUN,)),
     # The OpenAPI document and its viewer: behind login, like everything else that describes the system.
     "api:openapi-json": Policy(LOGIN),
     "api:openapi-view": Policy(LOGIN),
@@ -371,6 +379,18 @@ API: dict[tuple[str, str], Policy] = {
     ("GET", "/api/recon/formats/{format_id}"): P(C.RECON_FORMATS),
     ("PUT", "/api/recon/formats/{format_id}"): P(C.RECON_FORMATS),
     ("POST", "/api/recon/formats/{format_id}/preview"): P(C.RECON_FORMATS),
+    ("GET", "/api/recon/statements/{run_id}"): P(
+        C.RECON_VIEW, scope=STATEMENTS, objs=(_api("run_id", STATEMENT_RUN),)
+    ),
+    ("GET", "/api/recon/statements/{run_id}/statement"): P(
+        C.RECON_VIEW, scope=STATEMENTS, objs=(_api("run_id", STATEMENT_RUN),)
+    ),
+    ("GET", "/api/recon/statements/{run_id}/file"): P(
+        C.RECON_VIEW, scope=STATEMENTS, objs=(_api("run_id", STATEMENT_RUN),)
+    ),
+    ("GET", "/api/recon/signoffs"): P(C.RECON_VIEW, scope=STATEMENTS),
+    ("POST", "/api/recon/signoffs"): P(C.RECON_SIGN, scope=SIGNING),
+    ("GET", "/api/recon/signoffs/{signoff_id}"): P(C.RECON_VIEW, scope=STATEMENTS, objs=(SIGNOFF,)),
 }
 
 _PARAM = re.compile(r"<(?:[^>:]+:)?([^>]+)>")

@@ -176,31 +176,37 @@ def world(regions, make_user, tmp_path, settings):
         text = f"id: L-M-{key}\ntitle: 规则{mark}\nseverity: 一般\nmodule: 额度\nkey: [bgt_id]\nsql: SELECT bgt_id FROM ba_bgt_info\n"
         local.versions.create(number=1, text=text, sha256="0" * 64, note="新建")
         objs["local_rule"][key] = local
-    from caiwei.recon.models import ReconBreak, ReconRun
+    from caiwei.recon.models import ReconBreak, ReconRun, ReconSignoff
 
-    # Reconciliation: a run and a break in each county; the bank user's account names the own break's bank.
-    objs["recon_run"], objs["recon_break"] = {}, {}
+    # Reconciliation: a run (January, signed-off by nobody yet), a break and a sign-off in each county; the bank user's
+    # account names the bank of the own break and sign-off.
+    people[Role.BANK_USER].bank_code = "B102"
+    people[Role.BANK_USER].save(update_fields=["bank_code"])
+    objs["recon_run"], objs["recon_break"], objs["signoff"] = {}, {}, {}
     for key, code in (("own", OWN), ("foreign", FOREIGN)):
         run = ReconRun.objects.create(
             region=regions[code],
             database=databases[key],
             period_start=date(2026, 1, 1),
-            period_end=date(2026, 12, 31),
-            as_of=date(2026, 12, 31),
-            status="done",
+            period_end=date(2026, 1, 31),
+            as_of=date(2026, 1, 31),
+            status=ReconRun.Status.DONE,
+            message=MARK if key == "foreign" else "",
         )
         objs["recon_run"][key] = run
         objs["recon_break"][key] = ReconBreak.objects.create(
             region=regions[code],
             database=databases[key],
             fingerprint=key,
-            bank_code="B001",
+            bank_code="B102",
             kind="bank_only",
             note=f"差异{MARK}" if key == "foreign" else "本区差异",
             first_run=run,
             last_run=run,
         )
-    type(people[Role.BANK_USER]).objects.filter(pk=people[Role.BANK_USER].pk).update(bank_code="B001")
+        objs["signoff"][key] = ReconSignoff.objects.create(
+            region=regions[code], bank_code="B102", month=date(2026, 1, 1), run=run
+        )
     objs["job"] = {
         "foreign": Job.objects.create(
             kind="t", title=f"任务{MARK}", created_by=outsider, region=regions[FOREIGN]
@@ -226,6 +232,8 @@ KIND_BY_QUERYSET = {
     "caiwei.checks.custom_services.visible_local_rules": "local_rule",
     "caiwei.recon.services.visible_runs": "recon_run",
     "caiwei.recon.services.visible_breaks": "recon_break",
+    "caiwei.recon.services.statement_runs": "recon_run",
+    "caiwei.recon.services.visible_signoffs": "signoff",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}

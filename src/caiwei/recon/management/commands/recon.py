@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from caiwei.regions.models import Region
 
-from ... import cli
+from ... import cli, cli_statements
 from ...engine import BREAKS, Tolerance
 from ...models import ReconRun
 from ...services import run_reconciliation
@@ -25,6 +25,8 @@ def _date(value: str) -> date:
 class Command(BaseCommand):
     help = (
         "对账：pull 从 SFTP 或监视目录取银行文件；run 把代理银行文件、人民银行清算文件与财政库的支付凭证对账，保存差异并结转到下次对账；"
+        "对账：run 把代理银行文件、人民银行清算文件与财政库的支付凭证对账，保存差异并结转到下次对账；"
+        "statement 输出对账单与余额调节表；signoff 月度对账签认；"
         "diff 比较两个库中的同一张表（校验和下推、只对不同的键区间二分）"
     )
 
@@ -64,12 +66,17 @@ class Command(BaseCommand):
         cli.add_diff_arguments(
             sub.add_parser("diff", help="比较两个库中的同一张表（校验和下推、只对不同的键区间二分）")
         )
+        cli_statements.add_arguments(sub)
 
     def handle(self, *args, **options):
         if options["action"] == "run":
             return self.run(options)
         if options["action"] == "pull":
             return self.pull(options)
+        if options["action"] == "statement":
+            return cli_statements.statement(self, options)
+        if options["action"] == "signoff":
+            return cli_statements.signoff(self, options)
         code = cli.run(options, self.stdout, self.stderr)
         # exit status as diff(1) from the shell: 0 identical, 1 differences, 2 error
         if code and getattr(self, "_called_from_command_line", False):
