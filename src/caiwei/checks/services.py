@@ -428,16 +428,9 @@ def open_ticket(user, result: RuleResult, assignee=None, severity: str | None = 
         return result.ticket
     if not result.count:
         raise ValidationError("该规则没有发现问题，无需开工单")
-    from caiwei.desk.models import SEVERITY_CHOICES
-    from caiwei.desk.services import create_ticket
-
     run, database = result.run, result.run.database
     severity = severity or result.severity
-    allowed = [s for s, _ in SEVERITY_CHOICES]
-    if severity not in allowed:
-        raise ValidationError(f"严重程度“{severity}”不正确，应为 {'、'.join(allowed)} 之一")
-    if assignee is not None and not ticket_engineers(database.target.region).filter(pk=assignee.pk).exists():
-        raise ValidationError(f"{assignee} 不是{database.target.region.name}的二线工程师，不能分派给他")
+    check_ticket_choice(database.target.region, severity, assignee)
     rule = shipped_rule(result.rule_id)
     amount_label = rule.amount_label if rule else "涉及金额"
     amount = f"，{amount_label} {result.amount:,.2f} 元" if result.amount is not None else ""
@@ -457,19 +450,15 @@ def open_ticket(user, result: RuleResult, assignee=None, severity: str | None = 
         ]
     )
     with transaction.atomic():
-        ticket = create_ticket(
+        ticket = finding_ticket(
             user,
             region=database.target.region,
-            channel=Ticket.Channel.CHECK,
             system=result.module if result.module in SYSTEMS else "其他",
             module=shipped_packs()[result.pack].title if result.pack in shipped_packs() else result.pack,
-            requester_kind=Ticket.RequesterKind.INTERNAL,
-            ticket_type="数据变更",
             severity=severity,
             assignee=assignee,
-            title=f"数据检查：{result.title}（{result.count} 条）"[:120],
+            title=f"数据检查：{result.title}（{result.count} 条）",
             description=description,
-            requester_name=user.get_full_name() or user.username,
         )
         RuleResult.objects.filter(pk=result.pk).update(ticket=ticket)
         record(
@@ -481,6 +470,40 @@ def open_ticket(user, result: RuleResult, assignee=None, severity: str | None = 
         )
     result.refresh_from_db()
     return ticket
+
+
+def check_ticket_choice(region, severity: str, assignee) -> None:
+    """The severity and the engineer chosen for a finding's ticket: a severity of the desk, an engineer of the region."""
+    from caiwei.desk.models import SEVERITY_CHOICES
+
+    allowed = [s for s, _ in SEVERITY_CHOICES]
+    if severity not in allowed:
+        raise ValidationError(f"严重程度“{severity}”不正确，应为 {'、'.join(allowed)} 之一")
+    if assignee is not None and not ticket_engineers(region).filter(pk=assignee.pk).exists():
+        raise ValidationError(f"{assignee} 不是{region.name}的二线工程师，不能分派给他")
+
+
+def finding_ticket(
+    user, *, region, system: str, module: str, severity: str, assignee, title: str, description: str
+):
+    """A 数据变更 ticket for something the platform found (a check's problem rows, a reconciliation break), opened by
+    the desk's own path (desk.services.create_ticket) as an internal request through the 数据检查 channel."""
+    from caiwei.desk.services import create_ticket
+
+    return create_ticket(
+        user,
+        region=region,
+        channel=Ticket.Channel.CHECK,
+        system=system,
+        module=module,
+        requester_kind=Ticket.RequesterKind.INTERNAL,
+        ticket_type="数据变更",
+        severity=severity,
+        assignee=assignee,
+        title=title[:120],
+        description=description,
+        requester_name=user.get_full_name() or user.username,
+    )
 
 
 # --- schedules --------------------------------------------------------------------------------------------------

@@ -825,19 +825,14 @@ def open_ticket(user, brk: ReconBreak, assignee=None, severity: str | None = Non
     that has one returns it; handed to an engineer of the region if one is chosen."""
     from django.urls import reverse
 
-    from caiwei.checks.services import ticket_engineers
-    from caiwei.desk.models import SEVERITY_CHOICES, Ticket
-    from caiwei.desk.services import create_ticket
+    from caiwei.checks.services import check_ticket_choice, finding_ticket
 
     _ensure_run_right(user, brk, "recon.break.ticket")
     if brk.ticket_id:
         return brk.ticket
+    ensure_break_writable(brk, "由差异开工单")  # a signed month opens no ticket either
     severity = severity or BREAK_SEVERITY
-    allowed = [s for s, _ in SEVERITY_CHOICES]
-    if severity not in allowed:
-        raise ValidationError(f"严重程度“{severity}”不正确，应为 {'、'.join(allowed)} 之一")
-    if assignee is not None and not ticket_engineers(brk.region).filter(pk=assignee.pk).exists():
-        raise ValidationError(f"{assignee} 不是{brk.region.name}的二线工程师，不能分派给他")
+    check_ticket_choice(brk.region, severity, assignee)
     lines = [
         f"{x.get('file')} 第 {x.get('line')} 行 流水号 {x.get('serial') or '—'} 金额 {x.get('amount')}"
         for x in (brk.lines or [])[:20]
@@ -857,21 +852,18 @@ def open_ticket(user, brk: ReconBreak, assignee=None, severity: str | None = Non
         ]
     )
     with transaction.atomic():
-        ticket = create_ticket(
+        ticket = finding_ticket(
             user,
             region=brk.region,
-            channel=Ticket.Channel.CHECK,
             system="对账管理",
             module="银行对账",
-            requester_kind=Ticket.RequesterKind.INTERNAL,
-            ticket_type="数据变更",
             severity=severity,
             assignee=assignee,
-            title=f"对账差异：{brk.get_kind_display()} {'、'.join(brk.vouchers[:2]) or brk.note}"[:120],
+            title=f"对账差异：{brk.get_kind_display()} {'、'.join(brk.vouchers[:2]) or brk.note}",
             description=description,
-            requester_name=user.get_full_name() or user.username,
         )
-        ReconBreak.objects.filter(pk=brk.pk).update(ticket=ticket)
+        brk.ticket = ticket
+        brk.save(update_fields=["ticket"])  # through save: a signed period refuses (models.ReconBreak.save)
         record(
             AuditAction.UPDATE,
             obj=brk,

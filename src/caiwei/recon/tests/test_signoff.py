@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from caiwei.accounts.roles import Role
 from caiwei.audit.context import acting_as
 from caiwei.audit.models import AuditEvent
+from caiwei.desk.models import Ticket
 from caiwei.recon import services
 from caiwei.recon.models import BreakComment, ReconBreak, ReconRun, ReconSignoff
 from caiwei.recon.services import PeriodSigned, sign
@@ -192,6 +193,17 @@ def test_every_writer_is_refused_once_signed_and_nothing_is_written(regions, run
         BreakComment.objects.create(brk=ReconBreak.objects.get(pk=brk.pk), author=owner, text="已联系银行")
     with pytest.raises(PeriodSigned, match="不能删除差异"):
         ReconBreak.objects.get(pk=brk.pk).delete()
+    # the services behind the pages and the API: nothing written, no ticket opened
+    tickets = Ticket.objects.count()
+    for write in (
+        lambda: services.resolve_break(owner, ReconBreak.objects.get(pk=brk.pk), "银行已更正"),
+        lambda: services.assign_break(owner, ReconBreak.objects.get(pk=brk.pk), owner),
+        lambda: services.comment_break(owner, ReconBreak.objects.get(pk=brk.pk), "已联系银行"),
+        lambda: services.open_ticket(owner, ReconBreak.objects.get(pk=brk.pk)),
+    ):
+        with pytest.raises(PeriodSigned):
+            write()
+    assert Ticket.objects.count() == tickets
     # moving the break out of the month first is no way round
     moved = ReconBreak.objects.get(pk=brk.pk)
     moved.day, moved.state, moved.resolution = date(2026, 2, 1), ReconBreak.State.RESOLVED, "改日期"
