@@ -374,3 +374,169 @@ def format_preview(
         request.user, definition or fmt.definition, file, rows=max(1, min(rows, 100))
     )
     return {k: v for k, v in out.items() if k != "table"}
+
+
+# --- bank file sources 银行文件来源 -----------------------------------------------------------------------------------
+# The same rules as the pages (views_sources.py): RECON_FORMATS, the user's regions; the password and private key are
+# write-only (never in an answer; empty keeps the sealed one while the connection stays the same).
+
+
+def _source_out(s, user=None, full: bool = False) -> dict[str, Any]:
+    out = {
+        "id": s.pk,
+        "region": s.region.code,
+        "region_name": s.region.name,
+        "name": s.name,
+        "bank_code": s.bank_code,
+        "bank_format": s.bank_format.code,
+        "kind": s.kind,
+        "kind_label": s.get_kind_display(),
+        "host": s.host,
+        "port": s.port,
+        "username": s.username,
+        "has_password": bool(s.secret),
+        "has_private_key": bool(s.key_secret),
+        "host_key": s.host_key,
+        "directory": s.directory,
+        "pattern": s.pattern,
+        "interval_minutes": s.interval_minutes,
+        "business_days_only": s.business_days_only,
+        "enabled": s.enabled,
+        "next_run_at": s.next_run_at,
+        "last_run_at": s.last_run_at,
+        "last_ok": s.last_ok,
+        "last_message": s.last_message,
+        "failures": s.failures,
+    }
+    if full:
+        out["intakes"] = [
+            {
+                "id": i.pk,
+                "name": i.name,
+                "state": i.state,
+                "state_label": i.get_state_display(),
+                "fetched_at": i.fetched_at,
+                "lines": i.lines,
+                "amount": _money(i.amount),
+                "refused": i.error,
+            }
+            for i in services.source_intakes(user, s)
+        ]
+    return out
+
+
+class SourceIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    region: Line(12, required=True)
+    name: Line(80, required=True)
+    bank_code: Line(12, required=True)
+    bank_format: Line(40, required=True) = Field(description="银行文件格式编号，如 csv-gbk")
+    kind: Line(8, required=True) = Field(description="sftp（SFTP 拉取）或 folder（监视目录）")
+    host: Line(120) = ""
+    port: int = Field(22, ge=0, le=70000)
+    username: Line(60) = ""
+    password: str = Field("", max_length=200, description="只写不读；留空保留已保存的密码")
+    private_key: str = Field(
+        "", max_length=20000, description="只写不读（OpenSSH 格式）；留空保留已保存的私钥"
+    )
+    clear_secret: bool = False
+    host_key: Line(100) = Field(
+        "", description="主机密钥指纹 SHA256:…（可先在页面上读取服务器指纹，核对后填入）"
+    )
+    directory: Line(255) = ""
+    pattern: Line(120) = "*"
+    interval_minutes: int = Field(60, ge=0, le=10**6)
+    business_days_only: bool = True
+    enabled: bool = True
+
+
+def _save_source(request, source, data: SourceIn):
+    from .models import BankFileSource
+
+    region = visible_regions(request.user).filter(code=data.region.strip()).first()
+    if region is None:
+        raise ValidationError({"region": f"区划“{data.region}”不存在或不在您的授权范围内"})
+    fmt = services.visible_formats(request.user).filter(code=data.bank_format.strip()).first()
+    if fmt is None:
+        raise ValidationError({"bank_format": f"银行文件格式“{data.bank_format}”不存在"})
+    if data.kind not in BankFileSource.Kind.values:
+        raise ValidationError({"kind": "方式应为 sftp（SFTP 拉取）或 folder（监视目录）"})
+    source = source or BankFileSource()
+    source.region, source.bank_format = region, fmt
+    for f in (
+        "name",
+        "bank_code",
+        "kind",
+        "host",
+        "port",
+        "username",
+        "host_key",
+        "directory",
+        "pattern",
+        "interval_minutes",
+        "business_days_only",
+        "enabled",
+    ):
+        value = getattr(data, f)
+        setattr(source, f, value.strip() if isinstance(value, str) else value)
+    if source.kind == BankFileSource.Kind.FOLDER:
+        source.host, source.username = "", ""
+    return services.save_source(
+        request.user,
+        source,
+        password=data.password,
+        private_key=data.private_key.strip(),
+        clear_secret=data.clear_secret,
+    )
+
+
+@router.get("/sources", summary="银行文件来源（按授权区划）：最近拉取的时间、结果与连续失败次数")
+def source_list(request):
+    ensure(request.user, Capability.RECON_FORMATS, "api:recon.sources")
+    return [_source_out(s) for s in services.visible_sources(request.user)]
+
+
+@router.post(
+    "/sources",
+    response={201: dict},
+    summary="登记银行文件来源（有误则不保存，按字段指出问题；密码、私钥只写不读）",
+)
+def source_create(request, data: SourceIn):
+    ensure(request.user, Capability.RECON_FORMATS, "api:recon.source.save")
+    return Status(201, _source_out(_save_source(request, None, data), request.user, full=True))
+
+
+@router.get("/sources/{source_id}", summary="一个银行文件来源及其最近取件（接收或拒收，拒收的行号与字段）")
+def source_detail(request, source_id: int = ID):
+    ensure(request.user, Capability.RECON_FORMATS, "api:recon.source")
+    source = get_object_or_404(services.visible_sources(request.user), pk=source_id)
+    return _source_out(source, request.user, full=True)
+
+
+@router.put("/sources/{source_id}", summary="修改银行文件来源（全部字段；密码、私钥留空则保留）")
+def source_save(request, data: SourceIn, source_id: int = ID):
+    ensure(request.user, Capability.RECON_FORMATS, "api:recon.source.save")
+    source = get_object_or_404(services.visible_sources(request.user), pk=source_id)
+    return _source_out(_save_source(request, source, data), request.user, full=True)
+
+
+@router.post(
+    "/sources/{source_id}/pull",
+    response={202: dict},
+    summary="立即拉取（后台任务 recon.pull）：返回任务编号、状态与结果",
+)
+def source_pull(request, source_id: int = ID):
+    ensure(request.user, Capability.RECON_FORMATS, "api:recon.source.pull")
+    source = get_object_or_404(services.visible_sources(request.user), pk=source_id)
+    job = services.pull_source_now(request.user, source)
+    source.refresh_from_db()
+    return Status(
+        202,
+        {
+            "job": job.pk,
+            "status": job.status,
+            "status_label": job.get_status_display(),
+            "result": job.result,
+            "source": _source_out(source, request.user, full=True),
+        },
+    )

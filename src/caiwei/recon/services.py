@@ -1248,3 +1248,123 @@ def overview(user, run: ReconRun) -> list[dict]:
                     can[side] = problem
             rows.append({"bank": bank, "month": month, "statement": s, "signoff": signoff, "can": can})
     return rows
+
+
+# === Bank file sources 银行文件来源 (views_sources.py and the API's /sources) ==========================================
+# Set up by a 项目经理 or engineer (RECON_FORMATS) for a region of theirs. The password or private key is write-only:
+# sealed at once with the source's connection (host, port, user), never shown back; an empty one keeps the sealed
+# one — but only while the connection stays the same, as for the data checks' databases (checks.services). Every save
+# is audited by the model signals (the sealed fields masked: BankFileSource.audit_secret_fields).
+
+REENTER_NOTE = "修改了{fields}，请重新输入密码或私钥：已保存的凭据只用于原来的连接"
+
+
+def visible_sources(user):
+    from .models import BankFileSource
+
+    return BankFileSource.objects.visible_to(user).select_related("region", "bank_format")
+
+
+def source_intakes(user, source=None, limit: int = 20):
+    """The latest files taken by the user's sources (by one source when given)."""
+    from .models import BankFileIntake
+
+    qs = BankFileIntake.objects.filter(source__in=visible_sources(user)).select_related("source")
+    if source is not None:
+        qs = qs.filter(source=source)
+    return qs.order_by("-fetched_at", "-id")[:limit]
+
+
+def save_source(user, source, *, password: str = "", private_key: str = "", clear_secret: bool = False):
+    """Create or change a bank file source (the model's clean() = intake.source_problems: Chinese errors by field,
+    nothing saved). ``password``/``private_key`` replace the sealed ones when given; ``clear_secret`` drops both."""
+    from caiwei.accounts.permissions import ensure
+    from caiwei.accounts.roles import Capability
+    from caiwei.regions.scoping import visible_regions
+
+    from .models import BankFileSource
+
+    ensure(user, Capability.RECON_FORMATS, "recon.source")
+    if not visible_regions(user).filter(pk=source.region_id).exists():
+        raise PermissionDenied("无权在该区划登记银行文件来源")
+    stored = BankFileSource.objects.filter(pk=source.pk).first() if source.pk else None
+    if stored is not None and not visible_sources(user).filter(pk=stored.pk).exists():
+        raise PermissionDenied("无权修改该银行文件来源")
+    if stored is not None:  # the sealed secrets are never taken from a form or a body
+        source.secret, source.key_secret = stored.secret, stored.key_secret
+    if clear_secret or source.kind == BankFileSource.Kind.FOLDER:
+        source.secret = source.key_secret = ""
+    elif password or private_key:
+        if password:
+            source.set_password(password)  # sealed for the connection as it now is
+        if private_key:
+            source.set_private_key(private_key)
+    problems: dict[str, list[str]] = {}
+    if (
+        not (clear_secret or password or private_key)
+        and stored is not None
+        and (source.secret or source.key_secret)
+        and stored.connection_identity() != source.connection_identity()
+    ):
+        fields = [
+            str(BankFileSource._meta.get_field(f).verbose_name)
+            for f in ("host", "port", "username")
+            if getattr(stored, f) != getattr(source, f)
+        ]
+        problems["password"] = [REENTER_NOTE.format(fields="、".join(fields))]
+    elif source.kind == BankFileSource.Kind.SFTP and not (source.secret or source.key_secret):
+        problems["password"] = ["SFTP 来源须填写登录密码或私钥"]
+    try:
+        source.full_clean()
+    except ValidationError as exc:
+        problems = exc.update_error_dict(problems)
+    if problems:
+        raise ValidationError(problems)
+    with transaction.atomic():
+        source.save()
+        if password or private_key:
+            record(
+                AuditAction.UPDATE,
+                obj=source,
+                detail={
+                    "action": "设置 SFTP 登录凭据（加密保存，不记内容）",
+                    "password": bool(password),
+                    "private_key": bool(private_key),
+                },
+            )
+    return source
+
+
+def scan_source_host_key(user, host: str, port: int) -> dict:
+    """The host key an SFTP server shows, for the operator to check with the bank and put in the field (nothing is
+    pinned here). IntakeError (Chinese) when the server cannot be reached."""
+    from caiwei.accounts.permissions import ensure
+    from caiwei.accounts.roles import Capability
+
+    from .intake import IntakeError, scan_host_key
+
+    ensure(user, Capability.RECON_FORMATS, "recon.source.scan")
+    host = (host or "").strip()
+    if not host or any(c.isspace() for c in host) or len(host) > 120:
+        raise IntakeError("请先填写 SFTP 主机")
+    if not 1 <= (port or 0) <= 65535:
+        raise IntakeError("端口应在 1～65535 之间")
+    return scan_host_key(host, port)
+
+
+def pull_source_now(user, source):
+    """Start the ``recon.pull`` job of one source now (as the tick does when it is due); returns the job."""
+    from caiwei.accounts.permissions import ensure
+    from caiwei.accounts.roles import Capability
+    from caiwei.jobs.runner import start
+
+    ensure(user, Capability.RECON_FORMATS, "recon.source.pull")
+    if not visible_sources(user).filter(pk=source.pk).exists():
+        raise PermissionDenied("无权拉取该银行文件来源")
+    return start(
+        "recon.pull",
+        user=user,
+        title=f"拉取银行文件：{source.name}",
+        params={"source": source.pk},
+        region=source.region,
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_sources
 
 app_name = "recon"
 urlpatterns = [
@@ -14,4 +14,8 @@ urlpatterns = [
     path("formats/", views.format_list, name="formats"),
     path("formats/new/", views.format_new, name="format_new"),
     path("formats/<int:pk>/", views.format_edit, name="format"),
+    path("sources/", views_sources.source_list, name="sources"),
+    path("sources/new/", views_sources.source_new, name="source_new"),
+    path("sources/<int:pk>/", views_sources.source_edit, name="source"),
+    path("sources/<int:pk>/pull/", views_sources.source_pull, name="source_pull"),
 ]

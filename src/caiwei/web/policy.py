@@ -112,6 +112,7 @@ LOCAL_DECIDE = (
 REGION = "按授权区划（含下级）"
 RECON_RUN = Obj("pk", "caiwei.recon.services.visible_runs")
 RECON_BREAK = Obj("pk", "caiwei.recon.services.visible_breaks")
+RECON_SOURCE = Obj("pk", "caiwei.recon.services.visible_sources")
 RECON_SCOPE = "按授权区划（含下级）；银行用户只见本行（账号的代理银行编码）的差异与文件"
 COMPLAINT = Obj("pk", "caiwei.web.policy.visible_complaints")
 SLA_POLICY = Obj("pk", "caiwei.desk.manage_views.visible_policies")
@@ -208,6 +209,10 @@ PAGES: dict[str, Policy] = {
     "recon:formats": P(C.RECON_FORMATS),
     "recon:format_new": P(C.RECON_FORMATS),
     "recon:format": P(C.RECON_FORMATS),
+    "recon:sources": P(C.RECON_FORMATS, scope=REGION),
+    "recon:source_new": P(C.RECON_FORMATS, scope=REGION),
+    "recon:source": P(C.RECON_FORMATS, scope=REGION, objs=(RECON_SOURCE,)),
+    "recon:source_pull": P(C.RECON_FORMATS, scope=REGION, objs=(RECON_SOURCE,)),
     "recon_statements:index": P(C.RECON_VIEW, scope=STATEMENTS),
     "recon_statements:run": P(C.RECON_VIEW, scope=STATEMENTS, objs=(STATEMENT_RUN,)),
     "recon_statements:download": P(C.RECON_VIEW, scope=STATEMENTS, objs=(STATEMENT_RUN,)),
@@ -379,6 +384,17 @@ API: dict[tuple[str, str], Policy] = {
     ("GET", "/api/recon/formats/{format_id}"): P(C.RECON_FORMATS),
     ("PUT", "/api/recon/formats/{format_id}"): P(C.RECON_FORMATS),
     ("POST", "/api/recon/formats/{format_id}/preview"): P(C.RECON_FORMATS),
+    ("GET", "/api/recon/sources"): P(C.RECON_FORMATS, scope=REGION),
+    ("POST", "/api/recon/sources"): P(C.RECON_FORMATS, scope=REGION),
+    ("GET", "/api/recon/sources/{source_id}"): P(
+        C.RECON_FORMATS, scope=REGION, objs=(_api("source_id", RECON_SOURCE),)
+    ),
+    ("PUT", "/api/recon/sources/{source_id}"): P(
+        C.RECON_FORMATS, scope=REGION, objs=(_api("source_id", RECON_SOURCE),)
+    ),
+    ("POST", "/api/recon/sources/{source_id}/pull"): P(
+        C.RECON_FORMATS, scope=REGION, objs=(_api("source_id", RECON_SOURCE),)
+    ),
     ("GET", "/api/recon/statements/{run_id}"): P(
         C.RECON_VIEW, scope=STATEMENTS, objs=(_api("run_id", STATEMENT_RUN),)
     ),

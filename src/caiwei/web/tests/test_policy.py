@@ -207,6 +207,26 @@ def world(regions, make_user, tmp_path, settings):
         objs["signoff"][key] = ReconSignoff.objects.create(
             region=regions[code], bank_code="B102", month=date(2026, 1, 1), run=run
         )
+    # Bank file sources: a watched folder (empty, under the watch root of this test) in each county.
+    from caiwei.recon.formats import LAYOUT_DIR
+    from caiwei.recon.models import BankFileSource, BankFormat
+
+    settings.CAIWEI_RECON_WATCH_DIR = str(tmp_path / "recon-watch")
+    settings.CAIWEI_RECON_INBOX_DIR = str(tmp_path / "recon-inbox")
+    fmt = BankFormat.objects.create(
+        code="m-csv", name="格式", definition=(LAYOUT_DIR / "csv-gbk.yaml").read_text(encoding="utf-8")
+    )
+    objs["recon_source"] = {}
+    for key, code in (("own", OWN), ("foreign", FOREIGN)):
+        (tmp_path / "recon-watch" / key).mkdir(parents=True)
+        objs["recon_source"][key] = BankFileSource.objects.create(
+            region=regions[code],
+            name=f"来源{MARK}" if key == "foreign" else "本区来源",
+            bank_code="B102",
+            bank_format=fmt,
+            kind=BankFileSource.Kind.FOLDER,
+            directory=key,
+        )
     objs["job"] = {
         "foreign": Job.objects.create(
             kind="t", title=f"任务{MARK}", created_by=outsider, region=regions[FOREIGN]
@@ -234,6 +254,7 @@ KIND_BY_QUERYSET = {
     "caiwei.recon.services.visible_breaks": "recon_break",
     "caiwei.recon.services.statement_runs": "recon_run",
     "caiwei.recon.services.visible_signoffs": "signoff",
+    "caiwei.recon.services.visible_sources": "recon_source",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}
