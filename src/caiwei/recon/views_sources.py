@@ -19,6 +19,13 @@ from .intake import IntakeError
 from .models import BankFileSource
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A text area that never shows a value back (a private key typed is not echoed in the page)."""
+
+    def format_value(self, value):
+        return None
+
+
 class SourceForm(Styled, forms.ModelForm):
     password = forms.CharField(
         label="登录密码",
@@ -29,10 +36,10 @@ class SourceForm(Styled, forms.ModelForm):
         help_text="只写不读：加密保存，不再显示；留空则保留已保存的密码",
     )
     private_key = forms.CharField(
-        label="登录私钥（OpenSSH 格式）",
+        label="登录私钥",
         required=False,
         max_length=20000,
-        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
+        widget=WriteOnlyTextarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
         help_text="只写不读：加密保存，不再显示；留空则保留已保存的私钥",
     )
     clear_secret = forms.BooleanField(label="清除已保存的密码和私钥", required=False)
@@ -63,6 +70,9 @@ class SourceForm(Styled, forms.ModelForm):
         self.fields["bank_format"].queryset = services.visible_formats(user)
         self.fields["bank_format"].label_from_instance = lambda f: f"{f.name}（{f.code}，第 {f.version} 版）"
         self.fields["private_key"].initial = self.fields["password"].initial = ""
+        self.fields[
+            "host_key"
+        ].help_text = "形如 SHA256:…；可点“读取服务器指纹”，与银行核对无误后填入。不符即拒绝连接"
         self.style()
 
     def clean(self):

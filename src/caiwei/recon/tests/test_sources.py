@@ -4,7 +4,9 @@ with nothing saved — and 立即拉取 starts the source's recon.pull job, whos
 
 from __future__ import annotations
 
+import getpass
 import json
+import re
 import shutil
 
 import pytest
@@ -14,7 +16,10 @@ from caiwei.jobs.models import Job, JobStatus
 from caiwei.recon.models import BankFileIntake, BankFileSource, BankFormat
 from caiwei.recon.sources import SANDBOX_LAYOUTS
 
+from . import test_intake
 from .test_intake import BANKS, expected, write_bank
+
+sshd = test_intake.sshd  # the real OpenSSH server on loopback (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -235,3 +240,35 @@ def test_pull_now_takes_the_files_of_a_watched_folder(recon, places, client_for)
     assert row.state == BankFileIntake.State.REFUSED and refused["name"] == bad.name
     html = client.get("/recon/sources/").content.decode()
     assert f'data-intake="{row.pk}" data-state="refused"' in html and row.error["field"] in html
+
+
+def test_the_server_fingerprint_is_read_for_the_operator_never_pinned_by_itself(
+    recon, places, client_for, sshd
+):
+    client = client_for(recon["people"]["engineer"])
+    form = sftp_form(
+        recon,
+        host="127.0.0.1",
+        port=sshd.port,
+        username=getpass.getuser(),
+        password="",
+        private_key=sshd.client_key.read_text(),
+        host_key="",
+        directory=str(sshd.folder),
+    )
+    response = client.post("/recon/sources/new/", form | {"action": "scan"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    shown = re.search(r"<code data-fingerprint>([^<]+)</code>", html).group(1)
+    assert shown == sshd.fingerprint  # as OpenSSH's ssh-keygen -lf prints it
+    assert not BankFileSource.objects.exists()
+    assert sshd.client_key.read_text().strip() not in html  # the key typed is not echoed back either
+    # saved without putting it in the field: refused, nothing pinned
+    response = client.post("/recon/sources/new/", form)
+    assert response.status_code == 200 and 'data-error="host_key"' in response.content.decode()
+    assert not BankFileSource.objects.exists()
+    response = client.post("/recon/sources/new/", form | {"host_key": shown})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    source = BankFileSource.objects.get()
+    assert source.host_key == sshd.fingerprint and source.key_secret
+    assert sshd.client_key.read_text().strip() not in audit_text(source)

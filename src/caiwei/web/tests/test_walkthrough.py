@@ -58,6 +58,7 @@ ACRONYMS = {
     "PDF", "SLA", "SQL", "TB", "TOTP", "URL", "XML", "UTC", "SSL", "TLS", "CA", "UI", "PC",
     "GET", "POST", "PUT", "PATCH", "DELETE",  # HTTP methods, named as such in API references
     "IMAP", "SMTP", "POP3", "LDAP",  # mail and directory protocols
+    "SFTP", "SSH",  # file transfer (the reconciliation's bank file sources)
 }  # fmt: skip
 # 2. names of products and formats, which are proper names and are not translated;
 PRODUCTS = {
