@@ -105,10 +105,9 @@ def test_runs_and_breaks_over_the_api(recon, client_for):
 def test_uploaded_files_over_the_api(recon, client_for):
     client = client_for(recon["people"]["finance"])
     path, bank = csv_file(recon)
-    bad = "交易日期,支付凭证号,银行流水号,付款账号,付款户名,收款账号,收款户名,金额,用途,区划代码\n".encode(
-        "gbk"
-    )
-    bad += "20260105,PV1,SN1,1,甲,2,乙,十元,用途,152500000\n".encode("gbk")
+    bad = "交易日期,支付凭证号,银行流水号,付款账号,付款户名,收款账号,收款户名,金额,用途,区划代码,交易状态,退票原因\n"
+    bad += "20260105,PV1,SN1,1,甲,2,乙,十元,用途,152500000,成功,\n"
+    bad = bad.encode("gbk")
     response = start(
         client,
         recon,

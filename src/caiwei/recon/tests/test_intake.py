@@ -177,8 +177,12 @@ def bank_formats(db):
     """The shipped definitions as the platform's bank formats, one per sandbox layout."""
     out = {}
     for fmt, stem in SANDBOX_LAYOUTS.items():
-        out[fmt] = BankFormat.objects.create(
-            code=stem, name=stem, definition=(formats.LAYOUT_DIR / f"{stem}.yaml").read_text(encoding="utf-8")
+        out[fmt], _ = BankFormat.objects.update_or_create(  # shipped by a data migration; made sure of here
+            code=stem,
+            defaults={
+                "name": stem,
+                "definition": (formats.LAYOUT_DIR / f"{stem}.yaml").read_text(encoding="utf-8"),
+            },
         )
     return out
 

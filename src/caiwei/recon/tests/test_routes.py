@@ -33,8 +33,11 @@ def recon_routes():
 
 def fill(route: str, rule, run, brk) -> str:
     values = {}
-    for obj in rule.objs:
-        values[obj.kwarg] = run.pk if obj.queryset.endswith("visible_runs") else brk.pk
+    for obj in rule.objs:  # a run or a break; any other object (a sign-off, a source) stays unknown
+        if obj.queryset.endswith(("visible_runs", "statement_runs")):
+            values[obj.kwarg] = run.pk
+        elif obj.queryset.endswith("visible_breaks"):
+            values[obj.kwarg] = brk.pk
     return re.sub(r"[<{](?:[^>:}]+:)?([^>}]+)[>}]", lambda m: str(values.get(m.group(1), 987654321)), route)
 
 

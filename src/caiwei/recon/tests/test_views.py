@@ -201,10 +201,9 @@ def test_uploaded_files_each_with_its_format_and_a_refused_file_named(recon, cli
     client = client_for(people["finance"])
     path, bank = csv_file(recon)
     csv_format = BankFormat.objects.get(code="csv-gbk")
-    bad = "交易日期,支付凭证号,银行流水号,付款账号,付款户名,收款账号,收款户名,金额,用途,区划代码\n".encode(
-        "gbk"
-    )
-    bad += "2026-13-45,PV1,SN1,1,甲,2,乙,10.00,用途,152500000\n".encode("gbk")
+    bad = "交易日期,支付凭证号,银行流水号,付款账号,付款户名,收款账号,收款户名,金额,用途,区划代码,交易状态,退票原因\n"
+    bad += "2026-13-45,PV1,SN1,1,甲,2,乙,10.00,用途,152500000,成功,\n"
+    bad = bad.encode("gbk")
     response = client.post(
         "/recon/run/",
         {
