@@ -25,7 +25,6 @@ def _date(value: str) -> date:
 class Command(BaseCommand):
     help = (
         "对账：pull 从 SFTP 或监视目录取银行文件；run 把代理银行文件、人民银行清算文件与财政库的支付凭证对账，保存差异并结转到下次对账；"
-        "对账：run 把代理银行文件、人民银行清算文件与财政库的支付凭证对账，保存差异并结转到下次对账；"
         "statement 输出对账单与余额调节表；signoff 月度对账签认；"
         "diff 比较两个库中的同一张表（校验和下推、只对不同的键区间二分）"
     )
