@@ -180,7 +180,23 @@ def run_reconciliation(
                     "bank_code": _break_bank(con, b),
                 }
                 for b in result.breaks
-                if pboc_file or not b["kind"].startswith("clearing")
+                if (pboc_file or not b["kind"].startswith("clearing")) and b["kind"] != "book_only"
+            ]
+            # 仅我方有 only for the vouchers of the period: a voucher of an earlier day was paid in that day's files,
+            # which a run over the period's files did not read (the book is the whole year's).
+            unseen = [v for b in result.breaks if b["kind"] == "book_only" for v in b["vouchers"]]
+            inside = {
+                r[0]
+                for r in con.execute(
+                    "SELECT vou_no FROM book WHERE vou_no IN (SELECT unnest(?::VARCHAR[])) "
+                    "AND vou_date BETWEEN ? AND ?",
+                    [unseen, run.period_start, run.period_end],
+                ).fetchall()
+            }
+            found += [
+                {**b, "line_details": [], "bank_code": _break_bank(con, b)}
+                for b in result.breaks
+                if b["kind"] == "book_only" and set(b["vouchers"]) <= inside
             ]
             for b in found:
                 b["fingerprint"] = fingerprint(b["kind"], b["vouchers"], b["line_details"], b["note"])
@@ -278,7 +294,14 @@ def keep_breaks(
         created._period_checked = True
         created.save()
         new += 1
-    gone = [b for k, b in open_by_print.items() if k not in seen and not frozen(b.bank_code, b.day)]
+    # what this run did not look at, it cannot say is gone: a break of a day outside its period stays open
+    gone = [
+        b
+        for k, b in open_by_print.items()
+        if k not in seen
+        and not frozen(b.bank_code, b.day)
+        and (b.day is None or run.period_start <= b.day <= run.period_end)
+    ]
     for b in gone:
         b.state, b.resolution = ReconBreak.State.CLEARED, f"第 {run.pk} 次对账已无此差异"
         b.resolved_at = timezone.now()
@@ -507,6 +530,11 @@ def start_run(
         errors.append("应满足 期间起 ≤ 期间止 ≤ 对账日")
     elif (period_end - period_start).days > 400 or period_start.year != period_end.year:
         errors.append("对账期间应在同一年度内")
+    else:
+        try:  # a signed month is refused on the form, before a run or an uploaded file is written
+            ensure_can_run(region.pk, period_start, period_end)
+        except PeriodSigned as exc:
+            errors.extend(exc.messages)
     try:
         tol = Tolerance.from_dict(tolerance or {})
     except ValueError as exc:
