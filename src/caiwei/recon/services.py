@@ -254,14 +254,25 @@ def keep_breaks(
     if not clearing:
         scope = scope.exclude(kind__startswith="clearing")
     open_by_print = {b.fingerprint: b for b in scope.filter(state=ReconBreak.State.OPEN).select_for_update()}
-    seen, new, untouched = set(), 0, 0
-    for b in found:
+    # A difference someone resolved with a reason (a known, explained difference) that this run finds again is the
+    # same record: it stays resolved, with its reason, owner, comments and ticket, and is not opened a second time.
+    prints = [fingerprint(b["kind"], b["vouchers"], b["line_details"], b["note"]) for b in found]
+    resolved_by_print = {
+        b.fingerprint: b
+        for b in scope.filter(state=ReconBreak.State.RESOLVED, fingerprint__in=prints)
+        .order_by("resolved_at")
+        .select_for_update()
+    }
+    seen, new, untouched, still_resolved = set(), 0, 0, 0
+    for b, key in zip(found, prints, strict=True):
         lines = b["line_details"]
-        key = fingerprint(b["kind"], b["vouchers"], lines, b["note"])
         if key in seen:
             continue
         seen.add(key)
         existing = open_by_print.get(key)
+        if existing is None and key in resolved_by_print:
+            existing = resolved_by_print[key]
+            still_resolved += 1
         bank_code, day = b.get("bank_code", ""), b.get("day")
         if (existing and frozen(existing.bank_code, existing.day)) or frozen(bank_code, day):
             untouched += 1
@@ -308,7 +319,7 @@ def keep_breaks(
         b._period_checked = True
         b.save(update_fields=["state", "resolution", "resolved_at"])
     run.breaks_new = new
-    run.breaks_open = len(seen)
+    run.breaks_open = len(seen) - still_resolved
     if untouched:
         run.message = f"已签认期间的差异 {untouched} 条保持签认时的状态（已签认期间只读）"
     run.status, run.finished_at = ReconRun.Status.DONE, timezone.now()

@@ -101,6 +101,25 @@ def test_a_difference_that_is_gone_is_marked_cleared(sandbox, regions, tmp_path)
     assert second.breaks_open == first.breaks_open - 1
 
 
+def test_a_resolved_difference_found_again_stays_the_same_resolved_record(sandbox, regions, make_user):
+    region = regions["152500000"]
+    first = run_once(sandbox, region)
+    brk = ReconBreak.objects.get(first_run=first, kind="amount")
+    owner = make_user("recon-resolver", "engineer", regions=("152500000",))
+    BreakComment.objects.create(brk=brk, author=owner, text="银行少付，已约定下月补付")
+    brk.state, brk.resolution, brk.resolved_by = ReconBreak.State.RESOLVED, "已约定下月补付", owner
+    brk.save()
+    count = ReconBreak.objects.filter(region=region).count()
+
+    second = run_once(sandbox, region)
+    brk.refresh_from_db()
+    # not opened a second time: the same record, still resolved with its reason and comment, seen by this run
+    assert ReconBreak.objects.filter(region=region).count() == count
+    assert brk.state == ReconBreak.State.RESOLVED and brk.resolution == "已约定下月补付"
+    assert brk.last_run == second and brk.comments.count() == 1
+    assert second.breaks_new == 0 and second.breaks_open == first.breaks_open - 1
+
+
 def test_resolving_needs_a_reason(sandbox, regions):
     first = run_once(sandbox, regions["152500000"])
     b = ReconBreak.objects.filter(first_run=first).first()
