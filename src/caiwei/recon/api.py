@@ -19,7 +19,7 @@ from caiwei.regions.scoping import visible_regions
 
 from . import services
 from .engine import BREAKS
-from .models import BankFormat, ReconBreak, ReconRun
+from .models import SOURCE_SETTINGS, BankFormat, ReconBreak, ReconRun
 
 router = Router(tags=["对账"])
 ID = Path(..., gt=0, le=2**63 - 1)
@@ -463,20 +463,7 @@ def _save_source(request, source, data: SourceIn):
         raise ValidationError({"kind": "方式应为 sftp（SFTP 拉取）或 folder（监视目录）"})
     source = source or BankFileSource()
     source.region, source.bank_format = region, fmt
-    for f in (
-        "name",
-        "bank_code",
-        "kind",
-        "host",
-        "port",
-        "username",
-        "host_key",
-        "directory",
-        "pattern",
-        "interval_minutes",
-        "business_days_only",
-        "enabled",
-    ):
+    for f in SOURCE_SETTINGS:
         value = getattr(data, f)
         setattr(source, f, value.strip() if isinstance(value, str) else value)
     if source.kind == BankFileSource.Kind.FOLDER:

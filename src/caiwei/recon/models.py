@@ -299,6 +299,23 @@ class ReconSignoff(models.Model):
         return super().delete(*args, **kwargs)
 
 
+# The settings of a source an operator edits (page and API alike), besides its region and format and the secrets.
+SOURCE_SETTINGS = (
+    "name",
+    "bank_code",
+    "kind",
+    "host",
+    "port",
+    "username",
+    "host_key",
+    "directory",
+    "pattern",
+    "interval_minutes",
+    "business_days_only",
+    "enabled",
+)
+
+
 class BankFileSource(models.Model):
     """银行文件来源: where an agent bank's files are fetched from — an SFTP server (the password or private key sealed
     with SM4-GCM, bound to host, port and user; the server's host key pinned by fingerprint) or a watched folder on

@@ -773,24 +773,31 @@ def assign_break(user, brk: ReconBreak, owner) -> ReconBreak:
     return brk
 
 
+def _long_text(value: str, field: str, label: str, when_empty: str) -> str:
+    """A comment or a reason as written: required, at most 4000 characters, no control characters."""
+    from caiwei.inputs import text_problem
+
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError({field: when_empty})
+    if len(value) > 4000:
+        raise ValidationError({field: f"{label}至多 4000 字"})
+    if problem := text_problem(value, multiline=True):
+        raise ValidationError({field: f"{label}{problem}"})
+    return value
+
+
 def comment_break(user, brk: ReconBreak, text: str):
     """填写意见: anyone who sees the break (a bank user on their bank's)."""
     from caiwei.accounts.permissions import ensure
     from caiwei.accounts.roles import Capability
-    from caiwei.inputs import text_problem
 
     from .models import BreakComment
 
     ensure(user, Capability.RECON_VIEW, "recon.break.comment")
     if not visible_breaks(user).filter(pk=brk.pk).exists():
         raise PermissionDenied("无权查看该差异")
-    text = (text or "").strip()
-    if not text:
-        raise ValidationError({"text": "意见不能为空"})
-    if len(text) > 4000:
-        raise ValidationError({"text": "意见至多 4000 字"})
-    if problem := text_problem(text, multiline=True):
-        raise ValidationError({"text": f"意见{problem}"})
+    text = _long_text(text, "text", "意见", "意见不能为空")
     with transaction.atomic():
         note = BreakComment.objects.create(brk=brk, author=user, text=text)
         record(
@@ -805,16 +812,9 @@ def comment_break(user, brk: ReconBreak, text: str):
 
 def resolve_break(user, brk: ReconBreak, reason: str) -> ReconBreak:
     """标为已解决 with the reason (required: an empty one is refused and nothing is saved)."""
-    from caiwei.inputs import text_problem
 
     _ensure_run_right(user, brk, "recon.break.resolve")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "请填写处理说明：差异须写明原因才能标为已解决"})
-    if len(reason) > 4000:
-        raise ValidationError({"reason": "处理说明至多 4000 字"})
-    if problem := text_problem(reason, multiline=True):
-        raise ValidationError({"reason": f"处理说明{problem}"})
+    reason = _long_text(reason, "reason", "处理说明", "请填写处理说明：差异须写明原因才能标为已解决")
     with transaction.atomic():
         brk = ReconBreak.objects.select_for_update().get(pk=brk.pk)
         if brk.state != ReconBreak.State.OPEN:

@@ -16,7 +16,7 @@ from caiwei.regions.scoping import visible_regions
 
 from . import services
 from .intake import IntakeError
-from .models import BankFileSource
+from .models import SOURCE_SETTINGS, BankFileSource
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -46,22 +46,7 @@ class SourceForm(Styled, forms.ModelForm):
 
     class Meta:
         model = BankFileSource
-        fields = [
-            "region",
-            "name",
-            "bank_code",
-            "bank_format",
-            "kind",
-            "host",
-            "port",
-            "username",
-            "host_key",
-            "directory",
-            "pattern",
-            "interval_minutes",
-            "business_days_only",
-            "enabled",
-        ]
+        fields = ["region", "bank_format", *SOURCE_SETTINGS]
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
