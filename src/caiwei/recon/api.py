@@ -402,6 +402,7 @@ def _source_out(s, user=None, full: bool = False) -> dict[str, Any]:
         "interval_minutes": s.interval_minutes,
         "business_days_only": s.business_days_only,
         "enabled": s.enabled,
+        "reconcile_database": s.reconcile_database_id,
         "next_run_at": s.next_run_at,
         "last_run_at": s.last_run_at,
         "last_ok": s.last_ok,
@@ -448,6 +449,9 @@ class SourceIn(Schema):
     interval_minutes: int = Field(60, ge=0, le=10**6)
     business_days_only: bool = True
     enabled: bool = True
+    reconcile_database: int | None = Field(
+        None, description="取件后对账的财政数据库编号（留空：只取件，不自动对账）"
+    )
 
 
 def _save_source(request, source, data: SourceIn):
@@ -463,7 +467,15 @@ def _save_source(request, source, data: SourceIn):
         raise ValidationError({"kind": "方式应为 sftp（SFTP 拉取）或 folder（监视目录）"})
     source = source or BankFileSource()
     source.region, source.bank_format = region, fmt
-    for f in SOURCE_SETTINGS:
+    database = None
+    if data.reconcile_database is not None:
+        database = services.run_databases(request.user).filter(pk=data.reconcile_database).first()
+        if database is None:
+            raise ValidationError(
+                {"reconcile_database": f"财政数据库 {data.reconcile_database} 不存在或不在您的授权范围内"}
+            )
+    source.reconcile_database = database
+    for f in SOURCE_SETTINGS[:-1]:  # the last, the finance database, is set above
         value = getattr(data, f)
         setattr(source, f, value.strip() if isinstance(value, str) else value)
     if source.kind == BankFileSource.Kind.FOLDER:

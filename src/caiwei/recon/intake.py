@@ -201,6 +201,11 @@ def source_problems(source: BankFileSource) -> dict[str, str]:
             watched_dir(source.directory)
         except IntakeError as exc:
             out["directory"] = str(exc)
+    database = source.reconcile_database if source.reconcile_database_id else None
+    if database is not None and source.region_id:
+        region = source.region
+        if not database.target.region.path.startswith(region.path):
+            out["reconcile_database"] = f"取件后对账的财政数据库应属于{region.name}或其下级"
     return out
 
 
@@ -898,3 +903,38 @@ def bank_files(intakes) -> list[tuple[Path, formats.Definition, str]]:
             parsed[fmt.pk] = formats.parse_definition(fmt.definition)
         out.append((stored_path(intake), parsed[fmt.pk], intake.bank_code))
     return out
+
+
+def reconcile_month(source: BankFileSource, today=None):
+    """对账 of the source's bank for the month so far, against the source's finance database, with every file this
+    source accepted this month (a later file of a day replaces nothing: each file is read as it came). Started by the
+    pull job when the pull took new files; runs in the background like a run from the page (system-initiated: no
+    user, recorded in the audit chain as such). A signed month is refused by ``start_run`` with its reason."""
+    from django.core.files import File
+
+    from .services import start_run
+
+    today = today or timezone.localdate()
+    month = today.replace(day=1)
+    intakes = list(
+        BankFileIntake.objects.filter(
+            source=source, state=BankFileIntake.State.ACCEPTED, fetched_at__date__gte=month
+        ).select_related("bank_format")
+    )
+    handles = [stored_path(intake).open("rb") for intake in intakes]
+    try:
+        return start_run(
+            None,
+            region=source.region,
+            database=source.reconcile_database,
+            period_start=month,
+            period_end=today,
+            as_of=today,
+            uploads=[
+                (File(handle, name=intake.name), intake.bank_format, source.bank_code)
+                for handle, intake in zip(handles, intakes, strict=True)
+            ],
+        )
+    finally:
+        for handle in handles:
+            handle.close()

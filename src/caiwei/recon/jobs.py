@@ -18,7 +18,14 @@ def pull_job(ctx: JobContext) -> dict:
     ctx.log(result.text())
     if not result.ok:
         raise RuntimeError(result.message)
-    return result.as_dict()
+    out = result.as_dict()
+    if result.accepted and source.reconcile_database_id:
+        from .intake import reconcile_month
+
+        run = reconcile_month(source)
+        ctx.log(f"已发起对账 #{run.pk}（{run.period_start}—{run.period_end}）")
+        out["reconciliation"] = run.pk
+    return out
 
 
 @on_tick

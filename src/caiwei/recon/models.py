@@ -313,6 +313,7 @@ SOURCE_SETTINGS = (
     "interval_minutes",
     "business_days_only",
     "enabled",
+    "reconcile_database",
 )
 
 
@@ -350,6 +351,17 @@ class BankFileSource(models.Model):
     interval_minutes = models.PositiveIntegerField("拉取间隔（分钟）", default=60)
     business_days_only = models.BooleanField("仅工作日", default=True)
     enabled = models.BooleanField("启用", default=True)
+    # Scheduled reconciliation: after a pull that accepted new files, the bank's month so far is reconciled against
+    # this finance database with every file of the month taken from this source (empty: files are only taken).
+    reconcile_database = models.ForeignKey(
+        "checks.TargetDatabase",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="取件后对账的财政数据库",
+        help_text="选定后，每次取到新文件即对本月至今对账（本银行、本来源本月取到的全部文件）",
+    )
     next_run_at = models.DateTimeField("下次拉取", null=True, blank=True)
     last_run_at = models.DateTimeField("最近拉取", null=True, blank=True)
     last_ok = models.BooleanField("最近拉取成功", null=True, blank=True)

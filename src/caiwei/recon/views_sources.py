@@ -53,6 +53,7 @@ class SourceForm(Styled, forms.ModelForm):
         self.fields["region"].queryset = visible_regions(user).order_by("path")
         self.fields["region"].label_from_instance = lambda r: f"{r.name}（{r.code}）"
         self.fields["bank_format"].queryset = services.visible_formats(user)
+        self.fields["reconcile_database"].queryset = services.run_databases(user)
         self.fields["bank_format"].label_from_instance = lambda f: f"{f.name}（{f.code}，第 {f.version} 版）"
         self.fields["private_key"].initial = self.fields["password"].initial = ""
         self.fields[

@@ -272,3 +272,41 @@ def test_the_server_fingerprint_is_read_for_the_operator_never_pinned_by_itself(
     source = BankFileSource.objects.get()
     assert source.host_key == sshd.fingerprint and source.key_secret
     assert sshd.client_key.read_text().strip() not in audit_text(source)
+
+
+def test_a_pull_that_takes_new_files_reconciles_the_month_so_far(recon, places, client_for):
+    """Scheduled reconciliation: a source with a finance database reconciles the month so far after each pull
+    that took new files, with every file it took this month; a pull that takes nothing starts no run."""
+    from caiwei.recon.models import ReconRun
+
+    drop = places / "watch" / "b101"
+    files = write_bank(places / "made", "B101")
+    for path in files:
+        shutil.copy2(path, drop / path.name)
+    client = client_for(recon["people"]["pm"])
+    form = sftp_form(recon, kind="folder", directory="b101", host="", username="", password="", pattern="*")
+    response = client.post("/recon/sources/new/", form | {"reconcile_database": recon["database"].pk})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    source = BankFileSource.objects.get()
+    assert source.reconcile_database == recon["database"]
+
+    out = client.post(f"/api/recon/sources/{source.pk}/pull").json()
+    assert out["status"] == JobStatus.SUCCEEDED, out
+    run = ReconRun.objects.get(pk=out["result"]["reconciliation"])
+    today = run.as_of
+    assert run.status == ReconRun.Status.DONE and run.created_by is None
+    assert (run.period_start, run.period_end) == (today.replace(day=1), today)
+    assert run.sources["files"] == len(files) and run.sources["refused"] == []
+    assert run.sources["lines"] == sum(expected(p)[0] for p in files)
+    # nothing new at the next pull: no second run
+    out = client.post(f"/api/recon/sources/{source.pk}/pull").json()
+    assert "reconciliation" not in out["result"] and ReconRun.objects.count() == 1
+    # a finance database of another region is refused on the field, over the API too
+    other = client.put(
+        f"/api/recon/sources/{source.pk}",
+        json.dumps({**api_body(recon), "reconcile_database": 987654321}),
+        content_type="application/json",
+    )
+    assert other.status_code == 400 and "财政数据库 987654321 不存在" in json.dumps(
+        other.json(), ensure_ascii=False
+    )
