@@ -59,6 +59,7 @@ ACRONYMS = {
     "GET", "POST", "PUT", "PATCH", "DELETE",  # HTTP methods, named as such in API references
     "IMAP", "SMTP", "POP3", "LDAP",  # mail and directory protocols
     "SFTP", "SSH",  # file transfer (the reconciliation's bank file sources)
+    "GBK", "YAML",  # a character set and the notation of the bank file layouts, named as such
 }  # fmt: skip
 # 2. names of products and formats, which are proper names and are not translated;
 PRODUCTS = {
