@@ -256,7 +256,10 @@ def keep_breaks(
     open_by_print = {b.fingerprint: b for b in scope.filter(state=ReconBreak.State.OPEN).select_for_update()}
     # A difference someone resolved with a reason (a known, explained difference) that this run finds again is the
     # same record: it stays resolved, with its reason, owner, comments and ticket, and is not opened a second time.
-    prints = [fingerprint(b["kind"], b["vouchers"], b["line_details"], b["note"]) for b in found]
+    prints = [
+        b.get("fingerprint") or fingerprint(b["kind"], b["vouchers"], b["line_details"], b["note"])
+        for b in found
+    ]  # run_reconciliation has computed them already (the statements' totals name breaks by them)
     resolved_by_print = {
         b.fingerprint: b
         for b in scope.filter(state=ReconBreak.State.RESOLVED, fingerprint__in=prints)
