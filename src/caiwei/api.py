@@ -19,6 +19,9 @@ from caiwei.checks.api import router as checks_router
 from caiwei.checks.custom_api import router as local_rules_router
 from caiwei.desk.api import router as desk_router
 from caiwei.jobs.api import router as jobs_router
+from caiwei.dataops.api_backups import router as data_backups_router
+from caiwei.dataops.api_changes import router as data_changes_router
+from caiwei.dataops.api_console import router as data_query_router
 from caiwei.recon.api import router as recon_router
 from caiwei.recon.api_statements import signoffs_router as recon_signoffs_router
 from caiwei.recon.api_statements import statements_router as recon_statements_router
@@ -179,3 +182,6 @@ api.add_router("/checks", checks_router)
 api.add_router("/recon", recon_router)
 api.add_router("/recon/statements", recon_statements_router)
 api.add_router("/recon/signoffs", recon_signoffs_router)
+api.add_router("/data/query", data_query_router)
+api.add_router("/data/changes", data_changes_router)
+api.add_router("/data/backups", data_backups_router)

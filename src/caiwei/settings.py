@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "caiwei.desk",
     "caiwei.checks",
     "caiwei.recon",
+    "caiwei.dataops",
     "caiwei.web",
 ]
 

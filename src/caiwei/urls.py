@@ -29,6 +29,7 @@ urlpatterns = [
     path("checks/", include("caiwei.checks.urls")),
     path("recon/", include("caiwei.recon.urls")),
     path("recon/statements/", include("caiwei.recon.urls_statements")),
+    path("data/", include("caiwei.dataops.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

@@ -46,6 +46,12 @@ class Capability(models.TextChoices):
     RECON_RUN = "recon.run", "执行对账、处理差异"
     RECON_FORMATS = "recon.formats", "维护银行文件格式"
     RECON_SIGN = "recon.sign", "签认月度对账"
+    DATA_VIEW = "data.view", "查看数据变更、备份与恢复演练"
+    DATA_QUERY = "data.query", "在财政库上执行只读查询"
+    DATA_GRANT = "data.grant", "授予查询权限、审批查询结果导出"
+    DATA_CHANGE = "data.change", "提交、执行与回滚数据变更"
+    DATA_APPROVE = "data.approve", "审批数据变更"
+    DATA_BACKUP = "data.backup", "备份、按范围恢复与灾难恢复演练"
 
 
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -73,6 +79,14 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     Capability.RECON_RUN: OPS_ROLES | {Role.FINANCE_STAFF},
     Capability.RECON_FORMATS: frozenset({Role.PROJECT_MANAGER, Role.ENGINEER}),
     Capability.RECON_SIGN: FINANCE_ROLES | {Role.BANK_USER},
+    # 数据运维: the console is further narrowed by per-user grants (targets, logical tables); a change is written by
+    # an engineer and approved by the bureau's approver, never by its author (dataops enforces author ≠ approver).
+    Capability.DATA_VIEW: OPS_ROLES | FINANCE_ROLES,
+    Capability.DATA_QUERY: frozenset({Role.ENGINEER, Role.PROJECT_MANAGER, Role.FINANCE_STAFF}),
+    Capability.DATA_GRANT: frozenset({Role.PROJECT_MANAGER}),
+    Capability.DATA_CHANGE: frozenset({Role.ENGINEER, Role.PROJECT_MANAGER}),
+    Capability.DATA_APPROVE: frozenset({Role.FINANCE_APPROVER}),
+    Capability.DATA_BACKUP: frozenset({Role.ENGINEER, Role.PROJECT_MANAGER}),
 }
 
 

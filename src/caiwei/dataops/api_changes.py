@@ -1,0 +1,5 @@
+"""HTTP API of the changes part of 数据运维."""
+
+from ninja import Router
+
+router = Router(tags=["数据运维"])

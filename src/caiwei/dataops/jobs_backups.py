@@ -1,0 +1,1 @@
+"""Jobs of scheduled backups and DR drills (filled by the backups part)."""

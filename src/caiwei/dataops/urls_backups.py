@@ -1,0 +1,3 @@
+"""Pages of the backups part of 数据运维."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Pages of the console part of 数据运维."""
+
+urlpatterns: list = []
