@@ -417,7 +417,7 @@ SANDBOX_INFO = Table(
     "sandbox_info",
     metadata,
     Column("info_key", String(30), primary_key=True),
-    Column("info_value", Text, nullable=False)  # the generation spec as JSON: one entry per fault type,
+    Column("info_value", Text, nullable=False),  # the generation spec as JSON: one entry per fault type
     comment="生成参数（种子、规模、截止日期）",
 )
 
