@@ -160,16 +160,8 @@ SELECT_ARGS = frozenset(
     | {"distinct", "windows", "kind"}
 )
 # Functions whose result is one of their arguments unchanged: a classified argument stays classified (and masked).
-PASS_THROUGH = (
-    exp.Min,
-    exp.Max,
-    exp.Coalesce,
-    exp.Greatest,
-    exp.Least,
-    exp.FirstValue,
-    exp.LastValue,
-    exp.AnyValue,
-)
+PASS_THROUGH = (exp.Coalesce, exp.FirstValue, exp.LastValue, exp.AnyValue)
+RANKING = (exp.Min, exp.Max, exp.Greatest, exp.Least)  # pass through, but pick by comparing the values
 
 
 # --- results --------------------------------------------------------------------------------------------------
@@ -226,9 +218,10 @@ class Lin:
 
     srcs: frozenset = frozenset()
     other: bool = False
+    ranked: bool = False  # chosen by comparing classified values (MIN, MAX, GREATEST, LEAST): shown, never compared
 
     def __or__(self, o: Lin) -> Lin:
-        return Lin(self.srcs | o.srcs, self.other or o.other)
+        return Lin(self.srcs | o.srcs, self.other or o.other, self.ranked or o.ranked)
 
     @property
     def classified(self) -> bool:
@@ -309,6 +302,8 @@ class Reviewer:
             if len(left) != len(right):
                 raise Refused("UNION / INTERSECT / EXCEPT 两侧的列数不同")
             outs = [(name, a | b) for (name, a), (_, b) in zip(left, right, strict=True)]
+            if node.args.get("distinct") is not False:
+                _no_dedup(outs, type(node).__name__.upper())
             self.tail(node, outs, outer)
             return outs
         if isinstance(node, exp.Values):
@@ -431,6 +426,8 @@ class Reviewer:
             label = projection.alias_or_name or projection.sql()
             outs.append((_name(projection.alias_or_name), self.value(projection, env, ctes, f"输出列“{label}”")))
         env.aliases = {name: lin for name, lin in outs if name}
+        if node.args.get("distinct") is not None:
+            _no_dedup(outs, "DISTINCT")
         for join in node.args.get("joins") or []:
             if join.args.get("on") is not None:
                 self.condition(join.args["on"], env, ctes, "JOIN … ON")
@@ -542,6 +539,9 @@ class Reviewer:
             return _union([self.value(c, env, ctes, where) for c in node.expressions] or [OTHER])
         if isinstance(node, PASS_THROUGH):
             return _union([self.value(c, env, ctes, where) for c in _children(node)] or [OTHER])
+        if isinstance(node, RANKING):
+            lin = _union([self.value(c, env, ctes, where) for c in _children(node)] or [OTHER])
+            return Lin(lin.srcs, lin.other, lin.classified)
         if isinstance(node, exp.Nullif):
             kept = self.value(node.this, env, ctes, where)
             self.equality(node.this, node.expression, env, ctes, where)
@@ -606,6 +606,8 @@ class Reviewer:
             self._key_pair([la, lb], "", where)
             return
         kept, other = (la, b) if la.classified else (lb, a)
+        if kept.ranked:
+            raise Refused(f"{where} 中经 MIN / MAX 等比较选出的敏感列 {kept.names()} 不能再用于比较（会泄露排序）")
         if not kept.pure:
             raise Refused(f"{where} 中的敏感列 {kept.names()} 只能原样与常量比较")
         if not _constant(other):
@@ -621,6 +623,8 @@ class Reviewer:
         if len(classified) != len(lins) or not all(lin.pure for lin in lins):
             names = _union(classified).names()
             raise Refused(f"{where} 中的敏感列 {names} 只能与常量或同类的敏感列做等值比较")
+        if any(lin.ranked for lin in lins):
+            raise Refused(f"{where} 中经 MIN / MAX 等比较选出的敏感列 {_union(lins).names()} 不能再用于比较（会泄露排序）")
         kinds = {lin.kinds for lin in lins}
         if len(kinds) != 1:
             raise Refused(f"{where} 中比较了不同类别的敏感列 {_union(lins).names()}")
@@ -642,6 +646,8 @@ class Reviewer:
             if li.classified:
                 raise Refused(f"{where} 中的 IN 列表不能含敏感列 {li.names()}")
         if lt.classified:
+            if lt.ranked:
+                raise Refused(f"{where} 中经 MIN / MAX 等比较选出的敏感列 {lt.names()} 不能再用于比较（会泄露排序）")
             if not lt.pure:
                 raise Refused(f"{where} 中的敏感列 {lt.names()} 只能原样与常量比较")
             bad = [i for i in items if not _constant(i)]
@@ -680,6 +686,15 @@ class Reviewer:
                 part = spec.args.get(key)
                 if isinstance(part, exp.Expression) and not isinstance(part, exp.Literal | exp.Var):
                     self.plain(self.value(part, env, ctes, "窗口范围"), "窗口范围", part)
+
+
+def _no_dedup(outs: list[tuple[str, Lin]], what: str) -> None:
+    classified = [lin for _, lin in outs if lin.classified]
+    if classified:
+        raise Refused(
+            f"输出含敏感列 {_union(classified).names()} 时不能用 {what} 去重（去重会比较、排序敏感值，泄露其内容），"
+            "如需合并结果请用 UNION ALL"
+        )
 
 
 def _union(lins: Iterable[Lin]) -> Lin:
@@ -952,6 +967,7 @@ def mask_rows(plan: Plan, raw_rows: Iterable[tuple]) -> tuple[list[list[Any]], l
 
 def explain_error(exc: Exception, timeout_s: int) -> str:
     text = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    text = mask_shape(text)[0]  # a value quoted in an error message is a cell like any other
     lowered = text.lower()
     if any(w in lowered for w in ("statement timeout", "canceling statement", "interrupted", "max_statement_time")):
         return f"执行超时（超过 {timeout_s} 秒），已中止"
