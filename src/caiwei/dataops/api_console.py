@@ -85,7 +85,9 @@ class RunIn(Schema):
     ticket: Line(20) = Field("", description="关联的工单号（可选）")
 
 
-@router.post("/run", summary="执行一条只读查询：先审查（拒绝时给出原因），再在只读会话中执行，结果按列分级脱敏")
+@router.post(
+    "/run", summary="执行一条只读查询：先审查（拒绝时给出原因），再在只读会话中执行，结果按列分级脱敏"
+)
 def run(request, data: RunIn):
     user = request.user
     ensure(user, Capability.DATA_QUERY, "api:data.query.run")
@@ -110,7 +112,9 @@ def run(request, data: RunIn):
 
 
 @router.get("/history", summary="查询记录（按授权区划；含被拒绝的查询）")
-def history(request, mine: bool = Query(False, description="只看本人的"), limit: int = Query(100, ge=1, le=1000)):
+def history(
+    request, mine: bool = Query(False, description="只看本人的"), limit: int = Query(100, ge=1, le=1000)
+):
     ensure(request.user, Capability.DATA_QUERY, "api:data.query.history")
     logs = services.visible_logs(request.user)
     if mine:
@@ -178,7 +182,9 @@ class ClassIn(Schema):
     model_config = ConfigDict(extra="forbid")
     table: Line(64, required=True)
     column: Line(64, required=True)
-    kind: Line(10, required=True) = Field(..., description="id、account、phone、name、secret 或 none（不敏感）")
+    kind: Line(10, required=True) = Field(
+        ..., description="id、account、phone、name、secret 或 none（不敏感）"
+    )
 
 
 @router.put("/classifications/{database_id}", summary="修改一列的分级（项目经理）")
@@ -233,6 +239,8 @@ def export_file(request, export_id: int = ID):
         name, data = services.export_workbook(request.user, export)
     except services.NotReady as exc:
         raise HttpError(409, str(exc)) from None
-    response = HttpResponse(data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response = HttpResponse(
+        data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -27,6 +27,7 @@ output columns by their kind, then every cell by the shape of its value (18-digi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -156,7 +157,19 @@ FORBIDDEN_WHAT = {
     "TableSample": "TABLESAMPLE",
 }
 SELECT_ARGS = frozenset(
-    {"expressions", "from_", "joins", "where", "group", "having", "qualify", "order", "limit", "offset", "with_"}
+    {
+        "expressions",
+        "from_",
+        "joins",
+        "where",
+        "group",
+        "having",
+        "qualify",
+        "order",
+        "limit",
+        "offset",
+        "with_",
+    }
     | {"distinct", "windows", "kind"}
 )
 # Functions whose result is one of their arguments unchanged: a classified argument stays classified (and masked).
@@ -218,7 +231,9 @@ class Lin:
 
     srcs: frozenset = frozenset()
     other: bool = False
-    ranked: bool = False  # chosen by comparing classified values (MIN, MAX, GREATEST, LEAST): shown, never compared
+    ranked: bool = (
+        False  # chosen by comparing classified values (MIN, MAX, GREATEST, LEAST): shown, never compared
+    )
 
     def __or__(self, o: Lin) -> Lin:
         return Lin(self.srcs | o.srcs, self.other or o.other, self.ranked or o.ranked)
@@ -266,7 +281,9 @@ class Source:
 class Env:
     sources: list[Source]
     outer: Env | None = None
-    aliases: dict[str, Lin] = field(default_factory=dict)  # the select list's output names (WHERE/HAVING in some engines)
+    aliases: dict[str, Lin] = field(
+        default_factory=dict
+    )  # the select list's output names (WHERE/HAVING in some engines)
 
 
 def _name(node: exp.Expression | str | None) -> str:
@@ -278,7 +295,9 @@ def _name(node: exp.Expression | str | None) -> str:
 
 
 class Reviewer:
-    def __init__(self, schema: dict[str, list[str]], classification: dict[str, dict[str, str]], tables: set[str]):
+    def __init__(
+        self, schema: dict[str, list[str]], classification: dict[str, dict[str, str]], tables: set[str]
+    ):
         self.schema = {t.lower(): [c.lower() for c in cols] for t, cols in schema.items()}
         self.classification = {
             t.lower(): {c.lower(): k for c, k in cols.items() if k} for t, cols in classification.items()
@@ -406,7 +425,9 @@ class Reviewer:
         if node.args.get("from_"):
             env.sources.append(self.from_item(node.args["from_"].this, ctes, env))
         for join in node.args.get("joins") or []:
-            if (join.args.get("method") or "").upper() == "NATURAL" or "NATURAL" in (join.args.get("kind") or ""):
+            if (join.args.get("method") or "").upper() == "NATURAL" or "NATURAL" in (
+                join.args.get("kind") or ""
+            ):
                 raise Refused("不支持 NATURAL JOIN，请用 ON 写明连接条件")
             right = self.from_item(join.this, ctes, env)
             for ident in join.args.get("using") or []:
@@ -424,7 +445,9 @@ class Reviewer:
         outs = []
         for projection in node.expressions:
             label = projection.alias_or_name or projection.sql()
-            outs.append((_name(projection.alias_or_name), self.value(projection, env, ctes, f"输出列“{label}”")))
+            outs.append(
+                (_name(projection.alias_or_name), self.value(projection, env, ctes, f"输出列“{label}”"))
+            )
         env.aliases = {name: lin for name, lin in outs if name}
         if node.args.get("distinct") is not None:
             _no_dedup(outs, "DISTINCT")
@@ -448,7 +471,9 @@ class Reviewer:
         order = node.args.get("order")
         if order is not None:
             for item in order.expressions:
-                self.ordering(item.this if isinstance(item, exp.Ordered) else item, env, outs, "ORDER BY", ctes)
+                self.ordering(
+                    item.this if isinstance(item, exp.Ordered) else item, env, outs, "ORDER BY", ctes
+                )
         for window in node.args.get("windows") or []:
             self.window_spec(window, env, ctes)
         self.limits(node)
@@ -526,8 +551,12 @@ class Reviewer:
             self.window_spec(node, env, ctes)
             return self.value(node.this, env, ctes, where)
         if isinstance(node, exp.Filter):
-            self.condition(node.expression.this if isinstance(node.expression, exp.Where) else node.expression,
-                           env, ctes, "FILTER (WHERE …)")
+            self.condition(
+                node.expression.this if isinstance(node.expression, exp.Where) else node.expression,
+                env,
+                ctes,
+                "FILTER (WHERE …)",
+            )
             return self.value(node.this, env, ctes, where)
         if isinstance(node, exp.Count):
             for child in _children(node):
@@ -596,7 +625,9 @@ class Reviewer:
             return
         lin = self.value(node, env, ctes, where)
         if lin.classified:
-            raise Refused(f"{where} 中的敏感列 {lin.names()} 只能用 = 或 IN 与常量做等值比较（或判断是否为空）")
+            raise Refused(
+                f"{where} 中的敏感列 {lin.names()} 只能用 = 或 IN 与常量做等值比较（或判断是否为空）"
+            )
 
     def equality(self, a: exp.Expression, b: exp.Expression, env: Env, ctes: dict, where: str) -> None:
         la, lb = self.value(a, env, ctes, where), self.value(b, env, ctes, where)
@@ -607,7 +638,9 @@ class Reviewer:
             return
         kept, other = (la, b) if la.classified else (lb, a)
         if kept.ranked:
-            raise Refused(f"{where} 中经 MIN / MAX 等比较选出的敏感列 {kept.names()} 不能再用于比较（会泄露排序）")
+            raise Refused(
+                f"{where} 中经 MIN / MAX 等比较选出的敏感列 {kept.names()} 不能再用于比较（会泄露排序）"
+            )
         if not kept.pure:
             raise Refused(f"{where} 中的敏感列 {kept.names()} 只能原样与常量比较")
         if not _constant(other):
@@ -624,7 +657,9 @@ class Reviewer:
             names = _union(classified).names()
             raise Refused(f"{where} 中的敏感列 {names} 只能与常量或同类的敏感列做等值比较")
         if any(lin.ranked for lin in lins):
-            raise Refused(f"{where} 中经 MIN / MAX 等比较选出的敏感列 {_union(lins).names()} 不能再用于比较（会泄露排序）")
+            raise Refused(
+                f"{where} 中经 MIN / MAX 等比较选出的敏感列 {_union(lins).names()} 不能再用于比较（会泄露排序）"
+            )
         kinds = {lin.kinds for lin in lins}
         if len(kinds) != 1:
             raise Refused(f"{where} 中比较了不同类别的敏感列 {_union(lins).names()}")
@@ -647,14 +682,18 @@ class Reviewer:
                 raise Refused(f"{where} 中的 IN 列表不能含敏感列 {li.names()}")
         if lt.classified:
             if lt.ranked:
-                raise Refused(f"{where} 中经 MIN / MAX 等比较选出的敏感列 {lt.names()} 不能再用于比较（会泄露排序）")
+                raise Refused(
+                    f"{where} 中经 MIN / MAX 等比较选出的敏感列 {lt.names()} 不能再用于比较（会泄露排序）"
+                )
             if not lt.pure:
                 raise Refused(f"{where} 中的敏感列 {lt.names()} 只能原样与常量比较")
             bad = [i for i in items if not _constant(i)]
             if bad:
                 raise Refused(f"{where} 中的敏感列 {lt.names()} 只能与常量列表做 IN 比较")
 
-    def ordering(self, node: exp.Expression, env: Env, outs: list[tuple[str, Lin]], where: str, ctes=None) -> None:
+    def ordering(
+        self, node: exp.Expression, env: Env, outs: list[tuple[str, Lin]], where: str, ctes=None
+    ) -> None:
         """GROUP BY / ORDER BY / DISTINCT ON / PARTITION BY: no classified column, by name, alias or position."""
         lins = []
         if isinstance(node, exp.Literal) and node.is_int:
@@ -663,10 +702,8 @@ class Reviewer:
                 lins.append(outs[index][1])
         elif isinstance(node, exp.Column) and not node.args.get("table") and _name(node.this) in dict(outs):
             lins.append(_union([lin for name, lin in outs if name == _name(node.this)]))
-            try:
+            with contextlib.suppress(Refused):
                 lins.append(self.resolve(node, Env(env.sources, env.outer)))
-            except Refused:
-                pass
         else:
             lins.append(self.value(node, env, ctes or {}, where))
         lin = _union(lins) if lins else OTHER
@@ -679,7 +716,9 @@ class Reviewer:
         order = node.args.get("order")
         if order is not None:
             for item in order.expressions:
-                self.ordering(item.this if isinstance(item, exp.Ordered) else item, env, [], "窗口 ORDER BY", ctes)
+                self.ordering(
+                    item.this if isinstance(item, exp.Ordered) else item, env, [], "窗口 ORDER BY", ctes
+                )
         spec = node.args.get("spec")
         if spec is not None:
             for key in ("start", "end"):
@@ -808,7 +847,9 @@ def check_nodes(tree: exp.Expression) -> None:
         if isinstance(node, exp.Func):
             name = _function_name(node)
             if name not in CONSOLE_FUNCTIONS:
-                raise Refused(f"不允许的函数 {name}（只可用聚合、算术、字符串、日期、CASE、COALESCE 等，见文档）")
+                raise Refused(
+                    f"不允许的函数 {name}（只可用聚合、算术、字符串、日期、CASE、COALESCE 等，见文档）"
+                )
             continue
         if isinstance(node, exp.DML | exp.DDL):
             raise Refused(f"只允许只读查询，不能含 {kind.upper()}")
@@ -876,7 +917,9 @@ def _review(sql, dialect, schema, classification, tables, mapping, params) -> Pl
         if not params or node.name not in params:
             raise Refused(f"参数 :{node.name} 未提供值")
         value = params[node.name]
-        node.replace(exp.Literal.number(value) if isinstance(value, int | float) else exp.Literal.string(str(value)))
+        node.replace(
+            exp.Literal.number(value) if isinstance(value, int | float) else exp.Literal.string(str(value))
+        )
     if mapping:
         tree = apply_mapping(tree, mapping, {t: set(c) for t, c in schema.items()})
     rendered = tree.sql(dialect=read, comments=False)
@@ -966,14 +1009,24 @@ def mask_rows(plan: Plan, raw_rows: Iterable[tuple]) -> tuple[list[list[Any]], l
 
 
 def explain_error(exc: Exception, timeout_s: int) -> str:
-    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    text = (
+        str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+        if str(exc).strip()
+        else type(exc).__name__
+    )
     text = mask_shape(text)[0]  # a value quoted in an error message is a cell like any other
     lowered = text.lower()
-    if any(w in lowered for w in ("statement timeout", "canceling statement", "interrupted", "max_statement_time")):
+    if any(
+        w in lowered
+        for w in ("statement timeout", "canceling statement", "interrupted", "max_statement_time")
+    ):
         return f"执行超时（超过 {timeout_s} 秒），已中止"
     if "read-only" in lowered or "read only" in lowered or "readonly" in lowered:
         return f"只读会话拒绝了写操作：{text}"
-    if any(w in lowered for w in ("no such table", "does not exist", "doesn't exist", "unknown column", "no such column")):
+    if any(
+        w in lowered
+        for w in ("no such table", "does not exist", "doesn't exist", "unknown column", "no such column")
+    ):
         return f"表或列不存在，请检查目标库的映射：{text}"
     return f"执行失败：{text}"
 

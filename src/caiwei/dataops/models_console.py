@@ -22,7 +22,10 @@ class ColumnClass(models.Model):
     records that a column named like a sensitive one is not)."""
 
     database = models.ForeignKey(
-        "checks.TargetDatabase", on_delete=models.CASCADE, related_name="column_classes", verbose_name="数据库"
+        "checks.TargetDatabase",
+        on_delete=models.CASCADE,
+        related_name="column_classes",
+        verbose_name="数据库",
     )
     table = models.CharField("逻辑表", max_length=64)
     column = models.CharField("逻辑列", max_length=64)
@@ -52,7 +55,10 @@ class QueryGrant(models.Model):
     """查询授权: a user may query these logical tables of one target database until ``valid_until``."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="query_grants", verbose_name="被授权人"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="query_grants",
+        verbose_name="被授权人",
     )
     database = models.ForeignKey(
         "checks.TargetDatabase", on_delete=models.CASCADE, related_name="query_grants", verbose_name="数据库"

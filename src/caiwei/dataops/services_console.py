@@ -132,7 +132,11 @@ def set_column_class(user, database, table: str, column: str, kind: str) -> Colu
         raise ValidationError({"kind": f"分级 {kind or '（空）'} 应为 {'、'.join(KINDS)} 之一"})
     ensure_classification(database)
     with transaction.atomic():
-        row = ColumnClass.objects.select_for_update().filter(database=database, table=table, column=column).first()
+        row = (
+            ColumnClass.objects.select_for_update()
+            .filter(database=database, table=table, column=column)
+            .first()
+        )
         before = row.kind if row else None
         if row is None:
             row = ColumnClass(database=database, table=table, column=column)
@@ -169,6 +173,8 @@ def grant(
     problems = {}
     if user is None or not user.is_active:
         problems["user"] = "被授权人不存在或已停用"
+    elif user.pk == granter.pk:
+        problems["user"] = "不能给自己授权，请由另一位项目经理授予"
     elif not user.can(Capability.DATA_QUERY):
         problems["user"] = f"{user} 的角色不能使用查询台（需二线工程师、项目经理或财政业务人员）"
     known = schema()

@@ -99,7 +99,9 @@ def run(request):
         status = 400
     else:
         try:
-            log, result, refusal = services.run_query(user, database, request.POST.get("sql", ""), ticket=ticket)
+            log, result, refusal = services.run_query(
+                user, database, request.POST.get("sql", ""), ticket=ticket
+            )
         except ValidationError as exc:
             context["refusal"], status = _errors(exc), 400
         else:
@@ -175,7 +177,10 @@ def grants(request):
             )
         except ValidationError as exc:
             messages.error(request, _errors(exc))
-            context = _grant_form_context(user) | {"grants": services.visible_grants(user)[:200], "form": data}
+            context = _grant_form_context(user) | {
+                "grants": services.visible_grants(user)[:200],
+                "form": data,
+            }
             return _page(request, "dataops/console/grants.html", context, status=400)
         messages.success(request, "已授权")
         return redirect("dataops:query_grants")
@@ -202,7 +207,11 @@ def grant_revoke(request, pk):
 @require(Capability.DATA_QUERY)
 def classes_index(request):
     user = request.user
-    databases = services.grantable_databases(user) if user.can(Capability.DATA_GRANT) else services.query_databases(user)
+    databases = (
+        services.grantable_databases(user)
+        if user.can(Capability.DATA_GRANT)
+        else services.query_databases(user)
+    )
     return _page(request, "dataops/console/classes_index.html", {"databases": databases})
 
 
@@ -214,7 +223,11 @@ def classes(request, pk):
     if request.method == "POST":
         try:
             services.set_column_class(
-                user, database, request.POST.get("table", ""), request.POST.get("column", ""), request.POST.get("kind", "")
+                user,
+                database,
+                request.POST.get("table", ""),
+                request.POST.get("column", ""),
+                request.POST.get("kind", ""),
             )
         except ValidationError as exc:
             messages.error(request, _errors(exc))
@@ -302,7 +315,8 @@ def export_download(request, pk):
         return _page(request, "dataops/console/export_error.html", {"words": words(str(exc))}, status=409)
     except ValidationError as exc:
         return _page(request, "dataops/console/export_error.html", {"words": words(_errors(exc))}, status=400)
-    response = HttpResponse(data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response = HttpResponse(
+        data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
-

@@ -209,7 +209,9 @@ PAGES: dict[str, Policy] = {
     "dataops:query_grants": P(C.DATA_GRANT, scope=REGION),
     "dataops:query_grant_revoke": P(C.DATA_GRANT, scope=REGION, objs=(QUERY_GRANT,)),
     "dataops:query_classes_index": P(C.DATA_QUERY, scope=REGION),
-    "dataops:query_classes": P(C.DATA_QUERY, scope="按授权区划；修改须有授予查询权限的能力", objs=(DATABASE,)),
+    "dataops:query_classes": P(
+        C.DATA_QUERY, scope="按授权区划；修改须有授予查询权限的能力", objs=(DATABASE,)
+    ),
     "dataops:query_export_new": P(C.DATA_QUERY, scope="本人的查询", objs=(QUERY_LOG,)),
     "dataops:query_exports": P(C.DATA_QUERY, C.DATA_GRANT, C.DATA_APPROVE, scope=REGION),
     "dataops:query_export_decide": P(C.DATA_GRANT, C.DATA_APPROVE, scope=QUERY_DECIDE, objs=(QUERY_EXPORT,)),
