@@ -87,7 +87,7 @@ def main() -> None:
             rows = []
             for _ in range(args.repeat):
                 t0 = time.perf_counter()
-                plan = console.review(sql, "postgresql", schema, classes)
+                plan = console.review(sql, "postgresql", schema, classes, limit=LIMIT)
                 t1 = time.perf_counter()
                 assert plan.ok, (label, plan)
                 # bare: the same SQL (as reviewed and rendered), same connection, same fetch size
@@ -109,7 +109,9 @@ def main() -> None:
     # the whole path once per query, as the console runs it (read-only transaction, timeout, streaming cursor)
     sessions = []
     for template in QUERIES.values():
-        plan = console.review(template.format(id=some_id, agency=agency), "postgresql", schema, classes)
+        plan = console.review(
+            template.format(id=some_id, agency=agency), "postgresql", schema, classes, limit=LIMIT
+        )
         t0 = time.perf_counter()
         result = console.execute(engine, plan, limit=LIMIT, timeout_s=30)
         sessions.append((time.perf_counter() - t0) * 1000)

@@ -172,6 +172,8 @@ SELECT_ARGS = frozenset(
     }
     | {"distinct", "windows", "kind"}
 )
+TABLE_ARGS = frozenset({"this", "alias", "db", "catalog", "only"})
+JOIN_ARGS = frozenset({"this", "on", "side", "kind", "using", "method"})
 # Functions whose result is one of their arguments unchanged: a classified argument stays classified (and masked).
 PASS_THROUGH = (exp.Coalesce, exp.FirstValue, exp.LastValue, exp.AnyValue)
 RANKING = (exp.Min, exp.Max, exp.Greatest, exp.Least)  # pass through, but pick by comparing the values
@@ -391,6 +393,11 @@ class Reviewer:
                 raise Refused("FROM 中不能调用函数（表函数），只能使用授权的逻辑表")
             if item.args.get("db") or item.args.get("catalog"):
                 raise Refused(f"不能指定模式或库名：{item.sql()}（请写逻辑表名）")
+            extra = sorted(
+                k for k, v in item.args.items() if v not in (None, [], False) and k not in TABLE_ARGS
+            )
+            if extra:
+                raise Refused(f"表 {item.name} 后不支持 {'、'.join(extra).upper()}")
             name = _name(item.this)
             if name in ctes:
                 return Source(alias_name or name, self._rename(ctes[name], renamed))
@@ -425,6 +432,11 @@ class Reviewer:
         if node.args.get("from_"):
             env.sources.append(self.from_item(node.args["from_"].this, ctes, env))
         for join in node.args.get("joins") or []:
+            extra = sorted(
+                k for k, v in join.args.items() if v not in (None, [], False) and k not in JOIN_ARGS
+            )
+            if extra:
+                raise Refused(f"JOIN 不支持 {'、'.join(extra).upper()}")
             if (join.args.get("method") or "").upper() == "NATURAL" or "NATURAL" in (
                 join.args.get("kind") or ""
             ):
@@ -866,18 +878,34 @@ def review(
     tables: Iterable[str] | None = None,
     mapping: Mapping | None = None,
     params: dict[str, Any] | None = None,
+    limit: int | None = None,
 ) -> Plan | Refusal:
     """Judge ``sql`` (written with logical names, in the target's dialect) for the console: a Plan to run, or a
-    Refusal saying why not. ``tables``: the logical tables the user's grant allows (all of ``schema`` if None)."""
+    Refusal saying why not. ``tables``: the logical tables the user's grant allows (all of ``schema`` if None).
+    ``limit``: the rows execution will fetch; what runs asks for no more than that and one (to say it was cut)."""
     try:
-        return _review(sql, dialect, schema, classification, tables, mapping, params)
+        return _review(sql, dialect, schema, classification, tables, mapping, params, limit)
     except Refused as exc:
         return Refusal(exc.reason)
     except RecursionError:
         return Refusal("查询嵌套过深")
+    except Exception as exc:  # noqa: BLE001 — what the reviewer cannot follow is refused, never run
+        return Refusal(f"无法审查此查询（{type(exc).__name__}），为安全起见不予执行")
 
 
-def _review(sql, dialect, schema, classification, tables, mapping, params) -> Plan:
+def _cap(tree: exp.Expression, rows: int) -> None:
+    """The outermost query asks for at most ``rows`` rows (a smaller LIMIT of its own is kept)."""
+    part = tree.args.get("limit")
+    value = part.args.get("expression") if isinstance(part, exp.Limit) else None
+    if isinstance(value, exp.Literal) and value.is_int and int(value.this) <= rows:
+        return
+    if isinstance(part, exp.Limit):
+        part.set("expression", exp.Literal.number(rows))
+    else:
+        tree.set("limit", exp.Limit(expression=exp.Literal.number(rows)))
+
+
+def _review(sql, dialect, schema, classification, tables, mapping, params, limit=None) -> Plan:
     if dialect not in DIALECTS or DIALECTS[dialect] not in ("postgres", "mysql", "sqlite"):
         raise Refused(f"查询台暂不支持 {dialect} 数据库")
     read = DIALECTS[dialect]
@@ -920,6 +948,8 @@ def _review(sql, dialect, schema, classification, tables, mapping, params) -> Pl
         node.replace(
             exp.Literal.number(value) if isinstance(value, int | float) else exp.Literal.string(str(value))
         )
+    if limit is not None:
+        _cap(tree, int(limit) + 1)
     if mapping:
         tree = apply_mapping(tree, mapping, {t: set(c) for t, c in schema.items()})
     rendered = tree.sql(dialect=read, comments=False)

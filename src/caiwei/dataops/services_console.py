@@ -235,6 +235,7 @@ def _review(database, g: QueryGrant, sql: str):
         classification(database),
         tables=g.tables,
         mapping=database.get_mapping(),
+        limit=g.row_limit,
     )
 
 
