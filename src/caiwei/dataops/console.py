@@ -582,6 +582,12 @@ class Reviewer:
             return _union([self.value(c, env, ctes, where) for c in _children(node)] or [OTHER])
         if isinstance(node, RANKING):
             lin = _union([self.value(c, env, ctes, where) for c in _children(node)] or [OTHER])
+            if lin.classified and (not lin.pure or len(lin.kinds) > 1):
+                # max(x) over an ID number and a literal shows which is larger: a binary search on the hidden digits
+                raise Refused(
+                    f"{where}：{_what(node)} 只能作用于同一类、原样的敏感列 {lin.names()}，"
+                    "不能与常量或其他值比较大小（比较结果会泄露被遮住的部分）"
+                )
             return Lin(lin.srcs, lin.other, lin.classified)
         if isinstance(node, exp.Nullif):
             kept = self.value(node.this, env, ctes, where)
@@ -948,6 +954,11 @@ def _review(sql, dialect, schema, classification, tables, mapping, params, limit
         node.replace(
             exp.Literal.number(value) if isinstance(value, int | float) else exp.Literal.string(str(value))
         )
+    # Names were resolved without regard to case: what runs names them the same way on every engine (a quoted
+    # "PERSON_INFO" or MySQL's case-sensitive table names would otherwise reach another table than the one judged).
+    for ident in tree.find_all(exp.Identifier):
+        if isinstance(ident.this, str):
+            ident.set("this", ident.this.lower())
     if limit is not None:
         _cap(tree, int(limit) + 1)
     if mapping:
