@@ -939,6 +939,8 @@ def _review(sql, dialect, schema, classification, tables, mapping, params, limit
     check_nodes(tree)
     reviewer = Reviewer(schema, classification, set(schema) if tables is None else set(tables))
     outs = reviewer.query(tree, {}, None)
+    if not outs:
+        raise Refused("查询没有输出列")
     masked, sources = {}, {}
     for i, (_, lin) in enumerate(outs):
         if lin.classified:
@@ -1087,12 +1089,16 @@ def execute(engine: sa.Engine, plan: Plan, *, limit: int = 200, timeout_s: int =
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
             elif name in ("mysql", "mariadb"):
+                # The session too: DDL commits the open transaction implicitly and would run outside a read-only
+                # transaction, but not outside a read-only session.
+                conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
                 if getattr(conn.dialect, "_is_mariadb", False):
                     conn.exec_driver_sql(f"SET SESSION max_statement_time = {int(timeout_s)}")
-                    reset = "SET SESSION max_statement_time = DEFAULT"
+                    reset = ["SET SESSION max_statement_time = DEFAULT"]
                 else:
                     conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(timeout_s * 1000)}")
-                    reset = "SET SESSION max_execution_time = DEFAULT"
+                    reset = ["SET SESSION max_execution_time = DEFAULT"]
+                reset.append("SET SESSION TRANSACTION READ WRITE")
                 conn.exec_driver_sql("START TRANSACTION READ ONLY")
             elif name == "sqlite":
                 conn.exec_driver_sql("PRAGMA query_only = ON")
@@ -1115,9 +1121,9 @@ def execute(engine: sa.Engine, plan: Plan, *, limit: int = 200, timeout_s: int =
                 conn.rollback()
                 if name == "sqlite":
                     conn.connection.dbapi_connection.set_progress_handler(None, 0)
-                if reset:
-                    conn.exec_driver_sql(reset)
-                    conn.rollback()
+                for statement in reset or []:
+                    conn.exec_driver_sql(statement)
+                conn.rollback()
             except sa.exc.SQLAlchemyError:
                 conn.invalidate()
     ms = int((time.monotonic() - start) * 1000)
