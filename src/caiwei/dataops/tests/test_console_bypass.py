@@ -116,7 +116,7 @@ def test_no_query_of_the_corpus_unmasks_or_writes(sandbox, capsys):
     # the check itself catches what it must: raw ID numbers, names, and pieces of accounts
     with engine.connect() as conn:
         raw = conn.execute(sa.text("SELECT iden_no, person_name FROM person_info")).fetchall()
-        accounts = [r[0] for r in conn.execute(sa.text("SELECT payee_acct_no FROM pay_payee_info"))]
+        accounts = [r[0] for r in conn.execute(sa.text("SELECT account_no FROM agency_account"))]
     assert len(leaks([[r[0]] for r in raw], found)) == len(raw)
     assert len(leaks([[r[1]] for r in raw], found)) == len(raw)
     assert len(leaks([[f"x{a[3:13]}x"] for a in accounts], found)) > 0.9 * len(accounts)
