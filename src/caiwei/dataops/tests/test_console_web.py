@@ -119,7 +119,7 @@ def test_no_grant_expired_or_revoked_means_no_query(qc, client_for, token_for):
         content_type="application/json",
         **token_for(engineer),
     )
-    assert api.status_code == 400 and "查询授权" in api.content.decode()
+    assert api.status_code == 400 and "查询授权" in api.json()["detail"]
     g = give(qc, "engineer")
     assert run_page(client, qc, "SELECT count(*) FROM ele_agency").status_code == 200
     services.revoke(qc["people"]["pm"], g)
