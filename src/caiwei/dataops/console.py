@@ -1009,6 +1009,8 @@ def mask_shape(value: Any) -> tuple[Any, bool]:
     """The second lock: any ID-number-, mobile- or account-shaped digit run in any cell is masked."""
     if value is None or isinstance(value, bool):
         return value, False
+    if isinstance(value, str) and len(value) < 11:  # the shortest shape is an 11-digit mobile number
+        return value, False
     if isinstance(value, int):
         text = str(value)
         if SHAPE.search(text):
@@ -1038,13 +1040,17 @@ class Result:
 
 def mask_rows(plan: Plan, raw_rows: Iterable[tuple]) -> tuple[list[list[Any]], list[tuple[int, int]]]:
     rows, cells = [], []
+    masked = plan.masked
     for r, raw in enumerate(raw_rows):
         row = []
         for c, value in enumerate(raw):
-            if c in plan.masked:
-                value = mask_as(plan.masked[c], value)
+            if c in masked:
+                value = mask_as(masked[c], value)
+            elif value is None or isinstance(value, bool | float):
+                row.append(value)
+                continue
             value, hit = mask_shape(plain(value))
-            if hit and c not in plan.masked:
+            if hit and c not in masked:
                 cells.append((r, c))
             row.append(value)
         rows.append(row)
