@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from caiwei.dataops import services_console as services
 from caiwei.web.tests.test_browser import SHOTS, browser, log_in, page  # noqa: F401  (fixtures reused)
-from caiwei.web.tests.test_walkthrough import COLLECT_TEXT, english_in
+from caiwei.web.tests.test_walkthrough import BROKEN_BUTTONS, COLLECT_TEXT, NARROW_CELLS, english_in
 
 from .test_console_web import console_var, qc  # noqa: F401  (fixtures reused)
 
@@ -22,6 +22,15 @@ UNION = (
     "UNION ALL\n"
     "SELECT i.iden_no, i.person_name, i.agency_code FROM person_info i WHERE i.status <> '在职'"
 )
+
+
+def problems(tab) -> list[str]:
+    """The walk-through's checks of a page: English outside code, cells too narrow, button labels broken."""
+    return [
+        *(f"英文：{w}" for w in english_in(tab.evaluate(COLLECT_TEXT))),
+        *(f"列太窄：{c}" for c in tab.evaluate(NARROW_CELLS)),
+        *(f"按钮文字折行：{b}" for b in tab.evaluate(BROKEN_BUTTONS)),
+    ]
 
 
 def test_a_masked_column_comes_back_masked_through_a_union(live_server, qc, page):  # noqa: F811
@@ -64,4 +73,20 @@ def test_a_masked_column_comes_back_masked_through_a_union(live_server, qc, page
     page.click("#run")
     page.wait_for_selector("#refusal")
     assert "iden_no" in page.inner_text("#refusal") and "查询被拒绝" in page.inner_text("#refusal")
-    assert english_in(page.evaluate(COLLECT_TEXT)) == []
+    assert problems(page) == []
+
+    # the other pages of the console, as the engineer and as the project manager; an export request on the way
+    page.goto(f"{live_server.url}/data/query/history/")
+    page.locator("form input[name=reason]").first.fill("核对在职人员")
+    page.locator("form button:has-text('申请导出')").first.click()
+    page.wait_for_url("**/data/query/exports/")
+    assert page.locator("tr[data-status=pending]").count() == 1
+    for path in ("history/", "exports/", "classes/", f"classes/{qc['database'].pk}/"):
+        page.goto(f"{live_server.url}/data/query/{path}")
+        assert problems(page) == [], path
+    page.context.clear_cookies()
+    log_in(page, live_server, "q_pm")
+    for path in ("grants/", "history/", "exports/", f"classes/{qc['database'].pk}/"):
+        page.goto(f"{live_server.url}/data/query/{path}")
+        assert problems(page) == [], path
+        page.screenshot(path=str(SHOTS / f"console-{path.strip('/').replace('/', '-')}.png"), full_page=True)
