@@ -1088,7 +1088,22 @@ def execute(engine: sa.Engine, plan: Plan, *, limit: int = 200, timeout_s: int =
     raw_rows: list[tuple] = []
     truncated = False
     error = ""
-    with engine.connect() as conn:
+    try:
+        conn = engine.connect()
+    except Exception as exc:  # noqa: BLE001 — a target that cannot be reached is an answer, not a crash
+        text = mask_shape(
+            str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        )[0]
+        return Result(
+            plan.columns,
+            [],
+            sorted(plan.masked),
+            [],
+            False,
+            0,
+            f"无法连接数据库：{text or type(exc).__name__}",
+        )
+    with conn:
         reset = None
         try:
             if name == "postgresql":

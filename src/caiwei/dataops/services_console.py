@@ -261,7 +261,8 @@ def run_query(user, database, sql: str, ticket=None):
         try:
             engine = database.engine()
         except Exception as exc:  # noqa: BLE001 — a target that cannot be opened is an answer, not a 500
-            result = console.Result(plan.columns, [], [], [], False, 0, f"无法连接数据库：{exc}")
+            text = console.mask_shape(str(exc)[:300])[0]
+            result = console.Result(plan.columns, [], [], [], False, 0, f"无法连接数据库：{text}")
         else:
             try:
                 result = console.execute(engine, plan, limit=g.row_limit, timeout_s=g.timeout_s)
@@ -355,7 +356,10 @@ def export_workbook(user, export: QueryExport) -> tuple[str, bytes]:
     plan = _review(log.database, g, log.sql)
     if not plan.ok:
         raise ValidationError(f"按当前的授权与列分级，该查询已不能执行：{plan.reason}")
-    engine = log.database.engine()
+    try:
+        engine = log.database.engine()
+    except Exception as exc:  # noqa: BLE001
+        raise ValidationError(f"无法连接数据库：{console.mask_shape(str(exc)[:300])[0]}") from exc
     try:
         result = console.execute(engine, plan, limit=g.row_limit, timeout_s=g.timeout_s)
     finally:
