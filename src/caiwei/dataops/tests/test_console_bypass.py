@@ -283,3 +283,67 @@ def test_generated_queries_never_return_a_sensitive_value(sandbox, sql):
 
 
 _SECRETS: dict = {}
+
+
+def test_a_target_with_its_own_names_is_judged_by_the_logical_names(tmp_path):
+    """A mapped target (physical table ry_jbxx, columns sfzh, xm …, plus a column the logical schema does not have):
+    the user writes logical names, classification follows the logical column, and SELECT * never reaches the extra
+    physical column."""
+    from caiwei.checks.sqlplan import Mapping
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'mapped.sqlite3'}")
+    ids = ["110101199001011234", "110101198512120021"]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE ry_jbxx (ryid TEXT, dwdm TEXT, qh TEXT, xm TEXT, sfzh TEXT, zt TEXT, lzrq TEXT, rzrq TEXT, "
+            "ztrq TEXT, mm TEXT)"
+        )
+        conn.exec_driver_sql("CREATE TABLE dw (dwdm TEXT, dwmc TEXT, qh TEXT, nd INT)")
+        for i, number in enumerate(ids):
+            conn.exec_driver_sql(
+                "INSERT INTO ry_jbxx VALUES (?, 'A1', '1', ?, ?, '在职', NULL, '2020-01-01', '2020-01-01', ?)",
+                (f"P{i}", f"张{i}三", number, f"pw-{number}"),
+            )
+        conn.exec_driver_sql("INSERT INTO dw VALUES ('A1', '某局', '1', 2026)")
+    mapping = Mapping.from_dict(
+        {
+            "tables": {"person_info": "ry_jbxx", "ele_agency": "dw"},
+            "columns": {
+                "person_info": {
+                    "person_id": "ryid",
+                    "agency_code": "dwdm",
+                    "mof_div_code": "qh",
+                    "person_name": "xm",
+                    "iden_no": "sfzh",
+                    "status": "zt",
+                    "leave_date": "lzrq",
+                    "entry_date": "rzrq",
+                    "status_date": "ztrq",
+                },
+                "ele_agency": {
+                    "agency_code": "dwdm",
+                    "agency_name": "dwmc",
+                    "mof_div_code": "qh",
+                    "fiscal_year": "nd",
+                },
+            },
+        }
+    )
+    for sql in (
+        "SELECT * FROM person_info",
+        "SELECT p.iden_no, a.agency_name FROM person_info p JOIN ele_agency a ON a.agency_code = p.agency_code",
+        "SELECT x.n FROM (SELECT iden_no AS n FROM person_info WHERE status = '在职') x",
+    ):
+        plan = review(sql, "sqlite", SCHEMA, CLASSES, mapping=mapping, limit=10)
+        assert plan.ok, (sql, plan)
+        assert "sfzh" in plan.sql and "iden_no" not in plan.sql.replace("AS iden_no", "")
+        result = execute(engine, plan, limit=10, timeout_s=5)
+        assert not result.error, (plan.sql, result.error)
+        cells = " ".join(str(v) for row in result.rows for v in row)
+        assert result.rows and not any(n in cells for n in ids) and "pw-" not in cells, (sql, result.rows)
+    refused = review(
+        "SELECT substr(iden_no, 1, 6) FROM person_info", "sqlite", SCHEMA, CLASSES, mapping=mapping
+    )
+    assert not refused.ok and "iden_no" in refused.reason
+    assert not review("SELECT mm FROM person_info", "sqlite", SCHEMA, CLASSES, mapping=mapping).ok
+    engine.dispose()
