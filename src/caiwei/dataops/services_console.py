@@ -189,6 +189,8 @@ def grant(
     if not isinstance(timeout_s, int) or not 1 <= timeout_s <= MAX_TIMEOUT_S:
         problems["timeout_s"] = f"语句超时应为 1 至 {MAX_TIMEOUT_S} 秒"
     now = timezone.now()
+    if valid_until is not None and timezone.is_naive(valid_until):
+        valid_until = timezone.make_aware(valid_until)
     if valid_until is None or valid_until <= now:
         problems["valid_until"] = "有效期应晚于当前时间"
     elif valid_until > now + timedelta(days=MAX_GRANT_DAYS):

@@ -334,3 +334,41 @@ def test_a_data_query_ticket_leads_to_the_console_and_the_log_names_it(qc, clien
     assert f'data-ticket="{ticket.number}"' in page
     run_page(client, qc, "SELECT count(*) FROM person_info", ticket=ticket.number)
     assert QueryLog.objects.get().ticket == ticket
+
+
+def test_the_api_grants_and_refuses_field_by_field(qc, client_for, token_for):
+    pm = qc["people"]["pm"]
+    client, headers = client_for(pm), token_for(pm)
+
+    def post(**change):
+        body = {
+            "user": "q_engineer",
+            "database": qc["database"].pk,
+            "tables": ["person_info"],
+            "valid_until": (timezone.localtime() + timedelta(days=3)).replace(tzinfo=None).isoformat(),
+        } | change
+        return client.post(
+            "/api/data/query/grants", json.dumps(body), content_type="application/json", **headers
+        )
+
+    for change, field in (
+        ({"user": "nobody"}, "user"),
+        ({"user": "q_agent"}, "user"),
+        ({"tables": ["nope"]}, "tables"),
+        ({"valid_until": "2020-01-01T00:00:00"}, "valid_until"),
+        ({"row_limit": 0}, "row_limit"),
+        ({"database": 999999}, "database"),
+    ):
+        response = post(**change)
+        assert response.status_code in (400, 422) and field in response.content.decode(), (
+            change,
+            response.content,
+        )
+    assert QueryGrant.objects.count() == 0
+    created = post()  # a time without zone is read in the platform's zone
+    assert created.status_code == 201, created.content
+    grant_id = created.json()["id"]
+    assert client.get("/api/data/query/grants", **headers).json()[0]["tables"] == ["person_info"]
+    revoked = client.post(f"/api/data/query/grants/{grant_id}/revoke", **headers)
+    assert revoked.status_code == 200 and revoked.json()["active"] is False
+    assert client.post(f"/api/data/query/grants/{grant_id}/revoke", **headers).status_code == 400
