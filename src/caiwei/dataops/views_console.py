@@ -121,7 +121,9 @@ def run(request):
                 ]
     context["refusal_words"] = words(context["refusal"])
     template = "dataops/console/_result.html"
-    if not request.headers.get("HX-Request"):
+    if request.headers.get("HX-Request"):
+        status = 200  # htmx swaps only a success: the refusal is the answer shown in place
+    else:
         template = "dataops/console/result_page.html"
     return _page(request, template, context, status=status)
 

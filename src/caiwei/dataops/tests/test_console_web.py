@@ -73,6 +73,12 @@ def run_page(client, qc, sql: str, **extra):
     return client.post("/data/query/run/", data, HTTP_HX_REQUEST="true")
 
 
+def refused_for_grant(response) -> bool:
+    """The page's answer when there is no valid grant: shown in place (htmx swaps only a 200), as a refusal."""
+    html = response.content.decode()
+    return response.status_code == 200 and 'id="refusal"' in html and "查询授权" in html
+
+
 def no_secret_in(text: str, qc) -> bool:
     return not any(v in text for v in qc["ids"] | qc["accounts"])
 
@@ -112,7 +118,9 @@ def test_no_grant_expired_or_revoked_means_no_query(qc, client_for, token_for):
     engineer = qc["people"]["engineer"]
     client = client_for(engineer)
     assert "没有任何数据库的有效查询授权" in client.get("/data/query/").content.decode()
-    assert run_page(client, qc, "SELECT 1").status_code == 400
+    assert refused_for_grant(run_page(client, qc, "SELECT 1"))
+    plain = client.post("/data/query/run/", {"database": qc["database"].pk, "sql": "SELECT 1"})
+    assert plain.status_code == 400 and "查询授权" in plain.content.decode()
     api = client.post(
         "/api/data/query/run",
         json.dumps({"database": qc["database"].pk, "sql": "SELECT 1"}),
@@ -123,10 +131,10 @@ def test_no_grant_expired_or_revoked_means_no_query(qc, client_for, token_for):
     g = give(qc, "engineer")
     assert run_page(client, qc, "SELECT count(*) FROM ele_agency").status_code == 200
     services.revoke(qc["people"]["pm"], g)
-    assert run_page(client, qc, "SELECT count(*) FROM ele_agency").status_code == 400
+    assert refused_for_grant(run_page(client, qc, "SELECT count(*) FROM ele_agency"))
     g = give(qc, "engineer")
     QueryGrant.objects.filter(pk=g.pk).update(valid_until=timezone.now() - timedelta(seconds=1))
-    assert run_page(client, qc, "SELECT count(*) FROM ele_agency").status_code == 400
+    assert refused_for_grant(run_page(client, qc, "SELECT count(*) FROM ele_agency"))
     # another region's engineer and project manager never see the league's database
     county = client_for(qc["people"]["county"])
     assert (
