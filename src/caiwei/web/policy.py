@@ -122,6 +122,11 @@ STATEMENT_RUN = Obj("pk", "caiwei.recon.services.statement_runs")
 SIGNOFF = Obj("signoff_id", "caiwei.recon.services.visible_signoffs")
 STATEMENTS = "按授权区划；银行用户只见本人账号所属银行的对账单与签认"
 SIGNING = "按授权区划；银行用户只签本人账号所属银行，财政用户须有该区划授权，同一人不能签两方"
+QUERY_GRANT = Obj("pk", "caiwei.dataops.services_console.visible_grants")
+QUERY_LOG = Obj("pk", "caiwei.dataops.services_console.visible_logs")
+QUERY_EXPORT = Obj("pk", "caiwei.dataops.services_console.visible_exports")
+QUERY_SCOPE = "本人有有效查询授权、且在授权区划内的库"
+QUERY_DECIDE = "按授权区划；申请人以外的项目经理或财政审批人"
 
 # Pages, by URL name (namespace:name).
 PAGES: dict[str, Policy] = {
@@ -198,6 +203,19 @@ PAGES: dict[str, Policy] = {
     ),
     "checks:local_rule_action": P(C.MANAGE_TARGETS, scope=REGION, objs=(LOCAL_RULE,)),
     "checks:local_rule_decide": P(C.MANAGE_TARGETS, scope=LOCAL_DECIDE, objs=(LOCAL_RULE,)),
+    "dataops:query": P(C.DATA_QUERY, scope=QUERY_SCOPE),
+    "dataops:query_run": P(C.DATA_QUERY, scope=QUERY_SCOPE),
+    "dataops:query_history": P(C.DATA_QUERY, scope=REGION),
+    "dataops:query_grants": P(C.DATA_GRANT, scope=REGION),
+    "dataops:query_grant_revoke": P(C.DATA_GRANT, scope=REGION, objs=(QUERY_GRANT,)),
+    "dataops:query_classes_index": P(C.DATA_QUERY, scope=REGION),
+    "dataops:query_classes": P(
+        C.DATA_QUERY, scope="按授权区划；修改须有授予查询权限的能力", objs=(DATABASE,)
+    ),
+    "dataops:query_export_new": P(C.DATA_QUERY, scope="本人的查询", objs=(QUERY_LOG,)),
+    "dataops:query_exports": P(C.DATA_QUERY, C.DATA_GRANT, C.DATA_APPROVE, scope=REGION),
+    "dataops:query_export_decide": P(C.DATA_GRANT, C.DATA_APPROVE, scope=QUERY_DECIDE, objs=(QUERY_EXPORT,)),
+    "dataops:query_export_download": P(C.DATA_QUERY, scope="本人提出、已批准的申请", objs=(QUERY_EXPORT,)),
     "checks:local_rule_export": P(C.CHECKS_VIEW, scope=REGION, objs=(LOCAL_RULE,)),
     "recon:index": P(C.RECON_VIEW, scope=RECON_SCOPE),
     "recon:start": P(C.RECON_RUN, scope=REGION),
@@ -407,6 +425,27 @@ API: dict[tuple[str, str], Policy] = {
     ("GET", "/api/recon/signoffs"): P(C.RECON_VIEW, scope=STATEMENTS),
     ("POST", "/api/recon/signoffs"): P(C.RECON_SIGN, scope=SIGNING),
     ("GET", "/api/recon/signoffs/{signoff_id}"): P(C.RECON_VIEW, scope=STATEMENTS, objs=(SIGNOFF,)),
+    ("POST", "/api/data/query/run"): P(C.DATA_QUERY, scope=QUERY_SCOPE),
+    ("GET", "/api/data/query/history"): P(C.DATA_QUERY, scope=REGION),
+    ("GET", "/api/data/query/grants"): P(C.DATA_GRANT, scope=REGION),
+    ("POST", "/api/data/query/grants"): P(C.DATA_GRANT, scope=REGION),
+    ("POST", "/api/data/query/grants/{grant_id}/revoke"): P(
+        C.DATA_GRANT, scope=REGION, objs=(_api("grant_id", QUERY_GRANT),)
+    ),
+    ("GET", "/api/data/query/classifications/{database_id}"): P(
+        C.DATA_QUERY, scope=REGION, objs=(_api("database_id", DATABASE),)
+    ),
+    ("PUT", "/api/data/query/classifications/{database_id}"): P(
+        C.DATA_GRANT, scope=REGION, objs=(_api("database_id", DATABASE),)
+    ),
+    ("GET", "/api/data/query/exports"): P(C.DATA_QUERY, C.DATA_GRANT, C.DATA_APPROVE, scope=REGION),
+    ("POST", "/api/data/query/exports"): P(C.DATA_QUERY, scope="本人的查询"),
+    ("POST", "/api/data/query/exports/{export_id}/decide"): P(
+        C.DATA_GRANT, C.DATA_APPROVE, scope=QUERY_DECIDE, objs=(_api("export_id", QUERY_EXPORT),)
+    ),
+    ("GET", "/api/data/query/exports/{export_id}/file"): P(
+        C.DATA_QUERY, scope="本人提出、已批准的申请", objs=(_api("export_id", QUERY_EXPORT),)
+    ),
 }
 
 _PARAM = re.compile(r"<(?:[^>:]+:)?([^>]+)>")

@@ -227,6 +227,29 @@ def world(regions, make_user, tmp_path, settings):
             kind=BankFileSource.Kind.FOLDER,
             directory=key,
         )
+    # 查询台: a grant, a logged query and a pending export request on each county's database.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from caiwei.dataops.models_console import QueryExport, QueryGrant, QueryLog
+
+    objs["query_grant"], objs["query_log"], objs["query_export"] = {}, {}, {}
+    for key in ("own", "foreign"):
+        mark = MARK if key == "foreign" else ""
+        who = people[Role.ENGINEER] if key == "own" else outsider
+        objs["query_grant"][key] = QueryGrant.objects.create(
+            user=who,
+            database=databases[key],
+            tables=["pay_voucher"],
+            valid_until=timezone.now() + timedelta(days=1),
+            reason=f"授权{mark}",
+        )
+        log = QueryLog.objects.create(user=who, database=databases[key], sql=f"SELECT '{mark}' AS x")
+        objs["query_log"][key] = log
+        objs["query_export"][key] = QueryExport.objects.create(
+            log=log, requested_by=who, reason=f"导出{mark}"
+        )
     objs["job"] = {
         "foreign": Job.objects.create(
             kind="t", title=f"任务{MARK}", created_by=outsider, region=regions[FOREIGN]
@@ -255,6 +278,9 @@ KIND_BY_QUERYSET = {
     "caiwei.recon.services.statement_runs": "recon_run",
     "caiwei.recon.services.visible_signoffs": "signoff",
     "caiwei.recon.services.visible_sources": "recon_source",
+    "caiwei.dataops.services_console.visible_grants": "query_grant",
+    "caiwei.dataops.services_console.visible_logs": "query_log",
+    "caiwei.dataops.services_console.visible_exports": "query_export",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}
