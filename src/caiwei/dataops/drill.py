@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .backup import BackupError, Conn, count_rows, quote, verify
+from .backup import BackupError, Conn, count_rows, verify
 from .restore import drop_database, restore_all
 
 
@@ -55,7 +55,9 @@ class DrillOutcome:
 
     @property
     def passed(self) -> bool:
-        return not self.error and self.counts_ok and self.checks_ok
+        """Restored and every table's count as recorded. Check rules that could not run are reported (a target
+        whose schema is not the logical one runs few of them), they do not decide."""
+        return not self.error and self.counts_ok
 
     @property
     def rto_seconds(self) -> float | None:
@@ -135,7 +137,6 @@ def run_drill(
                 outcome.checks = run_checks(url)
                 errors = sum(1 for c in outcome.checks if c["error"])
                 found = sum(1 for c in outcome.checks if c["count"])
-                s.ok = not errors
                 s.note = f"规则 {len(outcome.checks)} 条，发现问题 {found} 条，执行出错 {errors} 条"
 
             step("在恢复出的库上运行数据检查", checks)
@@ -154,7 +155,3 @@ def run_drill(
             except BackupError as exc:
                 outcome.error = outcome.error or str(exc)
     return outcome
-
-
-def table_label(dialect: str, table: str) -> str:
-    return quote(dialect, table)

@@ -61,7 +61,11 @@ def content(drill: DrillRecord) -> dict:
     found = [c for c in drill.checks if c["count"]]
     rto_ok, rpo_ok = drill.rto_ok, drill.rpo_ok
     if drill.status == DrillRecord.Status.PASSED:
-        verdict = "本次演练恢复成功：备份文件校验一致，恢复出的各表行数与备份时记录的一致，数据检查规则全部正常执行。"
+        verdict = "本次演练恢复成功：备份文件校验一致，恢复出的各表行数与备份时记录的一致。" + (
+            f"另有 {len(check_errors)} 条数据检查规则未能在恢复出的库上执行（多为该库没有规则所需的表），见表中说明。"
+            if check_errors
+            else ("数据检查规则全部正常执行。" if drill.checks else "")
+        )
     else:
         reasons = []
         if drill.error:
@@ -70,8 +74,6 @@ def content(drill: DrillRecord) -> dict:
             reasons.append(
                 f"{len(counts_bad)} 张表行数与备份时不一致（{'、'.join(c['table'] for c in counts_bad)}）"
             )
-        if check_errors:
-            reasons.append(f"{len(check_errors)} 条数据检查规则执行出错")
         verdict = "本次演练未通过：" + "；".join(reasons or ["见各步骤记录"]) + "。"
     goals = []
     if rto_ok is not None:
