@@ -134,7 +134,11 @@ def run_drill(
 
             def checks(s: Step):
                 url = restored.url().render_as_string(hide_password=False)
-                outcome.checks = run_checks(url)
+                try:
+                    outcome.checks = run_checks(url)
+                except Exception as exc:  # noqa: BLE001  (reported, the restore itself is judged by the counts)
+                    s.ok, s.note = False, f"数据检查未能运行：{exc}"[:300]
+                    return
                 errors = sum(1 for c in outcome.checks if c["error"])
                 found = sum(1 for c in outcome.checks if c["count"])
                 s.note = f"规则 {len(outcome.checks)} 条，发现问题 {found} 条，执行出错 {errors} 条"

@@ -58,7 +58,7 @@ def check_condition(condition: str, table: str, columns: list[str], dialect: str
     if len(text) > 2000:
         raise BackupError("条件过长（最多 2000 个字符）")
     try:
-        tree = sqlglot.parse_one(text, read=SQLGLOT[dialect])
+        statements = [t for t in sqlglot.parse(text, read=SQLGLOT[dialect]) if t is not None]
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if getattr(exc, "errors", None) else {}
         near = f"“{first['highlight']}”附近" if first.get("highlight") else ""
@@ -67,8 +67,9 @@ def check_condition(condition: str, table: str, columns: list[str], dialect: str
         ) from None
     except sqlglot.errors.SqlglotError:
         raise BackupError("条件无法解析（引号未闭合或含有无法识别的字符）") from None
-    if tree is None:
-        raise BackupError("条件为空")
+    if len(statements) != 1:
+        raise BackupError(f"条件只能是一个判断，不能用分号连接多条语句（现有 {len(statements)} 条）")
+    tree = statements[0]
     problems = []
     if isinstance(tree, exp.Query) or list(tree.find_all(exp.Query, exp.Subquery)):
         problems.append("条件中不能有子查询或另一条语句")
@@ -306,7 +307,9 @@ class RangeDiff(TableDiff):
                 old = getattr(self, name)
                 values = {f.name: getattr(old, f.name) for f in dataclasses.fields(Side)}
                 old.pool.shutdown()
-                setattr(self, name, RangeSide(**values, where=sa.text(f"({where_sql})")))
+                # our own checked SQL; a colon inside a literal is not a bind parameter
+                where = sa.text("(" + where_sql.replace(":", "\\:") + ")")
+                setattr(self, name, RangeSide(**values, where=where))
 
 
 def range_diff(backup: sa.Engine, live: sa.Engine, table: str, where_sql: str = "", key=None) -> DiffResult:

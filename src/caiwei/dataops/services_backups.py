@@ -181,9 +181,11 @@ def execute_backup(item: Backup) -> Backup:
     try:
         conn = conn_for(database)
         result = engine.backup(conn, backup_path(item), item.tables or None)
-    except BackupError as exc:
+    except Exception as exc:  # noqa: BLE001  (whatever went wrong, the backup failed and is recorded so)
+        message = str(exc) if isinstance(exc, BackupError) else f"备份失败：{exc.__class__.__name__}：{exc}"
+        log.warning("backup %s failed: %s", item.pk, message)
         Backup.objects.filter(pk=item.pk).update(
-            status=Backup.Status.FAILED, error=str(exc)[:4000], finished_at=timezone.now()
+            status=Backup.Status.FAILED, error=message[:4000], finished_at=timezone.now()
         )
         item.refresh_from_db()
         raise_alert(item)
@@ -191,7 +193,7 @@ def execute_backup(item: Backup) -> Backup:
         return item
     item.status = Backup.Status.DONE
     item.path, item.sha256, item.size = result.path, result.sha256, result.size
-    item.seconds, item.counts, item.tables = result.seconds, result.counts, result.tables
+    item.seconds, item.counts = result.seconds, result.counts  # tables stays as asked ([] = all)
     item.counts_source, item.tool_version = result.counts_source, result.tool_version
     item.finished_at = timezone.now()
     item.error = ""
@@ -411,7 +413,7 @@ def start_restore(
         ensure(user, Capability.DATA_BACKUP, "dataops.restore")
         _own(user, backup.database)
     table = (table or "").strip()
-    if table not in (backup.tables or []):
+    if table not in (backup.counts or {}):
         raise ValidationError({"table": f"备份 #{backup.pk} 中没有表“{table[:60]}”"})
     usable_backup(backup)
     database = backup.database
@@ -727,15 +729,22 @@ def execute_drill(drill: DrillRecord, progress=None) -> DrillRecord:
         drill.refresh_from_db()
         return drill
     DrillRecord.objects.filter(pk=drill.pk).update(scratch_db=scratch, started_at=started)
-    outcome = drills.run_drill(
-        server,
-        backup.path,
-        backup.sha256,
-        backup.counts,
-        scratch,
-        run_checks=_check_runner(database, drill.packs),
-        log=progress,
-    )
+    try:
+        outcome = drills.run_drill(
+            server,
+            backup.path,
+            backup.sha256,
+            backup.counts,
+            scratch,
+            run_checks=_check_runner(database, drill.packs),
+            log=progress,
+        )
+    except Exception as exc:  # noqa: BLE001  (the drill failed; say so rather than leave it running)
+        DrillRecord.objects.filter(pk=drill.pk).update(
+            status=DrillRecord.Status.FAILED, error=f"演练中断：{exc}"[:4000], finished_at=timezone.now()
+        )
+        drill.refresh_from_db()
+        return drill
     drill.refresh_from_db()
     drill.steps = [s.as_dict() for s in outcome.steps]
     drill.counts, drill.checks, drill.error = outcome.counts, outcome.checks, outcome.error
