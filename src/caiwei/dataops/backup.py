@@ -127,7 +127,6 @@ def mysql_options(conn: Conn) -> Iterator[str]:
     if conn.password:
         escaped = conn.password.replace("\\", "\\\\").replace('"', '\\"')
         lines.append(f'password="{escaped}"')
-    lines.append(f"connect-timeout={CONNECT_TIMEOUT_S}")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
