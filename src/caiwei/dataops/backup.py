@@ -173,7 +173,7 @@ def list_tables(sa_conn: sa.Connection, dialect: str) -> list[str]:
     if dialect == POSTGRESQL:
         rows = sa_conn.exec_driver_sql(
             "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-            "AND table_schema NOT IN ('pg_catalog', 'information_schema') AND table_schema NOT LIKE 'pg_%' "
+            "AND table_schema NOT IN ('pg_catalog', 'information_schema') AND table_schema !~ '^pg_' "
             "ORDER BY 1, 2"
         ).all()
         return [name if schema == "public" else f"{schema}.{name}" for schema, name in rows]
@@ -320,22 +320,43 @@ def _backup_postgresql(conn: Conn, dest: Path, tables, timeout_s):
 
 
 # The rows of an extended INSERT: a group "(…)" opened at depth 0, strings skipped (backslash escapes, '' doubled).
-_TOKENS = re.compile(r"'(?:[^'\\]|\\.|'')*'|[()]", re.S)
-_INSERT = re.compile(r"^INSERT INTO `((?:[^`]|``)+)` VALUES ")
-_TABLE_MARK = re.compile(r"^-- Table structure for table `((?:[^`]|``)+)`")
+# mariadb-dump --quick writes "INSERT INTO `t` VALUES" and then one row a line; without it, all rows on one line.
+_TOKENS = re.compile(rb"'(?:[^'\\]|\\.|'')*'|[()]", re.S)
+_INSERT = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` VALUES")
 
 
-def count_insert_rows(line: str) -> int:
-    """Rows in one ``INSERT INTO `t` VALUES (…),(…);`` line as mariadb-dump writes it."""
+def count_groups(data: bytes) -> int:
+    """Top-level parenthesised groups (rows) in a piece of an INSERT's VALUES list."""
     depth = rows = 0
-    for token in _TOKENS.findall(line, line.index(" VALUES ") + 8):
-        if token == "(":  # noqa: S105
+    for token in _TOKENS.findall(data):
+        if token == b"(":
             if depth == 0:
                 rows += 1
             depth += 1
-        elif token == ")":  # noqa: S105
+        elif token == b")":
             depth -= 1
     return rows
+
+
+class InsertCounter:
+    """Counts the rows of every table in a dump as its lines go by (rows never span lines: newlines are escaped)."""
+
+    def __init__(self, counts: dict[str, int]):
+        self.counts = counts
+        self.table: str | None = None
+
+    def feed(self, line: bytes) -> None:
+        if self.table is None:
+            if not line.startswith(b"INSERT INTO `"):
+                return
+            m = _INSERT.match(line)
+            if m is None:
+                return
+            self.table = m.group(1).replace(b"``", b"`").decode("utf-8", "surrogateescape")
+            line = line[m.end() :]
+        self.counts[self.table] = self.counts.get(self.table, 0) + count_groups(line)
+        if line.rstrip().endswith(b";"):
+            self.table = None
 
 
 def _backup_mysql(conn: Conn, dest: Path, tables, timeout_s):
@@ -361,16 +382,12 @@ def _backup_mysql(conn: Conn, dest: Path, tables, timeout_s):
         reader = threading.Thread(target=lambda: errors.append(child.stderr.read()), daemon=True)
         reader.start()
         deadline = time.monotonic() + timeout_s
+        counter = InsertCounter(counts)
         try:
             with open(dest, "wb") as out:
                 for raw in child.stdout:
                     out.write(raw)
-                    if raw.startswith(b"INSERT INTO `"):
-                        line = raw.decode("utf-8", "surrogateescape")
-                        m = _INSERT.match(line)
-                        if m:
-                            name = m.group(1).replace("``", "`")
-                            counts[name] = counts.get(name, 0) + count_insert_rows(line)
+                    counter.feed(raw)
                     if time.monotonic() > deadline:
                         raise BackupError(f"mariadb-dump 超过 {timeout_s} 秒未完成，已终止")
             child.wait(timeout=60)

@@ -265,6 +265,8 @@ def restore_all(server: Conn, backup_path: str, name: str) -> Conn:
     """The whole backup into a new scratch database ``name`` (SQLite: a copy of the file at the path ``name``)."""
     if server.dialect == SQLITE:
         target = Path(name)
+        if target.resolve() == Path(backup_path).resolve():
+            raise BackupError("临时库不能是备份文件本身")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(backup_path, target)
         with sqlite3.connect(target) as c:

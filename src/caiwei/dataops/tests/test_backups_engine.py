@@ -196,8 +196,13 @@ def test_mariadb_wrong_password_fails(tmp_path):
 
 
 def test_insert_row_counter_skips_strings():
-    line = "INSERT INTO `t` VALUES (1,'a''b','(x),(y)'),(2,'back\\\\',NULL),(3,'it\\'s (fine)',_binary 0x28);"
-    assert engine.count_insert_rows(line) == 3
+    one_line = b"INSERT INTO `t` VALUES (1,'a''b','(x),(y)'),(2,'back\\\\',NULL),(3,'it\\'s (fine)',0x28);\n"
+    quick = [b"INSERT INTO `u``v` VALUES\n", b"(1,'),('),\n", b"(2,'(;');\n", b"UNLOCK TABLES;\n"]
+    counts: dict[str, int] = {}
+    counter = engine.InsertCounter(counts)
+    for line in [one_line, *quick, b"INSERT INTO `t` VALUES (4,'x');\n"]:
+        counter.feed(line)
+    assert counts == {"t": 4, "u`v": 2}
 
 
 # --- range restore -----------------------------------------------------------------------------------------------
@@ -331,7 +336,7 @@ def test_drill_restores_and_finds_the_recorded_counts(source, tmp_path):
     result = engine.backup(source, tmp_path / f"d{engine.SUFFIX[source.dialect]}")
     fill(source, 10)  # today's database has moved on; the drill restores the backup, not today
     outcome = drills.run_drill(
-        server_of(source), result.path, result.sha256, result.counts, _scratch(source, tmp_path, "d")
+        server_of(source), result.path, result.sha256, result.counts, _scratch(source, tmp_path, "dr")
     )
     assert outcome.passed, outcome.error
     assert {c["table"]: c["restored"] for c in outcome.counts} == {"agencies": 40, "vouchers": 120}
