@@ -171,7 +171,7 @@ class ScheduleChange(Schema):
     delete: bool = False
 
 
-@router.post("/schedules/{schedule_id}", summary="启用、停用或删除备份计划")
+@router.post("/schedules/{int:schedule_id}", summary="启用、停用或删除备份计划")
 def schedule_change(request, data: ScheduleChange, schedule_id: int = ID):
     ensure(request.user, Capability.DATA_BACKUP, "api:data.backup_schedule")
     schedule = get_object_or_404(services.visible_schedules(request.user), pk=schedule_id)
@@ -187,13 +187,13 @@ def prune(request):
     return {"pruned": services.prune_all(request.user)}
 
 
-@router.get("/{backup_id}", summary="一次备份：文件、SHA-256、各表行数")
+@router.get("/{int:backup_id}", summary="一次备份：文件、SHA-256、各表行数")
 def backup_detail(request, backup_id: int = ID):
     ensure(request.user, Capability.DATA_VIEW, "api:data.backup")
     return _backup_out(get_object_or_404(services.visible_backups(request.user), pk=backup_id), full=True)
 
 
-@router.post("/{backup_id}/verify", summary="重新校验备份文件的 SHA-256")
+@router.post("/{int:backup_id}/verify", summary="重新校验备份文件的 SHA-256")
 def backup_verify(request, backup_id: int = ID):
     ensure(request.user, Capability.DATA_BACKUP, "api:data.backup_verify")
     item = get_object_or_404(services.visible_backups(request.user), pk=backup_id)
@@ -213,7 +213,7 @@ class RestoreIn(Schema):
 
 
 @router.post(
-    "/{backup_id}/restores",
+    "/{int:backup_id}/restores",
     response={201: dict},
     summary="按范围恢复：表（及条件）恢复到临时库并与当前库比对",
 )
@@ -224,7 +224,7 @@ def restore_start(request, data: RestoreIn, backup_id: int = ID):
     return Status(201, _restore_out(restore, full=True))
 
 
-@router.get("/restores/{restore_id}", summary="一次按范围恢复：比对摘要与差异行")
+@router.get("/restores/{int:restore_id}", summary="一次按范围恢复：比对摘要与差异行")
 def restore_detail(request, restore_id: int = ID):
     ensure(request.user, Capability.DATA_VIEW, "api:data.restore")
     return _restore_out(get_object_or_404(services.visible_restores(request.user), pk=restore_id), full=True)
@@ -237,7 +237,9 @@ class ChangeIn(Schema):
 
 
 @router.post(
-    "/restores/{restore_id}/change", response={201: dict}, summary="选中的行生成数据变更（交数据变更审核）"
+    "/restores/{int:restore_id}/change",
+    response={201: dict},
+    summary="选中的行生成数据变更（交数据变更审核）",
 )
 def restore_change(request, data: ChangeIn, restore_id: int = ID):
     ensure(request.user, Capability.DATA_CHANGE, "api:data.restore_change")
@@ -250,7 +252,7 @@ def restore_change(request, data: ChangeIn, restore_id: int = ID):
     return Status(201, _restore_out(item, full=True))
 
 
-@router.post("/restores/{restore_id}/close", summary="关闭按范围恢复并删除临时库")
+@router.post("/restores/{int:restore_id}/close", summary="关闭按范围恢复并删除临时库")
 def restore_close(request, restore_id: int = ID):
     ensure(request.user, Capability.DATA_BACKUP, "api:data.restore_close")
     item = get_object_or_404(services.visible_restores(request.user), pk=restore_id)
@@ -288,13 +290,13 @@ def drill_start(request, data: DrillIn):
     return Status(201, _drill_out(drill, full=True))
 
 
-@router.get("/drills/{drill_id}", summary="一次演练：步骤、行数核对、检查结果、恢复时间与恢复点")
+@router.get("/drills/{int:drill_id}", summary="一次演练：步骤、行数核对、检查结果、恢复时间与恢复点")
 def drill_detail(request, drill_id: int = ID):
     ensure(request.user, Capability.DATA_VIEW, "api:data.drill")
     return _drill_out(get_object_or_404(services.visible_drills(request.user), pk=drill_id), full=True)
 
 
-@router.get("/drills/{drill_id}/report", summary="下载恢复报告（Word）")
+@router.get("/drills/{int:drill_id}/report", summary="下载恢复报告（Word）")
 def drill_report(request, drill_id: int = ID):
     ensure(request.user, Capability.DATA_VIEW, "api:data.drill_report")
     drill = get_object_or_404(services.visible_drills(request.user), pk=drill_id)
