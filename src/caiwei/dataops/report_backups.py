@@ -40,6 +40,13 @@ def duration(seconds: float | None) -> str:
     return f"{days} 天 {hours} 小时"
 
 
+def goal_text(seconds: int) -> str:
+    """A goal as set: whole hours or minutes."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} 小时"
+    return f"{seconds // 60} 分钟"
+
+
 def size_text(n: int) -> str:
     for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if n >= factor:
@@ -78,11 +85,11 @@ def content(drill: DrillRecord) -> dict:
     goals = []
     if rto_ok is not None:
         goals.append(
-            f"恢复时间 {duration(drill.rto_seconds)}，{'满足' if rto_ok else '未满足'}目标（{duration(rto_goal)}）"
+            f"恢复时间 {duration(drill.rto_seconds)}，{'满足' if rto_ok else '未满足'}目标（{goal_text(rto_goal)}）"
         )
     if rpo_ok is not None:
         goals.append(
-            f"数据丢失窗口 {duration(drill.rpo_seconds)}，{'满足' if rpo_ok else '未满足'}目标（{duration(rpo_goal)}）"
+            f"数据丢失窗口 {duration(drill.rpo_seconds)}，{'满足' if rpo_ok else '未满足'}目标（{goal_text(rpo_goal)}）"
         )
     return {
         "title": "灾难恢复演练恢复报告",
@@ -133,16 +140,18 @@ def content(drill: DrillRecord) -> dict:
                 c["error"][:80] if c["error"] else ("发现问题" if c["count"] else "无问题"),
             ]
             for c in drill.checks
+            if c["count"] or c["error"]  # the rules with nothing to say are counted, not listed
         ],
         "checks_summary": (
-            f"在恢复出的库上运行规则 {len(drill.checks)} 条：发现问题 {len(found)} 条，执行出错 {len(check_errors)} 条。"
+            f"在恢复出的库上运行规则 {len(drill.checks)} 条：发现问题 {len(found)} 条，执行出错 {len(check_errors)} 条，"
+            f"其余 {len(drill.checks) - len(found) - len(check_errors)} 条无问题（下表只列出发现问题或出错的规则）。"
             "发现问题的规则反映的是备份时点的数据状况，与生产库的检查结果一致即说明数据恢复完整。"
             if drill.checks
             else "本次未运行数据检查。"
         ),
         "goals": [
-            ["恢复时间（RTO）", duration(rto_goal), duration(drill.rto_seconds), _ok(rto_ok)],
-            ["恢复点（RPO）", duration(rpo_goal), duration(drill.rpo_seconds), _ok(rpo_ok)],
+            ["恢复时间（RTO）", goal_text(rto_goal), duration(drill.rto_seconds), _ok(rto_ok)],
+            ["恢复点（RPO）", goal_text(rpo_goal), duration(drill.rpo_seconds), _ok(rpo_ok)],
         ],
         "goals_text": "；".join(goals) + "。" if goals else "未能测定恢复时间。",
         "verdict": verdict,
@@ -253,7 +262,7 @@ def render_docx(drill: DrillRecord) -> bytes:
         "步骤与用时",
         ["序号", "步骤", "开始时间", "用时", "结果", "说明"],
         c["steps"],
-        [0.5, 2, 2, 1, 0.7, 2.6],
+        [0.7, 2, 2, 1, 0.8, 2.6],
     )
     heading("五、数据核对")
     table("各表行数核对", ["表", "备份时行数", "恢复后行数", "结论"], c["counts"], [2.4, 1.2, 1.2, 0.8])
