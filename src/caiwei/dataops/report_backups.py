@@ -280,12 +280,17 @@ def render_docx(drill: DrillRecord) -> bytes:
     paragraph(c["goals_text"], indent=True)
     heading("八、结论")
     paragraph(c["verdict"], indent=True)
-    sign = paragraph("演练负责人（签字）：＿＿＿＿＿＿＿＿　　日期：＿＿＿＿＿＿")
-    sign.paragraph_format.space_before = Pt(36)
-    paragraph("复核人（签字）：＿＿＿＿＿＿＿＿＿＿　　日期：＿＿＿＿＿＿")
-    paragraph("财政部门确认（签章）：＿＿＿＿＿＿＿＿　日期：＿＿＿＿＿＿")
+    # the sign-off lines and the date stay together on one page
+    lines = [
+        paragraph("演练负责人（签字）：＿＿＿＿＿＿＿＿　　日期：＿＿＿＿＿＿"),
+        paragraph("复核人（签字）：＿＿＿＿＿＿＿＿＿＿　　日期：＿＿＿＿＿＿"),
+        paragraph("财政部门确认（签章）：＿＿＿＿＿＿＿＿　日期：＿＿＿＿＿＿"),
+    ]
+    lines[0].paragraph_format.space_before = Pt(28)
+    for line in lines:
+        line.paragraph_format.keep_with_next = True
     tail = paragraph(c["issued"], align=WD_ALIGN_PARAGRAPH.RIGHT)
-    tail.paragraph_format.space_before = Pt(24)
+    tail.paragraph_format.space_before = Pt(12)
     tail.paragraph_format.right_indent = Pt(28)
     buffer = io.BytesIO()
     doc.save(buffer)
