@@ -52,6 +52,8 @@ def test_backup_restore_and_drill_in_the_browser(live_server, page, regions, mak
     page.click("button:has-text('恢复到临时库并比对')")
     page.wait_for_selector("#restore-body[data-status=ready]")
     assert page.locator("#diff tbody tr").count() == 3
+    page.check("[data-select-all]")
+    assert page.locator("#diff input[name=row]:checked").count() == 3
     read_page()
     page.screenshot(path=str(shots / "dataops-restore.png"), full_page=True)
     page.goto(f"{live_server.url}/data/backups/drills/")
