@@ -37,6 +37,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--changes", type=int, default=300, help="rows changed, deleted and added (each)")
+    parser.add_argument(
+        "--clustered",
+        action="store_true",
+        help="change rows of one id range instead of rows spread over the table",
+    )
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     url = sa.make_url(args.url)
@@ -59,8 +64,8 @@ def main() -> int:
             "amount numeric(18,2), paid_on date, note text)"
         )
         c.exec_driver_sql(
-            "INSERT INTO vouchers SELECT g, (ARRAY['152501000','152502000','152503000'])[1 + g % 3], "
-            "'收款人' || g, (g * 7919 % 10000000) / 100.0, DATE '2026-01-01' + (g % 365), md5(g::text) "
+            "INSERT INTO vouchers SELECT g, (ARRAY['152501000','152502000','152503000'])[1 + mod(g, 3)], "
+            "'收款人' || g, mod(g::bigint * 7919, 10000000) / 100.0, DATE '2026-01-01' + mod(g, 365), md5(g::text) "
             f"FROM generate_series(1, {args.rows}) g"
         )
         c.exec_driver_sql("CREATE TABLE agencies (code varchar(20) PRIMARY KEY, name varchar(100))")
@@ -72,23 +77,37 @@ def main() -> int:
         print(f"pg_dump：{result.seconds:.1f} 秒，{result.size / 1e6:.1f} MB，行数 {result.counts}")
         n, k = args.rows, args.changes
         with e.begin() as c:
-            c.exec_driver_sql(f"UPDATE vouchers SET payee = payee || '改' WHERE id % {max(1, n // k)} = 1")
-            c.exec_driver_sql(f"DELETE FROM vouchers WHERE id % {max(1, n // k)} = 2")
+            if args.clustered:  # the rows of one id range: an operator's mistake on one unit's vouchers
+                lo = n // 2
+                c.exec_driver_sql(
+                    f"UPDATE vouchers SET payee = payee || '改' WHERE id BETWEEN {lo} AND {lo + k - 1}"
+                )
+                c.exec_driver_sql(f"DELETE FROM vouchers WHERE id BETWEEN {lo + k} AND {lo + 2 * k - 1}")
+            else:  # spread over the whole table: every bucket of the diff differs
+                c.exec_driver_sql(
+                    f"UPDATE vouchers SET payee = payee || '改' WHERE mod(id, {max(1, n // k)}) = 1"
+                )
+                c.exec_driver_sql(f"DELETE FROM vouchers WHERE mod(id, {max(1, n // k)}) = 2")
             c.exec_driver_sql(
                 f"INSERT INTO vouchers SELECT {n} + g, '152501000', '新增', 1, DATE '2026-12-31', '' "
                 f"FROM generate_series(1, {k}) g"
             )
         live = e
-
+        print(
+            f"改动：{'集中在一段主键' if args.clustered else '分散在全表'}，改 {k} 行、删 {k} 行、增 {k} 行"
+        )
         started = time.perf_counter()
         staging = restorer.restore_table(server, result.path, "vouchers", STAGE)
         staged = time.perf_counter() - started
         stage_engine = staging.engine()
-        diff = restorer.range_diff(stage_engine, live, "vouchers")
+        before_diff = time.perf_counter()
+        differ = restorer.RangeDiff(stage_engine, live, "vouchers")  # reflects both tables
+        prepared = time.perf_counter() - before_diff
+        diff = differ.run()
         ours = time.perf_counter() - started
         stage_engine.dispose()
         print(
-            f"按范围恢复（临时库 + 主键 + 比对）：{ours:.2f} 秒（其中恢复到临时库 {staged:.2f} 秒，比对 {diff.stats.seconds:.2f} 秒）；"
+            f"按范围恢复（临时库 + 主键 + 比对）：{ours:.2f} 秒（其中恢复到临时库 {staged:.2f} 秒，读取表结构 {prepared:.2f} 秒，比对 {diff.stats.seconds:.2f} 秒）；"
             f"内容不同 {len(diff.changed)}，仅在备份中 {len(diff.only_left)}，仅在当前库 {len(diff.only_right)}，"
             f"比对取回 {diff.stats.rows_fetched:,} 行"
         )
