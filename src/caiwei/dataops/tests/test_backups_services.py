@@ -316,7 +316,13 @@ def test_drill_report_counts_match_the_backup(sandbox, world, client_for):
     item = services.start_backup(world["engineer"], database, inline=True)
     client = client_for(world["engineer"])
     response = client.post(
-        "/data/backups/drills/run/", {"database": database.pk, "rto_goal_minutes": 30, "rpo_goal_hours": 24}
+        "/data/backups/drills/run/",
+        {
+            "database": database.pk,
+            "rto_goal_minutes": 30,
+            "rpo_goal_hours": 24,
+            "packs": "quota,duplicate_payment",
+        },
     )
     drill = DrillRecord.objects.get()
     assert response["Location"] == f"/data/backups/drills/{drill.pk}/"
