@@ -362,9 +362,19 @@ def _fetch(engine: sa.Engine, table: sa.Table, key: list[str], keys: list[list])
     return out
 
 
+def plain_dialect(dialect):
+    """``dialect`` rendering SQL to be read and run as written: a named paramstyle, so that a percent sign in a
+    value is not doubled for the driver (psycopg, PyMySQL); what the server told at connect time is kept."""
+    plain = type(dialect)(paramstyle="named")
+    for name in ("server_version_info", "_backslash_escapes", "_is_mariadb", "default_schema_name"):
+        if name in dialect.__dict__:
+            setattr(plain, name, dialect.__dict__[name])
+    return plain
+
+
 def literal(stmt, dialect) -> str:
     try:
-        return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        return str(stmt.compile(dialect=plain_dialect(dialect), compile_kwargs={"literal_binds": True}))
     except (sa.exc.CompileError, NotImplementedError, TypeError) as exc:
         raise BackupError(f"无法把该行的值写成 SQL：{exc}") from exc
 

@@ -16,7 +16,14 @@ from caiwei.checks.models import Target, TargetDatabase
 from caiwei.conftest import scratch_db
 from caiwei.dataops import services_backups as services
 from caiwei.dataops.models_backups import Backup, BackupSchedule, DrillRecord, RangeRestore
-from caiwei.dataops.tests.test_backups_engine import drop_source, fill, make_source, read, vouchers
+from caiwei.dataops.tests.test_backups_engine import (
+    drop_source,
+    fill,
+    make_source,
+    read,
+    run_as_written,
+    vouchers,
+)
 from caiwei.desk.models import Ticket
 
 LEAGUE, COUNTY = "152500000", "152502000"
@@ -228,8 +235,7 @@ def test_range_restore_diff_grid_and_hand_over(live, world, client_for, monkeypa
     e = conn.engine()
     with e.connect() as c:
         tx = c.begin()
-        for sql in call["sql"].rstrip(";").split(";\n"):
-            c.exec_driver_sql(sql)
+        run_as_written(c, call["sql"].rstrip(";").split(";\n"))
         now = {r.id: tuple(r[1:]) for r in c.execute(sa.select(vouchers))}
         tx.rollback()
     e.dispose()
