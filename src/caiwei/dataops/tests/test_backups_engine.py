@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caiwei.conftest import scratch_db
 from caiwei.dataops import backup as engine
@@ -377,3 +379,33 @@ def test_retention_keeps_the_newest_and_drops_by_count_and_age():
     assert engine.to_prune(items, keep=3, days=None, now=now) == [4, 5, 6, 7, 8, 9, 10]
     assert engine.to_prune(items, keep=None, days=5, now=now) == [6, 7, 8, 9, 10]
     assert engine.to_prune([(1, now - timedelta(days=99))], keep=1, days=1, now=now) == []  # the newest stays
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=12)), min_size=1, max_size=4),
+        max_size=6,
+    )
+)
+def test_row_counter_counts_every_row_whatever_the_text(rows):
+    """Rows as mariadb-dump writes them (strings escaped as MySQL does), one line or one row a line: all counted."""
+    from pymysql.converters import escape_string
+
+    def literal(v):
+        if v is None:
+            return "NULL"
+        return str(v) if isinstance(v, int) else "'" + escape_string(v) + "'"
+
+    tuples = ["(" + ",".join(literal(v) for v in r) + ")" for r in rows]
+    if not tuples:
+        return
+    one_line = ("INSERT INTO `t` VALUES " + ",".join(tuples) + ";\n").encode()
+    quick = [b"INSERT INTO `q` VALUES\n"] + [
+        (t + (";" if n == len(tuples) - 1 else ",") + "\n").encode() for n, t in enumerate(tuples)
+    ]
+    counts: dict[str, int] = {}
+    counter = engine.InsertCounter(counts)
+    for line in [one_line, *quick]:
+        counter.feed(line)
+    assert counts == {"t": len(rows), "q": len(rows)}

@@ -397,3 +397,47 @@ def test_cli_backup_restore_drill(world, tmp_path):
         stdout=out,
     )
     assert report.read_bytes()[:2] == b"PK"
+
+
+def test_api_backup_drill_and_report(world, client_for, token_for):
+    conn = make_source("sqlite", world["tmp"], "api")
+    fill(conn, 15)
+    database = register(world, conn)
+    headers = token_for(world["engineer"])
+    client = client_for(world["engineer"])
+
+    def call(method, url, body=None):
+        kw = {"content_type": "application/json"} if body is not None else {}
+        return (
+            getattr(client, method)(url, body, **kw, **headers)
+            if body is not None
+            else getattr(client, method)(url, **headers)
+        )
+
+    created = call("post", "/api/data/backups", {"database": database.pk})
+    assert created.status_code == 201, created.content
+    backup = created.json()
+    assert backup["status"] == "done" and backup["counts"] == {"agencies": 40, "vouchers": 15}
+    assert call("get", f"/api/data/backups/{backup['id']}").json()["sha256"] == backup["sha256"]
+    assert [b["id"] for b in call("get", "/api/data/backups").json()] == [backup["id"]]
+    assert call("post", "/api/data/backups", {"database": 999999}).status_code == 404
+    schedule = call("post", "/api/data/backups/schedules", {"database": database.pk, "cron": "0 61 * * *"})
+    assert schedule.status_code == 400 and "cron" in schedule.json()["detail"]
+    drill = call("post", "/api/data/backups/drills", {"database": database.pk, "packs": "quota"})
+    assert drill.status_code == 201 and drill.json()["status"] == "passed", drill.content
+    report = call("get", f"/api/data/backups/drills/{drill.json()['id']}/report")
+    assert report.status_code == 200 and b"".join(report.streaming_content)[:2] == b"PK"
+    # a county engineer sees none of it
+    other = token_for(world["county"])
+    assert client_for(world["county"]).get(f"/api/data/backups/{backup['id']}", **other).status_code == 404
+    assert (
+        client_for(world["agent"])
+        .post(
+            "/api/data/backups",
+            {"database": database.pk},
+            content_type="application/json",
+            **token_for(world["agent"]),
+        )
+        .status_code
+        == 403
+    )
