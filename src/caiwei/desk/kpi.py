@@ -20,6 +20,7 @@ from .models import Complaint, HotlineCall, Survey, Ticket
 FIRST_YEAR, LAST_YEAR = 2000, 2100  # the months a report can be asked for
 
 SATISFACTION_TARGET, COUNTY_SATISFACTION_TARGET, ANSWER_TARGET = 0.95, 0.90, 0.95
+DRILLS_PER_YEAR = 4  # seed 003: at least four disaster-recovery drills a year, each with a recovery report
 NOTHING_DUE, NO_DATA = "—（无到期项）", "—（无数据）"
 MET, MISSED, PENDING = "met", "missed", "pending"
 
@@ -133,6 +134,18 @@ def hotline_kpis(calls, now: datetime, callback: Tally | None = None) -> dict:
     }
 
 
+def drill_tally(user, year: int, now: datetime) -> Tally:
+    """灾难恢复演练次数 as a deadline item: DRILLS_PER_YEAR drills are due by the end of ``year``. Each drill done
+    (finished with its 恢复报告, on the databases the user sees) is met; the ones still owed are 进行中 until the year
+    ends, then missed."""
+    from caiwei.dataops.services_backups import drills_in_year
+
+    done = min(drills_in_year(user, year), DRILLS_PER_YEAR)
+    owed = DRILLS_PER_YEAR - done
+    year_over = timezone.localtime(now).year > year
+    return Tally(met=done, missed=owed if year_over else 0, pending=0 if year_over else owed)
+
+
 def monthly_kpis(user, month: str | None = None, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     start, end, label = month_bounds(month, timezone.localdate(now))
@@ -184,6 +197,13 @@ def monthly_kpis(user, month: str | None = None, now: datetime | None = None) ->
         rate_row("resolution", "解决及时率", "100%", 1.0, resolution),
         rate_row("same_day_closure", "咨询当日办结率", "100%", 1.0, same_day),
         rate_row("satisfaction", "用户满意率", "≥ 95%", SATISFACTION_TARGET, rated_tally, deadline=False),
+        rate_row(
+            "dr_drills",
+            "灾难恢复演练次数",
+            f"每年 ≥ {DRILLS_PER_YEAR} 次",
+            1.0,
+            drill_tally(user, start.year, now),
+        ),
     ]
     return {
         "month": label,

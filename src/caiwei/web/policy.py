@@ -127,6 +127,11 @@ QUERY_LOG = Obj("pk", "caiwei.dataops.services_console.visible_logs")
 QUERY_EXPORT = Obj("pk", "caiwei.dataops.services_console.visible_exports")
 QUERY_SCOPE = "本人有有效查询授权、且在授权区划内的库"
 QUERY_DECIDE = "按授权区划；申请人以外的项目经理或财政审批人"
+BACKUP = Obj("pk", "caiwei.dataops.services_backups.visible_backups")
+BACKUP_SCHEDULE = Obj("pk", "caiwei.dataops.services_backups.visible_schedules")
+RESTORE = Obj("pk", "caiwei.dataops.services_backups.visible_restores")
+DRILL = Obj("pk", "caiwei.dataops.services_backups.visible_drills")
+DATA_SCOPE = "按授权区划（目标数据库所属运维对象的区划）"
 
 # Pages, by URL name (namespace:name).
 PAGES: dict[str, Policy] = {
@@ -235,6 +240,20 @@ PAGES: dict[str, Policy] = {
     "recon_statements:run": P(C.RECON_VIEW, scope=STATEMENTS, objs=(STATEMENT_RUN,)),
     "recon_statements:download": P(C.RECON_VIEW, scope=STATEMENTS, objs=(STATEMENT_RUN,)),
     "recon_statements:sign": P(C.RECON_SIGN, scope=SIGNING, objs=(STATEMENT_RUN,)),
+    "dataops:backups": P(C.DATA_VIEW, scope=DATA_SCOPE),
+    "dataops:backup_run": P(C.DATA_BACKUP, scope=DATA_SCOPE),
+    "dataops:backup": P(C.DATA_VIEW, scope=DATA_SCOPE, objs=(BACKUP,)),
+    "dataops:backup_verify": P(C.DATA_BACKUP, scope=DATA_SCOPE, objs=(BACKUP,)),
+    "dataops:restore_start": P(C.DATA_BACKUP, scope=DATA_SCOPE, objs=(BACKUP,)),
+    "dataops:backup_schedule_new": P(C.DATA_BACKUP, scope=DATA_SCOPE),
+    "dataops:backup_schedule": P(C.DATA_BACKUP, scope=DATA_SCOPE, objs=(BACKUP_SCHEDULE,)),
+    "dataops:restore": P(C.DATA_VIEW, scope=DATA_SCOPE, objs=(RESTORE,)),
+    "dataops:restore_change": P(C.DATA_CHANGE, scope=DATA_SCOPE, objs=(RESTORE,)),
+    "dataops:restore_close": P(C.DATA_BACKUP, scope=DATA_SCOPE, objs=(RESTORE,)),
+    "dataops:drills": P(C.DATA_VIEW, scope=DATA_SCOPE),
+    "dataops:drill_start": P(C.DATA_BACKUP, scope=DATA_SCOPE),
+    "dataops:drill": P(C.DATA_VIEW, scope=DATA_SCOPE, objs=(DRILL,)),
+    "dataops:drill_report": P(C.DATA_VIEW, scope=DATA_SCOPE, objs=(DRILL,)),
     # The OpenAPI document and its viewer: behind login, like everything else that describes the system.
     "api:openapi-json": Policy(LOGIN),
     "api:openapi-view": Policy(LOGIN),
@@ -445,6 +464,40 @@ API: dict[tuple[str, str], Policy] = {
     ),
     ("GET", "/api/data/query/exports/{export_id}/file"): P(
         C.DATA_QUERY, scope="本人提出、已批准的申请", objs=(_api("export_id", QUERY_EXPORT),)
+    ),
+    ("GET", "/api/data/backups"): P(C.DATA_VIEW, scope=DATA_SCOPE),
+    ("POST", "/api/data/backups"): P(C.DATA_BACKUP, scope=DATA_SCOPE),
+    ("GET", "/api/data/backups/schedules"): P(C.DATA_VIEW, scope=DATA_SCOPE),
+    ("POST", "/api/data/backups/schedules"): P(C.DATA_BACKUP, scope=DATA_SCOPE),
+    ("POST", "/api/data/backups/schedules/{schedule_id}"): P(
+        C.DATA_BACKUP, scope=DATA_SCOPE, objs=(_api("schedule_id", BACKUP_SCHEDULE),)
+    ),
+    ("POST", "/api/data/backups/prune"): P(C.DATA_BACKUP, scope=DATA_SCOPE),
+    ("GET", "/api/data/backups/{backup_id}"): P(
+        C.DATA_VIEW, scope=DATA_SCOPE, objs=(_api("backup_id", BACKUP),)
+    ),
+    ("POST", "/api/data/backups/{backup_id}/verify"): P(
+        C.DATA_BACKUP, scope=DATA_SCOPE, objs=(_api("backup_id", BACKUP),)
+    ),
+    ("POST", "/api/data/backups/{backup_id}/restores"): P(
+        C.DATA_BACKUP, scope=DATA_SCOPE, objs=(_api("backup_id", BACKUP),)
+    ),
+    ("GET", "/api/data/backups/restores/{restore_id}"): P(
+        C.DATA_VIEW, scope=DATA_SCOPE, objs=(_api("restore_id", RESTORE),)
+    ),
+    ("POST", "/api/data/backups/restores/{restore_id}/change"): P(
+        C.DATA_CHANGE, scope=DATA_SCOPE, objs=(_api("restore_id", RESTORE),)
+    ),
+    ("POST", "/api/data/backups/restores/{restore_id}/close"): P(
+        C.DATA_BACKUP, scope=DATA_SCOPE, objs=(_api("restore_id", RESTORE),)
+    ),
+    ("GET", "/api/data/backups/drills"): P(C.DATA_VIEW, scope=DATA_SCOPE),
+    ("POST", "/api/data/backups/drills"): P(C.DATA_BACKUP, scope=DATA_SCOPE),
+    ("GET", "/api/data/backups/drills/{drill_id}"): P(
+        C.DATA_VIEW, scope=DATA_SCOPE, objs=(_api("drill_id", DRILL),)
+    ),
+    ("GET", "/api/data/backups/drills/{drill_id}/report"): P(
+        C.DATA_VIEW, scope=DATA_SCOPE, objs=(_api("drill_id", DRILL),)
     ),
 }
 

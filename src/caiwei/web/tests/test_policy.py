@@ -250,6 +250,22 @@ def world(regions, make_user, tmp_path, settings):
         objs["query_export"][key] = QueryExport.objects.create(
             log=log, requested_by=who, reason=f"导出{mark}"
         )
+    # 数据运维 · 备份: a backup (with a range restore and a drill) and a backup schedule in each county.
+    from caiwei.dataops.models_backups import Backup, BackupSchedule, DrillRecord, RangeRestore
+
+    for name in ("backup", "backup_schedule", "restore", "drill"):
+        objs[name] = {}
+    for key in ("own", "foreign"):
+        mark = MARK if key == "foreign" else ""
+        item = Backup.objects.create(
+            database=databases[key], dialect="sqlite", status=Backup.Status.DONE, counts={f"t{mark}": 1}
+        )
+        objs["backup"][key] = item
+        objs["backup_schedule"][key] = BackupSchedule.objects.create(
+            database=databases[key], cron="0 2 * * *"
+        )
+        objs["restore"][key] = RangeRestore.objects.create(backup=item, table=f"t{mark}")
+        objs["drill"][key] = DrillRecord.objects.create(database=databases[key], backup=item, error=mark)
     objs["job"] = {
         "foreign": Job.objects.create(
             kind="t", title=f"任务{MARK}", created_by=outsider, region=regions[FOREIGN]
@@ -281,6 +297,10 @@ KIND_BY_QUERYSET = {
     "caiwei.dataops.services_console.visible_grants": "query_grant",
     "caiwei.dataops.services_console.visible_logs": "query_log",
     "caiwei.dataops.services_console.visible_exports": "query_export",
+    "caiwei.dataops.services_backups.visible_backups": "backup",
+    "caiwei.dataops.services_backups.visible_schedules": "backup_schedule",
+    "caiwei.dataops.services_backups.visible_restores": "restore",
+    "caiwei.dataops.services_backups.visible_drills": "drill",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}
