@@ -56,7 +56,11 @@ TILES = [
         "recon:index",
     ),
     Tile(
-        "dataops", "数据查询与变更", "只读查询、数据变更审批、变更前备份与一键回滚", OPS_ROLES | FINANCE_ROLES
+        "dataops",
+        "数据运维",
+        "只读查询（脱敏）、数据变更审批与一键回滚、备份与按范围恢复、灾难恢复演练",
+        CAPABILITIES[Capability.DATA_VIEW],
+        "dataops:index",
     ),
     Tile(
         "releases",

@@ -208,6 +208,7 @@ PAGES: dict[str, Policy] = {
     ),
     "checks:local_rule_action": P(C.MANAGE_TARGETS, scope=REGION, objs=(LOCAL_RULE,)),
     "checks:local_rule_decide": P(C.MANAGE_TARGETS, scope=LOCAL_DECIDE, objs=(LOCAL_RULE,)),
+    "dataops:index": P(C.DATA_VIEW, scope="按授权区划"),
     "dataops:query": P(C.DATA_QUERY, scope=QUERY_SCOPE),
     "dataops:query_run": P(C.DATA_QUERY, scope=QUERY_SCOPE),
     "dataops:query_history": P(C.DATA_QUERY, scope=REGION),

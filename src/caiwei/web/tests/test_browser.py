@@ -76,7 +76,7 @@ ROLE_TILES = {
     "engineer": "数据检查",
     "pm": "巡检与监控",
     "finance": "银行对账",
-    "approver": "数据查询与变更",
+    "approver": "数据运维",
     "unit": "知识库",
     "bank": "银行对账",
     "sysadmin": "账号管理",
