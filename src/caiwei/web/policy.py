@@ -122,6 +122,11 @@ STATEMENT_RUN = Obj("pk", "caiwei.recon.services.statement_runs")
 SIGNOFF = Obj("signoff_id", "caiwei.recon.services.visible_signoffs")
 STATEMENTS = "按授权区划；银行用户只见本人账号所属银行的对账单与签认"
 SIGNING = "按授权区划；银行用户只签本人账号所属银行，财政用户须有该区划授权，同一人不能签两方"
+MONITOR_ITEM = Obj("pk", "caiwei.monitor.services.visible_items")
+MONITOR_RULE = Obj("pk", "caiwei.monitor.services.visible_rules")
+MONITOR_WINDOW = Obj("pk", "caiwei.monitor.services.visible_windows")
+MONITOR_WEBHOOK = Obj("pk", "caiwei.monitor.services.visible_webhooks")
+MONITOR_RULES = "授权区划的规则与全辖规则；全辖规则只有授权覆盖全辖者可改"
 
 # Pages, by URL name (namespace:name).
 PAGES: dict[str, Policy] = {
@@ -217,6 +222,28 @@ PAGES: dict[str, Policy] = {
     "recon_statements:run": P(C.RECON_VIEW, scope=STATEMENTS, objs=(STATEMENT_RUN,)),
     "recon_statements:download": P(C.RECON_VIEW, scope=STATEMENTS, objs=(STATEMENT_RUN,)),
     "recon_statements:sign": P(C.RECON_SIGN, scope=SIGNING, objs=(STATEMENT_RUN,)),
+    "monitor:board": P(C.MONITOR_VIEW, scope=REGION),
+    "monitor:wall": P(C.MONITOR_VIEW, scope=REGION),
+    "monitor:alerts": P(C.MONITOR_VIEW, scope=REGION),
+    "monitor:items": P(C.MONITOR_VIEW, scope=REGION),
+    "monitor:item_new": P(C.MONITOR_MANAGE, scope=REGION),
+    "monitor:item": P(C.MONITOR_VIEW, scope=REGION, objs=(MONITOR_ITEM,)),
+    "monitor:item_edit": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_ITEM,)),
+    "monitor:item_run": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_ITEM,)),
+    "monitor:item_token": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_ITEM,)),
+    "monitor:item_delete": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_ITEM,)),
+    "monitor:rules": P(C.MONITOR_VIEW, scope=MONITOR_RULES),
+    "monitor:rule_new": P(C.MONITOR_MANAGE, scope=MONITOR_RULES),
+    "monitor:rule": P(C.MONITOR_MANAGE, scope=MONITOR_RULES, objs=(MONITOR_RULE,)),
+    "monitor:windows": P(C.MONITOR_VIEW, scope=REGION),
+    "monitor:window_new": P(C.MONITOR_MANAGE, scope=REGION),
+    "monitor:window": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_WINDOW,)),
+    "monitor:window_delete": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_WINDOW,)),
+    "monitor:webhooks": P(C.MONITOR_MANAGE, scope=REGION),
+    "monitor:webhook_new": P(C.MONITOR_MANAGE, scope=REGION),
+    "monitor:webhook": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_WEBHOOK,)),
+    # A finance job's dead man's switch: no login (the token is the secret), the same answer for every token.
+    "monitor:heartbeat": Policy(PUBLIC, "持有心跳令牌的后台任务；令牌存在与否回应相同"),
     # The OpenAPI document and its viewer: behind login, like everything else that describes the system.
     "api:openapi-json": Policy(LOGIN),
     "api:openapi-view": Policy(LOGIN),
@@ -407,6 +434,28 @@ API: dict[tuple[str, str], Policy] = {
     ("GET", "/api/recon/signoffs"): P(C.RECON_VIEW, scope=STATEMENTS),
     ("POST", "/api/recon/signoffs"): P(C.RECON_SIGN, scope=SIGNING),
     ("GET", "/api/recon/signoffs/{signoff_id}"): P(C.RECON_VIEW, scope=STATEMENTS, objs=(SIGNOFF,)),
+    ("GET", "/api/monitor/items"): P(C.MONITOR_VIEW, scope=REGION),
+    ("POST", "/api/monitor/items"): P(C.MONITOR_MANAGE, scope=REGION),
+    ("GET", "/api/monitor/items/{item_id}"): P(
+        C.MONITOR_VIEW, scope=REGION, objs=(_api("item_id", MONITOR_ITEM),)
+    ),
+    ("PUT", "/api/monitor/items/{item_id}"): P(
+        C.MONITOR_MANAGE, scope=REGION, objs=(_api("item_id", MONITOR_ITEM),)
+    ),
+    ("POST", "/api/monitor/items/{item_id}/run"): P(
+        C.MONITOR_MANAGE, scope=REGION, objs=(_api("item_id", MONITOR_ITEM),)
+    ),
+    ("GET", "/api/monitor/items/{item_id}/results"): P(
+        C.MONITOR_VIEW, scope=REGION, objs=(_api("item_id", MONITOR_ITEM),)
+    ),
+    ("GET", "/api/monitor/alerts"): P(C.MONITOR_VIEW, scope=REGION),
+    ("GET", "/api/monitor/rules"): P(C.MONITOR_VIEW, scope=MONITOR_RULES),
+    ("POST", "/api/monitor/rules"): P(C.MONITOR_MANAGE, scope=MONITOR_RULES),
+    ("GET", "/api/monitor/windows"): P(C.MONITOR_VIEW, scope=REGION),
+    ("POST", "/api/monitor/windows"): P(C.MONITOR_MANAGE, scope=REGION),
+    ("GET", "/api/monitor/board"): P(C.MONITOR_VIEW, scope=REGION),
+    # Prometheus scrapes with a bearer token of an account holding monitor.view (or a signed-in session).
+    ("GET", "/api/monitor/metrics"): P(C.MONITOR_VIEW, scope=REGION),
 }
 
 _PARAM = re.compile(r"<(?:[^>:]+:)?([^>]+)>")
