@@ -144,9 +144,7 @@ def change_item(request, data: ItemChange, item_id: int = ID):
         value = getattr(data, field)
         if value is not None:
             setattr(item, field, value)
-    item, _ = services.save_item(
-        request.user, item, secret=data.secret or "", clear_secret=data.secret == ""
-    )
+    item, _ = services.save_item(request.user, item, secret=data.secret or "", clear_secret=data.secret == "")
     return _item_out(item)
 
 
@@ -278,14 +276,18 @@ def create_window(request, data: WindowIn):
     ensure(request.user, Capability.MONITOR_MANAGE, "api:monitor.window")
     if data.ends_at - data.starts_at > timedelta(days=31):
         raise ValidationError({"ends_at": "维护窗口最长 31 天"})
-    chosen = list(services.visible_items(request.user).filter(pk__in=[i for i in data.items if 0 < i < 2**63]))
+    chosen = list(
+        services.visible_items(request.user).filter(pk__in=[i for i in data.items if 0 < i < 2**63])
+    )
     if len(chosen) != len(set(data.items)):
         raise ValidationError({"items": "有监控项不存在或不在您的授权范围内"})
     window = MaintenanceWindow(
         region=_region(request.user, data.region),
         reason=data.reason,
         system=data.system,
-        starts_at=data.starts_at if timezone.is_aware(data.starts_at) else timezone.make_aware(data.starts_at),
+        starts_at=data.starts_at
+        if timezone.is_aware(data.starts_at)
+        else timezone.make_aware(data.starts_at),
         ends_at=data.ends_at if timezone.is_aware(data.ends_at) else timezone.make_aware(data.ends_at),
     )
     return Status(201, _window_out(services.save_window(request.user, window, chosen)))
@@ -303,7 +305,10 @@ def board(request, region: str = Query("", max_length=20)):
             {
                 "region": r.code,
                 "name": r.name,
-                "systems": {s: [{"id": i.pk, "name": i.name, "state": i.state} for i in its] for s, its in systems.items()},
+                "systems": {
+                    s: [{"id": i.pk, "name": i.name, "state": i.state} for i in its]
+                    for s, its in systems.items()
+                },
             }
             for r, systems in data["grouped"].items()
         ],

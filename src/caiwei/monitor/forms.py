@@ -28,7 +28,9 @@ class ItemForm(Styled, forms.ModelForm):
     config = forms.JSONField(
         label="探测设置",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "form-control form-control-sm font-monospace"}),
+        widget=forms.Textarea(
+            attrs={"rows": 5, "spellcheck": "false", "class": "form-control form-control-sm font-monospace"}
+        ),
         help_text="JSON 对象，各类型的设置见右侧说明",
     )
     calendar = forms.ChoiceField(label="业务日历", required=False)
@@ -100,10 +102,14 @@ class RuleForm(Styled, forms.ModelForm):
 
 class WindowForm(Styled, forms.ModelForm):
     starts_at = forms.DateTimeField(
-        label="开始", widget=forms.DateTimeInput(attrs={"placeholder": "2026-12-31 20:00"}), help_text="如 2026-12-31 20:00"
+        label="开始",
+        widget=forms.DateTimeInput(attrs={"placeholder": "2026-12-31 20:00"}),
+        help_text="如 2026-12-31 20:00",
     )
     ends_at = forms.DateTimeField(
-        label="结束", widget=forms.DateTimeInput(attrs={"placeholder": "2026-12-31 23:00"}), help_text="如 2026-12-31 23:00"
+        label="结束",
+        widget=forms.DateTimeInput(attrs={"placeholder": "2026-12-31 23:00"}),
+        help_text="如 2026-12-31 23:00",
     )
 
     class Meta:

@@ -11,7 +11,9 @@ def rollup_job(ctx: JobContext) -> dict:
     from .services import roll_up
 
     out = roll_up()
-    ctx.log(f"归并 {out['rollups']} 个小时段，删除原始结果 {out['raw_deleted']} 条、过期小时数据 {out['rollups_deleted']} 条")
+    ctx.log(
+        f"归并 {out['rollups']} 个小时段，删除原始结果 {out['raw_deleted']} 条、过期小时数据 {out['rollups_deleted']} 条"
+    )
     return out
 
 

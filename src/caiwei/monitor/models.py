@@ -81,7 +81,9 @@ class Item(models.Model):
     timeout_s = models.PositiveIntegerField("超时（秒）", default=10)
     calendar = models.CharField("业务日历", max_length=30, default="workday")
     enabled = models.BooleanField("启用", default=True)
-    heartbeat_hash = models.CharField("心跳令牌摘要", max_length=64, blank=True, db_index=True, editable=False)
+    heartbeat_hash = models.CharField(
+        "心跳令牌摘要", max_length=64, blank=True, db_index=True, editable=False
+    )
     last_ping_at = models.DateTimeField("最近心跳", null=True, blank=True)
     state = models.CharField("状态", max_length=10, choices=State.choices, default=State.UNKNOWN)
     last_at = models.DateTimeField("最近探测", null=True, blank=True)
@@ -163,6 +165,9 @@ class Result(models.Model):
         verbose_name = verbose_name_plural = "探测结果"
         indexes = [models.Index(fields=["item", "at"], name="monitor_result_item_at")]
 
+    def __str__(self) -> str:
+        return f"{self.item_id} {self.at:%Y-%m-%d %H:%M:%S} {'正常' if self.ok else '失败'}"
+
 
 class Rollup(models.Model):
     """Per item and hour: how many results, how many failed, min/avg/max of the main value."""
@@ -178,6 +183,9 @@ class Rollup(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "探测结果（按小时）"
         constraints = [models.UniqueConstraint(fields=["item", "hour"], name="monitor_rollup_item_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} {self.hour:%Y-%m-%d %H}时"
 
 
 class AlertRule(models.Model):

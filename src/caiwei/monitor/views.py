@@ -23,9 +23,15 @@ HELP = [
     ("tcp", '{"host": "10.0.0.5", "port": 1521}'),
     ("tls", '{"host": "pay.example.gov.cn", "port": 443}'),
     ("database", '{"query": "SELECT 1"}（连接取自所选的登记数据库）'),
-    ("rabbitmq", '{"api": "http://10.0.0.7:15672", "vhost": "/", "queue": "bank.B102.voucher", "username": "monitor"}'),
+    (
+        "rabbitmq",
+        '{"api": "http://10.0.0.7:15672", "vhost": "/", "queue": "bank.B102.voucher", "username": "monitor"}',
+    ),
     ("redis", '{"host": "10.0.0.8", "port": 6379}'),
-    ("sftp", '{"host": "10.0.0.9", "username": "caiwei", "directory": "/out", "pattern": "*.txt", "host_key": "SHA256:…"}'),
+    (
+        "sftp",
+        '{"host": "10.0.0.9", "username": "caiwei", "directory": "/out", "pattern": "*.txt", "host_key": "SHA256:…"}',
+    ),
     ("ftp", '{"host": "10.0.0.9", "username": "caiwei", "directory": "/out", "pattern": "*.txt"}'),
     ("host", '{"url": "http://10.0.0.5:9100/metrics", "mount": "/"}'),
     ("host_ssh", '{"host": "10.0.0.5", "username": "monitor", "mount": "/"}'),
@@ -86,7 +92,11 @@ def item_list(request):
     return render(
         request,
         "monitor/items.html",
-        {"sections": [s for s in sections if s[1]], "can_manage": _can_manage(request.user), "count": len(items)},
+        {
+            "sections": [s for s in sections if s[1]],
+            "can_manage": _can_manage(request.user),
+            "count": len(items),
+        },
     )
 
 
@@ -109,7 +119,9 @@ def item_detail(request, pk):
             "results": results,
             "alerts": item.alerts.select_related("rule", "ticket")[:20],
             "metric_label": probes.METRIC_LABELS.get(probes.PRIMARY.get(item.kind, ""), "值"),
-            "metrics": [(probes.METRIC_LABELS.get(k, k), v) for k, v in sorted((item.last_metrics or {}).items())],
+            "metrics": [
+                (probes.METRIC_LABELS.get(k, k), v) for k, v in sorted((item.last_metrics or {}).items())
+            ],
             "can_manage": _can_manage(request.user),
             "heartbeat_url": request.build_absolute_uri("/monitor/hb/") if item.kind == "heartbeat" else "",
         },
@@ -173,7 +185,8 @@ def item_token(request, pk):
         return redirect("monitor:item", item.pk)
     token = services.new_heartbeat_token(request.user, item)
     messages.warning(
-        request, f"新的心跳地址（只显示这一次，旧地址已作废）：{request.build_absolute_uri('/monitor/hb/' + token)}"
+        request,
+        f"新的心跳地址（只显示这一次，旧地址已作废）：{request.build_absolute_uri('/monitor/hb/' + token)}",
     )
     return redirect("monitor:item", item.pk)
 
@@ -221,7 +234,11 @@ def _rule_form(request, rule):
         else:
             messages.success(request, f"已保存告警规则“{saved.name}”")
             return redirect("monitor:rules")
-    return render(request, "monitor/form.html", {"form": form, "title": rule.name if rule else "新增告警规则", "back": "monitor:rules"})
+    return render(
+        request,
+        "monitor/form.html",
+        {"form": form, "title": rule.name if rule else "新增告警规则", "back": "monitor:rules"},
+    )
 
 
 @require(Capability.MONITOR_VIEW)
@@ -229,7 +246,10 @@ def window_list(request):
     return render(
         request,
         "monitor/windows.html",
-        {"windows": services.visible_windows(request.user).prefetch_related("items"), "can_manage": _can_manage(request.user)},
+        {
+            "windows": services.visible_windows(request.user).prefetch_related("items"),
+            "can_manage": _can_manage(request.user),
+        },
     )
 
 
@@ -258,7 +278,12 @@ def _window_form(request, window):
     return render(
         request,
         "monitor/form.html",
-        {"form": form, "title": window.reason if window else "新增维护窗口", "back": "monitor:windows", "window": window},
+        {
+            "form": form,
+            "title": window.reason if window else "新增维护窗口",
+            "back": "monitor:windows",
+            "window": window,
+        },
     )
 
 

@@ -22,7 +22,9 @@ class Command(BaseCommand):
         run.add_argument("--once", action="store_true", help="只探测一轮到期的监控项后退出")
         run.add_argument("--all", action="store_true", help="与 --once 同用：不论是否到期，全部探测一次")
         run.add_argument("--concurrency", type=int, default=100, help="同时进行的探测数（默认 100）")
-        run.add_argument("--reload", type=int, default=300, help="常驻时每隔多少秒重新读取监控清单（默认 300）")
+        run.add_argument(
+            "--reload", type=int, default=300, help="常驻时每隔多少秒重新读取监控清单（默认 300）"
+        )
         status = sub.add_parser("status", help="各监控项状态与未恢复告警")
         status.add_argument("--json", action="store_true", help="以 JSON 输出")
         sub.add_parser("rollup", help="归并旧的探测结果")
@@ -51,9 +53,14 @@ class Command(BaseCommand):
         self.stdout.write(f"监控调度已启动：并发 {concurrency}，每 {reload} 秒重读清单（Ctrl+C 退出）")
         try:
             while True:
-                items = {i.pk: i for i in Item.objects.filter(enabled=True).select_related("region", "target_database")}
+                items = {
+                    i.pk: i
+                    for i in Item.objects.filter(enabled=True).select_related("region", "target_database")
+                }
                 scheduled = [
-                    probes.Scheduled(pk, float(item.interval_s), (lambda item=item: services.build_probe(item)))
+                    probes.Scheduled(
+                        pk, float(item.interval_s), (lambda item=item: services.build_probe(item))
+                    )
                     for pk, item in items.items()
                 ]
 
@@ -78,13 +85,24 @@ class Command(BaseCommand):
                 json.dumps(
                     {
                         "items": [
-                            {"id": i.pk, "name": i.name, "region": i.region.code, "kind": i.kind, "state": i.state,
-                             "last_at": i.last_at.isoformat() if i.last_at else None, "message": i.last_message}
+                            {
+                                "id": i.pk,
+                                "name": i.name,
+                                "region": i.region.code,
+                                "kind": i.kind,
+                                "state": i.state,
+                                "last_at": i.last_at.isoformat() if i.last_at else None,
+                                "message": i.last_message,
+                            }
                             for i in items
                         ],
                         "alerts": [
-                            {"item": a.item.name, "rule": a.rule.name, "severity": a.severity,
-                             "ticket": a.ticket.number if a.ticket_id else None}
+                            {
+                                "item": a.item.name,
+                                "rule": a.rule.name,
+                                "severity": a.severity,
+                                "ticket": a.ticket.number if a.ticket_id else None,
+                            }
                             for a in alerts
                         ],
                     },
@@ -94,7 +112,9 @@ class Command(BaseCommand):
             )
             return
         for i in items:
-            self.stdout.write(f"{i.get_state_display():<4}\t{i.region.name}\t{i.system}\t{i.name}\t{i.last_message}")
+            self.stdout.write(
+                f"{i.get_state_display():<4}\t{i.region.name}\t{i.system}\t{i.name}\t{i.last_message}"
+            )
         self.stdout.write(f"共 {items.count()} 项；未恢复告警 {alerts.count()} 条")
         for a in alerts:
             ticket = f"，工单 {a.ticket.number}" if a.ticket_id else ""
