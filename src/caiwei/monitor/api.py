@@ -306,8 +306,14 @@ def board(request, region: str = Query("", max_length=20)):
                 "region": r.code,
                 "name": r.name,
                 "systems": {
-                    s: [{"id": i.pk, "name": i.name, "state": i.state} for i in its]
-                    for s, its in systems.items()
+                    s: {
+                        "counts": cell["counts"],
+                        "total": cell["total"],
+                        "problems": [
+                            {"id": i.pk, "name": i.name, "state": i.state} for i in cell["problems"]
+                        ],
+                    }
+                    for s, cell in systems.items()
                 },
             }
             for r, systems in data["grouped"].items()

@@ -49,9 +49,17 @@ def test_register_an_item_the_secret_is_never_shown(users, regions, client_for, 
     page = client.get(f"/monitor/items/{item.pk}/").content.decode()
     assert "history-data" in page and "状态码 200" in page
     board = client.get("/monitor/").content.decode()
-    assert "支付前置" in board and 'data-state="ok"' in board
-    assert "支付前置" in client.get("/monitor/wall/").content.decode()
-    assert "支付前置" in client.get("/monitor/", HTTP_HX_REQUEST="true").content.decode()
+    assert '<strong data-count="ok">1</strong>' in board and "全部正常" in board
+    # a problem is listed by name, on the board, the wall and the board's refresh
+    Item.objects.filter(pk=item.pk).update(state="down", last_message="连接被拒绝")
+    for page in (
+        client.get("/monitor/"),
+        client.get("/monitor/wall/"),
+        client.get("/monitor/", HTTP_HX_REQUEST="true"),
+    ):
+        body = page.content.decode()
+        assert "支付前置" in body and 'data-state="down"' in body and "连接被拒绝" in body
+    assert "<nav" not in client.get("/monitor/", HTTP_HX_REQUEST="true").content.decode()
 
 
 def test_bad_input_is_answered_in_chinese_naming_the_field(users, regions, client_for, token_for, client):
