@@ -219,6 +219,12 @@ class AlertRule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def metric_label(self) -> str:
+        from .probes import METRIC_LABELS
+
+        return METRIC_LABELS.get(self.metric, self.metric)
+
     def clean(self) -> None:
         if not 1 <= (self.open_after or 0) <= 100:
             raise ValidationError({"open_after": "应在 1 到 100 之间"})

@@ -152,10 +152,33 @@ def _explain(exc: BaseException) -> str:
         return "连接被拒绝（端口未监听）"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"证书校验失败：{exc.verify_message or exc}"
+    import errno
+    import socket
+
+    if isinstance(exc, socket.gaierror):
+        return "无法解析主机名"
+    name = type(exc).__name__
+    if name in ("AuthenticationException", "BadAuthenticationType"):
+        return "登录被拒绝（用户名、密码或私钥不对）"
+    if name in ("SSHException", "NoValidConnectionsError"):
+        return "SSH 连接失败"
+    if name == "error_perm":
+        return f"FTP 服务器拒绝：{str(exc)[:3]}（多为登录失败或目录不存在）"
     if isinstance(exc, OSError):
-        return f"网络错误：{exc.strerror or exc}"
+        known = {
+            errno.ECONNRESET: "连接被对方重置",
+            errno.EHOSTUNREACH: "主机不可达",
+            errno.ENETUNREACH: "网络不可达",
+            errno.ENOENT: "文件或目录不存在",
+            errno.EACCES: "没有访问权限",
+        }
+        return known.get(exc.errno, f"网络或文件错误（错误号 {exc.errno}）")
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return "应答内容无法解析"
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{type(exc).__name__}：{text[0][:200] if text else ''}"
+    if name in ("OperationalError", "ProgrammingError", "DatabaseError", "InterfaceError"):
+        return f"数据库连接或查询失败：{text[0][:200] if text else ''}"
+    return f"探测出错：{text[0][:200] if text else name}"
 
 
 async def run_probe(probe: Probe) -> ProbeResult:
@@ -1081,7 +1104,8 @@ class Scheduler:
             delay = max(0.0, asyncio.get_running_loop().time() - due)
             self.stats.delays.append(delay)
             try:
-                probe = item.make()
+                # built in a thread: the caller's builder may read a database (Django refuses that inside a loop)
+                probe = await asyncio.get_running_loop().run_in_executor(None, item.make)
             except Exception as exc:  # noqa: BLE001 — a bad item is a failed result, not a dead scheduler
                 result = ProbeResult(False, {"up": 0}, f"无法构造探测：{exc}", key=item.key)
             else:

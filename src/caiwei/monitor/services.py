@@ -357,13 +357,19 @@ def build_probe(item: Item, now: datetime | None = None) -> probes.Probe:
     secret = item.unsealed_secret() if item.secret else ""
     if item.kind == "database":
         db = item.target_database
+        if db.dialect == db.Dialect.SQLITE:
+            from caiwei.checks import sqlitefile
+
+            sqlitefile.resolve(db.database)  # judged again at each connection, as the data checks do
         config["url"] = db.url()
     elif item.kind == "freshness":
         config["calendar"] = calendar_spec(item.calendar)
         if now is not None:
             config["now"] = now
     elif item.kind == "heartbeat":
-        config.update(last_ping=item.last_ping_at, since=item.created_at, now=now)
+        # the ping is written by the web server while a scheduler may hold this item for minutes: read it now
+        last_ping = Item.objects.filter(pk=item.pk).values_list("last_ping_at", flat=True).first()
+        config.update(last_ping=last_ping, since=item.created_at, now=now)
     return probes.Probe(item.kind, config, secret, float(item.timeout_s), key=item.pk)
 
 

@@ -60,12 +60,14 @@ ACRONYMS = {
     "IMAP", "SMTP", "POP3", "LDAP",  # mail and directory protocols
     "SFTP", "SSH",  # file transfer (the reconciliation's bank file sources)
     "GBK", "YAML",  # a character set and the notation of the bank file layouts, named as such
+    "TCP", "FTP", "FTPS",  # what a monitored port or file drop speaks (监控)
 }  # fmt: skip
 # 2. names of products and formats, which are proper names and are not translated;
 PRODUCTS = {
     "PostgreSQL", "MySQL", "MariaDB", "SQLite", "Oracle", "Excel", "Word", "WPS", "Swagger", "OpenAPI", "Chromium",
     "Linux", "Windows", "Redis", "Nginx", "Kingbase", "KingbaseES", "GaussDB", "openGauss", "Authenticator",
     "Microsoft", "Google", "FreeOTP", "htmx", "Bootstrap", "Django", "Office", "QQ", "DM",
+    "RabbitMQ", "Prometheus", "PromQL",  # the message broker and the metrics system monitoring reads
 }  # fmt: skip
 # 3. values of the data: codes and numbers with digits (PAY-001, T20261124-0001, 演A12345, SM4), identifiers with an
 #    underscore (the sandbox's table and column names shown beside their Chinese label, the fixtures' usernames),
