@@ -257,3 +257,17 @@ def rabbit_api():
         if not _wait_http("http://127.0.0.1:15672/", 60):
             pytest.fail("RabbitMQ 管理插件未能启动（15672）")
     return "http://127.0.0.1:15672"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(settings):
+    """Nobody signs in with a password in these tests: a cheap hasher keeps making accounts quick."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def default_rules(db):
+    """The starting rules come from a data migration; a transactional test before this one may have flushed them."""
+    from caiwei.monitor.services import ensure_default_rules
+
+    ensure_default_rules()

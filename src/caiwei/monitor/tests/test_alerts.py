@@ -26,6 +26,7 @@ LEAGUE = "152500000"
 
 
 def make_item(users, regions, kind, config, secret="", **kw) -> Item:
+    services.ensure_default_rules()
     kw.setdefault("name", f"{kind}-{Item.objects.count() + 1}")
     item = Item(region=regions[LEAGUE], system="国库集中支付", kind=kind, config=config, **kw)
     saved, _ = services.save_item(users["engineer"], item, secret=secret)

@@ -119,7 +119,7 @@ def test_api_register_heartbeat_gives_the_token_once(users, regions, client, tok
     assert token not in again
 
 
-def test_rules_and_windows_pages(users, regions, client_for):
+def test_rules_and_windows_pages(users, regions, client_for, default_rules):
     client = client_for(users["pm"])
     assert "不可用" in client.get("/monitor/rules/").content.decode()  # the starting rules
     response = client.post(
@@ -170,7 +170,7 @@ def test_rules_and_windows_pages(users, regions, client_for):
     assert finance.get("/monitor/rules/new/").status_code == 403
 
 
-def test_global_rule_is_kept_from_county_staff(users, regions, make_user, client_for):
+def test_global_rule_is_kept_from_county_staff(users, regions, make_user, client_for, default_rules):
     county = make_user("m_county_pm", "pm", regions=("152502000",))
     rule = AlertRule.objects.filter(region__isnull=True).first()
     client = client_for(county)
