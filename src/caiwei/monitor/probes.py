@@ -1096,7 +1096,10 @@ class Scheduler:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             flusher.cancel()
-            self._flush()
+            if self.on_result is not None and self._pending:
+                batch, self._pending = self._pending, []
+                # in a thread like the others: the callback may write to a database (Django refuses that in a loop)
+                await loop.run_in_executor(None, self.on_result, batch)
         return self.stats
 
     async def _one(self, item: Scheduled, due: float, gate: asyncio.Semaphore) -> None:
@@ -1126,10 +1129,3 @@ class Scheduler:
                 batch, self._pending = self._pending, []
                 # storing runs in a thread: the probes go on while a batch is written
                 await asyncio.get_running_loop().run_in_executor(None, self.on_result, batch)
-
-    def _flush(self) -> None:
-        if self._pending and self.on_result is not None:
-            batch, self._pending = self._pending, []
-            self.on_result(batch)
-        elif self.on_result is None:
-            self._pending.clear()

@@ -721,35 +721,49 @@ def roll_up(now: datetime | None = None) -> dict:
             hi=Max("value"),
         )
     )
-    made = 0
+    groups = list(groups)
     with transaction.atomic():
+        existing = {}
+        if groups:
+            hours = [g["hour"] for g in groups]
+            for row in Rollup.objects.filter(hour__gte=min(hours), hour__lte=max(hours)):
+                existing[(row.item_id, row.hour)] = row
+        fresh, merged = [], []
         for g in groups:
-            row, created = Rollup.objects.get_or_create(
-                item_id=g["item_id"],
-                hour=g["hour"],
-                defaults={
-                    "count": g["n"],
-                    "failures": g["bad"],
-                    "min_value": g["lo"],
-                    "avg_value": g["mean"],
-                    "max_value": g["hi"],
-                },
-            )
-            if not created:  # a late result of an hour already folded
-                total = row.count + g["n"]
-                if g["mean"] is not None:
-                    row.avg_value = (
-                        g["mean"]
-                        if row.avg_value is None
-                        else (row.avg_value * row.count + g["mean"] * g["n"]) / total
+            row = existing.get((g["item_id"], g["hour"]))
+            if row is None:
+                fresh.append(
+                    Rollup(
+                        item_id=g["item_id"],
+                        hour=g["hour"],
+                        count=g["n"],
+                        failures=g["bad"],
+                        min_value=g["lo"],
+                        avg_value=g["mean"],
+                        max_value=g["hi"],
                     )
-                    row.min_value = g["lo"] if row.min_value is None else min(row.min_value, g["lo"])
-                    row.max_value = g["hi"] if row.max_value is None else max(row.max_value, g["hi"])
-                row.count, row.failures = total, row.failures + g["bad"]
-                row.save()
-            made += 1
-        deleted, _ = old.delete()
-        expired, _ = Rollup.objects.filter(hour__lt=now - timedelta(days=rollup_days())).delete()
+                )
+                continue
+            total = row.count + g["n"]  # a late result of an hour already folded
+            if g["mean"] is not None:
+                row.avg_value = (
+                    g["mean"]
+                    if row.avg_value is None
+                    else (row.avg_value * row.count + g["mean"] * g["n"]) / total
+                )
+                row.min_value = g["lo"] if row.min_value is None else min(row.min_value, g["lo"])
+                row.max_value = g["hi"] if row.max_value is None else max(row.max_value, g["hi"])
+            row.count, row.failures = total, row.failures + g["bad"]
+            merged.append(row)
+        Rollup.objects.bulk_create(fresh, batch_size=2000)
+        Rollup.objects.bulk_update(
+            merged, ["count", "failures", "min_value", "avg_value", "max_value"], batch_size=2000
+        )
+        made = len(fresh) + len(merged)
+        # one DELETE statement each (no rows fetched: millions a day)
+        deleted = old._raw_delete(old.db)
+        expired_qs = Rollup.objects.filter(hour__lt=now - timedelta(days=rollup_days()))
+        expired = expired_qs._raw_delete(expired_qs.db)
     return {"rollups": made, "raw_deleted": deleted, "rollups_deleted": expired}
 
 

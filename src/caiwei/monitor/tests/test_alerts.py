@@ -345,3 +345,27 @@ def test_latest_results_for_inspections(users, regions, http_server):
     latest = services.latest_results([up, never])
     assert latest[never.pk] is None
     assert latest[up.pk].ok and latest[up.pk].metrics["status"] == result.metrics["status"] == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_scheduler_stores_and_judges_through_the_platform(users, regions, http_server):
+    """The long-running scheduler (``caiwei monitor run``) with the platform's storing: results land in the database
+    from its worker threads, the last batch too, and each item's state moves on."""
+    import asyncio
+
+    port = int(http_server.rsplit(":", 1)[1])
+    up = make_item(users, regions, "tcp", {"host": "127.0.0.1", "port": port}, name="前置机", interval_s=10)
+    down = make_item(
+        users, regions, "tcp", {"host": "127.0.0.1", "port": free_port()}, name="备机", interval_s=10
+    )
+    items = {i.pk: i for i in Item.objects.select_related("region")}
+    scheduled = [probes.Scheduled(pk, 0.5, (lambda i=i: services.build_probe(i))) for pk, i in items.items()]
+    stats = asyncio.run(
+        probes.Scheduler(scheduled, lambda b: services.record_results(b, items), 4).run(duration=1.6)
+    )
+    assert Result.objects.count() == stats.runs >= 6
+    assert Result.objects.filter(item=down, ok=False).count() == Result.objects.filter(item=down).count() >= 3
+    up.refresh_from_db()
+    down.refresh_from_db()
+    assert up.state == State.OK and down.state == State.DOWN
+    assert Alert.objects.filter(item=down, status=Alert.Status.OPEN).count() == 1 and incidents().count() == 1
