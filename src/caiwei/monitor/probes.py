@@ -209,8 +209,19 @@ def _nan(v) -> bool:
         return True
 
 
+def run_blocking(make_coro):
+    """Run ``make_coro()`` to completion from synchronous code — in a fresh thread when this thread already runs an
+    event loop (an ASGI server, a browser driver), where ``asyncio.run`` is refused."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coro())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
 def run_sync(probe: Probe) -> ProbeResult:
-    return asyncio.run(run_probe(probe))
+    return run_blocking(lambda: run_probe(probe))
 
 
 async def run_many(probes: Iterable[Probe], concurrency: int = 50) -> list[ProbeResult]:

@@ -8,7 +8,6 @@ judged like a scheduled one); ``latest_results(items)`` gives the last result of
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -385,7 +384,7 @@ def probe_items(
 ) -> list[probes.ProbeResult]:
     built = [_probe_or_failure(i, now) for i in items]
     runnable = [b for b in built if isinstance(b, probes.Probe)]
-    ran = iter(asyncio.run(probes.run_many(runnable, concurrency)) if runnable else [])
+    ran = iter(probes.run_blocking(lambda: probes.run_many(runnable, concurrency)) if runnable else [])
     return [b if isinstance(b, probes.ProbeResult) else next(ran) for b in built]
 
 

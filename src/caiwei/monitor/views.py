@@ -3,6 +3,8 @@ maintenance windows, group robots, and the public heartbeat route."""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
@@ -124,6 +126,7 @@ def item_detail(request, pk):
             ],
             "can_manage": _can_manage(request.user),
             "heartbeat_url": request.build_absolute_uri("/monitor/hb/") if item.kind == "heartbeat" else "",
+            "config_json": json.dumps(item.config or {}, ensure_ascii=False, indent=2),
         },
     )
 
