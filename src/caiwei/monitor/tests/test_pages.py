@@ -190,3 +190,64 @@ def test_global_rule_is_kept_from_county_staff(users, regions, make_user, client
     rule.refresh_from_db()
     assert rule.name != "改掉"
     assert services.covers_everything(users["pm"]) is True  # a league-wide grant is the whole tree here
+
+
+def test_a_registered_database_is_probed_through_its_target(users, regions, client_for):
+    """A database item names a registered target database (checks.TargetDatabase): the connection and its sealed
+    password come from there, never from the item."""
+    from caiwei.checks.models import Target, TargetDatabase
+
+    target = Target.objects.create(name="国库支付系统", system="国库集中支付", region=regions[LEAGUE])
+    database = TargetDatabase(
+        target=target,
+        name="业务库",
+        dialect="postgresql",
+        host="127.0.0.1",
+        port=5432,
+        database="postgres",
+        username="postgres",
+    )
+    database.set_password("not-needed-on-loopback")
+    database.save()
+    item, _ = services.save_item(
+        users["engineer"],
+        Item(
+            region=regions[LEAGUE],
+            system="国库集中支付",
+            name="业务库连接",
+            kind="database",
+            target_database=database,
+            config={"query": "SELECT count(*) FROM pg_database"},
+        ),
+    )
+    result = services.run_item_now(item)
+    assert result.ok, result.message
+    assert result.metrics["connections"] >= 1 and result.metrics["latency_ms"] >= 0
+    body = client_for(users["engineer"]).get(f"/monitor/items/{item.pk}/").content.decode()
+    assert "not-needed-on-loopback" not in body and "业务库连接" in body
+    with pytest.raises(Exception, match="登记的目标数据库"):
+        services.save_item(
+            users["engineer"],
+            Item(region=regions[LEAGUE], system="国库集中支付", name="无库", kind="database", config={}),
+        )
+
+
+def test_probing_from_code_that_runs_an_event_loop(users, regions, http_server):
+    """An ASGI server or a browser driver runs a loop in the calling thread: probing still works (in a thread)."""
+    import asyncio
+
+    item, _ = services.save_item(
+        users["engineer"],
+        Item(
+            region=regions[LEAGUE],
+            system="国库集中支付",
+            name="门户",
+            kind="http",
+            config={"url": f"{http_server}/ok"},
+        ),
+    )
+
+    async def inside_a_loop():
+        return services.probe_items([item])[0]
+
+    assert asyncio.run(inside_a_loop()).ok
