@@ -145,6 +145,38 @@ REQUIRED = {
 }
 
 
+def file_root():
+    """The only local directory whose files monitoring reads (message journals, dropped files); empty setting:
+    VAR_DIR/monitor-files."""
+    from pathlib import Path
+
+    return Path(
+        getattr(settings, "CAIWEI_MONITOR_FILE_DIR", "") or Path(settings.VAR_DIR) / "monitor-files"
+    ).resolve()
+
+
+def local_path(value: str, field: str) -> str:
+    """``value`` resolved (links followed) and inside ``file_root()``; else a Chinese error naming the field."""
+    from pathlib import Path
+
+    root = file_root()
+    try:
+        resolved = Path(str(value)).resolve()
+    except (OSError, ValueError, RuntimeError):
+        raise ValidationError({"config": f"{field} 不是有效的路径"}) from None
+    if resolved != root and root not in resolved.parents:
+        raise ValidationError({"config": f"{field} 须位于本机监控文件目录 {root} 之内"})
+    return str(resolved)
+
+
+def _local_files_of(kind: str, config: dict) -> list[tuple[str, str]]:
+    if kind == "sequence" or (kind == "freshness" and config.get("source") == "journal"):
+        return [("path", str(config.get("path", "")))]
+    if kind == "freshness" and config.get("source") == "dir":
+        return [("directory", str(config.get("directory", "")))]
+    return []
+
+
 def check_config(kind: str, config) -> dict:
     """The item's settings as a JSON object with only the keys of its kind; Chinese errors naming the field."""
     if not isinstance(config, dict):
@@ -168,6 +200,10 @@ def check_config(kind: str, config) -> dict:
     for key, value in config.items():
         if isinstance(value, str) and ("\x00" in value or len(value) > 2000):
             raise ValidationError({"config": f"{key} 含空字符或过长"})
+    for field, value in _local_files_of(kind, config):
+        if not value:
+            raise ValidationError({"config": f"缺少设置：{field}"})
+        local_path(value, field)
     if kind == "freshness":
         if config.get("source") not in ("journal", "dir", "sftp", "ftp"):
             raise ValidationError({"config": "source 应为 journal（报文日志）、dir、sftp 或 ftp"})
@@ -353,6 +389,13 @@ def calendar_spec(code: str):
 
 def build_probe(item: Item, now: datetime | None = None) -> probes.Probe:
     config = dict(item.config or {})
+    for field, value in _local_files_of(item.kind, config):
+        try:
+            config[field] = local_path(
+                value, field
+            )  # judged again at each probe: links and the root may change
+        except ValidationError as exc:
+            raise probes.ProbeError("；".join(m for ms in exc.message_dict.values() for m in ms)) from None
     secret = item.unsealed_secret() if item.secret else ""
     if item.kind == "database":
         db = item.target_database

@@ -124,7 +124,8 @@ def business_day_after(spec, start: date) -> date:
 
 
 @pytest.mark.django_db
-def test_missing_day_of_bank_files_raises_one_incident(users, regions, tmp_path):
+def test_missing_day_of_bank_files_raises_one_incident(users, regions, tmp_path, settings):
+    settings.CAIWEI_MONITOR_FILE_DIR = str(tmp_path)
     folder = tmp_path / "B102"
     folder.mkdir()
     item = make_item(
@@ -161,7 +162,8 @@ def test_missing_day_of_bank_files_raises_one_incident(users, regions, tmp_path)
 
 
 @pytest.mark.django_db
-def test_sequence_gap_raises_one_incident_and_a_resend_resolves_it(users, regions, tmp_path):
+def test_sequence_gap_raises_one_incident_and_a_resend_resolves_it(users, regions, tmp_path, settings):
+    settings.CAIWEI_MONITOR_FILE_DIR = str(tmp_path)
     journal = tmp_path / "journal.jsonl"
 
     def write(seqs):
@@ -369,3 +371,25 @@ def test_the_scheduler_stores_and_judges_through_the_platform(users, regions, ht
     down.refresh_from_db()
     assert up.state == State.OK and down.state == State.DOWN
     assert Alert.objects.filter(item=down, status=Alert.Status.OPEN).count() == 1 and incidents().count() == 1
+
+
+@pytest.mark.django_db
+def test_local_files_only_inside_the_monitoring_directory(users, regions, tmp_path, settings):
+    """Journals and local file drops are read only inside CAIWEI_MONITOR_FILE_DIR, at saving and at each probe."""
+    from django.core.exceptions import ValidationError
+
+    root = tmp_path / "monitor-files"
+    root.mkdir()
+    settings.CAIWEI_MONITOR_FILE_DIR = str(root)
+    for config in ({"path": "/etc/passwd"}, {"path": str(root / ".." / "x.jsonl")}):
+        with pytest.raises(ValidationError) as caught:
+            make_item(users, regions, "sequence", config, name="越界")
+        assert "监控文件目录" in str(caught.value.message_dict["config"])
+    with pytest.raises(ValidationError):
+        make_item(users, regions, "freshness", {"source": "dir", "directory": "/etc"}, name="越界目录")
+    (root / "j.jsonl").write_text("")
+    item = make_item(users, regions, "sequence", {"path": str(root / "j.jsonl")}, name="界内")
+    (root / "j.jsonl").unlink()
+    (root / "j.jsonl").symlink_to("/etc/hostname")  # swapped for a link out after saving
+    result = services.run_item_now(item)
+    assert not result.ok and "监控文件目录" in result.message
