@@ -56,5 +56,25 @@ if [ -n "$extras" ] && [ ! -x /usr/sbin/sshd ]; then
   fi
 fi
 
+# The monitoring probe tests run Debian's Prometheus and node_exporter on loopback (started and stopped by the tests).
+if [ -n "$extras" ] && { ! command -v prometheus >/dev/null || ! command -v prometheus-node-exporter >/dev/null; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== 安装 Debian 的 prometheus 与 prometheus-node-exporter（监控探测测试用）"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      prometheus prometheus-node-exporter >/dev/null
+    # Debian starts both as services on their default ports; the tests start their own on free ports.
+    for unit in prometheus prometheus-node-exporter; do
+      (command -v systemctl >/dev/null && systemctl disable --now "$unit" >/dev/null 2>&1) || true
+    done
+  else
+    echo "缺少 prometheus、prometheus-node-exporter：请安装，否则监控的主机与 PromQL 探测测试无法运行" >&2
+  fi
+fi
+# The RabbitMQ probes read queue depth and consumers from the management HTTP API (port 15672).
+if [ -n "$extras" ] && command -v rabbitmq-plugins >/dev/null 2>&1; then
+  rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 || \
+    rabbitmq-plugins enable --offline rabbitmq_management >/dev/null 2>&1 || true
+fi
+
 mkdir -p var
 .venv/bin/caiwei collectstatic --noinput --verbosity 0

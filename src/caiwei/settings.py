@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "caiwei.checks",
     "caiwei.recon",
     "caiwei.dataops",
+    "caiwei.monitor",
     "caiwei.web",
 ]
 
@@ -170,6 +171,12 @@ CAIWEI_SQLITE_TARGET_DIR = os.environ.get("CAIWEI_SQLITE_TARGET_DIR", "")
 CAIWEI_RECON_WATCH_DIR = os.environ.get("CAIWEI_RECON_WATCH_DIR", "")
 # Where bank files taken in are kept (accepted, and refused in quarantine/); empty: VAR_DIR/recon-inbox.
 CAIWEI_RECON_INBOX_DIR = os.environ.get("CAIWEI_RECON_INBOX_DIR", "")
+
+# 监控: raw probe results are kept this many hours, then folded into hourly rows kept this many days.
+CAIWEI_MONITOR_RAW_HOURS = envint("CAIWEI_MONITOR_RAW_HOURS", 48)
+CAIWEI_MONITOR_ROLLUP_DAYS = envint("CAIWEI_MONITOR_ROLLUP_DAYS", 400)
+# The only directory whose files monitoring reads (message journals, a local file drop); empty: VAR_DIR/monitor-files.
+CAIWEI_MONITOR_FILE_DIR = os.environ.get("CAIWEI_MONITOR_FILE_DIR", "")
 
 # Background jobs: huey on SQLite beside the database by default, Redis when CAIWEI_REDIS_URL is set.
 REDIS_URL = os.environ.get("CAIWEI_REDIS_URL", "")

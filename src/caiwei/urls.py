@@ -30,6 +30,7 @@ urlpatterns = [
     path("recon/", include("caiwei.recon.urls")),
     path("recon/statements/", include("caiwei.recon.urls_statements")),
     path("data/", include("caiwei.dataops.urls")),
+    path("monitor/", include("caiwei.monitor.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

@@ -52,6 +52,8 @@ class Capability(models.TextChoices):
     DATA_CHANGE = "data.change", "提交、执行与回滚数据变更"
     DATA_APPROVE = "data.approve", "审批数据变更"
     DATA_BACKUP = "data.backup", "备份、按范围恢复与灾难恢复演练"
+    MONITOR_VIEW = "monitor.view", "查看监控状态、告警与历史"
+    MONITOR_MANAGE = "monitor.manage", "维护监控清单、告警规则与维护窗口"
 
 
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -87,6 +89,9 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     Capability.DATA_CHANGE: frozenset({Role.ENGINEER, Role.PROJECT_MANAGER}),
     Capability.DATA_APPROVE: frozenset({Role.FINANCE_APPROVER}),
     Capability.DATA_BACKUP: frozenset({Role.ENGINEER, Role.PROJECT_MANAGER}),
+    # 监控: the board and alerts for operations and finance; the inventory, rules and windows for engineers and PMs.
+    Capability.MONITOR_VIEW: OPS_ROLES | FINANCE_ROLES,
+    Capability.MONITOR_MANAGE: frozenset({Role.ENGINEER, Role.PROJECT_MANAGER}),
 }
 
 

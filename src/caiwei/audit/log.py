@@ -142,6 +142,8 @@ def audited_models_excluded() -> set[str]:
         "audit.auditevent",
         "audit.audithead",
         "checks.ruleresult",  # bulk results; the run and every ticket opened from a result are recorded
+        "monitor.result",  # probe results, thousands a minute; the items, rules and alerts are recorded
+        "monitor.rollup",
         "sessions.session",
         "admin.logentry",
         "contenttypes.contenttype",

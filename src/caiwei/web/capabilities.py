@@ -39,7 +39,8 @@ TILES = [
         "inspections",
         "巡检与监控",
         "数据库、服务、消息队列、接口文件按计划巡检，异常转告警和工单",
-        OPS_ROLES | FINANCE_ROLES,
+        CAPABILITIES[Capability.MONITOR_VIEW],
+        "monitor:board",
     ),
     Tile(
         "checks",

@@ -132,6 +132,11 @@ BACKUP_SCHEDULE = Obj("pk", "caiwei.dataops.services_backups.visible_schedules")
 RESTORE = Obj("pk", "caiwei.dataops.services_backups.visible_restores")
 DRILL = Obj("pk", "caiwei.dataops.services_backups.visible_drills")
 DATA_SCOPE = "按授权区划（目标数据库所属运维对象的区划）"
+MONITOR_ITEM = Obj("pk", "caiwei.monitor.services.visible_items")
+MONITOR_RULE = Obj("pk", "caiwei.monitor.services.visible_rules")
+MONITOR_WINDOW = Obj("pk", "caiwei.monitor.services.visible_windows")
+MONITOR_WEBHOOK = Obj("pk", "caiwei.monitor.services.visible_webhooks")
+MONITOR_RULES = "授权区划的规则与全辖规则；全辖规则只有授权覆盖全辖者可改"
 
 # Pages, by URL name (namespace:name).
 PAGES: dict[str, Policy] = {
@@ -255,6 +260,28 @@ PAGES: dict[str, Policy] = {
     "dataops:drill_start": P(C.DATA_BACKUP, scope=DATA_SCOPE),
     "dataops:drill": P(C.DATA_VIEW, scope=DATA_SCOPE, objs=(DRILL,)),
     "dataops:drill_report": P(C.DATA_VIEW, scope=DATA_SCOPE, objs=(DRILL,)),
+    "monitor:board": P(C.MONITOR_VIEW, scope=REGION),
+    "monitor:wall": P(C.MONITOR_VIEW, scope=REGION),
+    "monitor:alerts": P(C.MONITOR_VIEW, scope=REGION),
+    "monitor:items": P(C.MONITOR_VIEW, scope=REGION),
+    "monitor:item_new": P(C.MONITOR_MANAGE, scope=REGION),
+    "monitor:item": P(C.MONITOR_VIEW, scope=REGION, objs=(MONITOR_ITEM,)),
+    "monitor:item_edit": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_ITEM,)),
+    "monitor:item_run": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_ITEM,)),
+    "monitor:item_token": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_ITEM,)),
+    "monitor:item_delete": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_ITEM,)),
+    "monitor:rules": P(C.MONITOR_VIEW, scope=MONITOR_RULES),
+    "monitor:rule_new": P(C.MONITOR_MANAGE, scope=MONITOR_RULES),
+    "monitor:rule": P(C.MONITOR_MANAGE, scope=MONITOR_RULES, objs=(MONITOR_RULE,)),
+    "monitor:windows": P(C.MONITOR_VIEW, scope=REGION),
+    "monitor:window_new": P(C.MONITOR_MANAGE, scope=REGION),
+    "monitor:window": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_WINDOW,)),
+    "monitor:window_delete": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_WINDOW,)),
+    "monitor:webhooks": P(C.MONITOR_MANAGE, scope=REGION),
+    "monitor:webhook_new": P(C.MONITOR_MANAGE, scope=REGION),
+    "monitor:webhook": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_WEBHOOK,)),
+    # A finance job's dead man's switch: no login (the token is the secret), the same answer for every token.
+    "monitor:heartbeat": Policy(PUBLIC, "持有心跳令牌的后台任务；令牌存在与否回应相同"),
     # The OpenAPI document and its viewer: behind login, like everything else that describes the system.
     "api:openapi-json": Policy(LOGIN),
     "api:openapi-view": Policy(LOGIN),
@@ -500,6 +527,28 @@ API: dict[tuple[str, str], Policy] = {
     ("GET", "/api/data/backups/drills/{drill_id}/report"): P(
         C.DATA_VIEW, scope=DATA_SCOPE, objs=(_api("drill_id", DRILL),)
     ),
+    ("GET", "/api/monitor/items"): P(C.MONITOR_VIEW, scope=REGION),
+    ("POST", "/api/monitor/items"): P(C.MONITOR_MANAGE, scope=REGION),
+    ("GET", "/api/monitor/items/{item_id}"): P(
+        C.MONITOR_VIEW, scope=REGION, objs=(_api("item_id", MONITOR_ITEM),)
+    ),
+    ("PUT", "/api/monitor/items/{item_id}"): P(
+        C.MONITOR_MANAGE, scope=REGION, objs=(_api("item_id", MONITOR_ITEM),)
+    ),
+    ("POST", "/api/monitor/items/{item_id}/run"): P(
+        C.MONITOR_MANAGE, scope=REGION, objs=(_api("item_id", MONITOR_ITEM),)
+    ),
+    ("GET", "/api/monitor/items/{item_id}/results"): P(
+        C.MONITOR_VIEW, scope=REGION, objs=(_api("item_id", MONITOR_ITEM),)
+    ),
+    ("GET", "/api/monitor/alerts"): P(C.MONITOR_VIEW, scope=REGION),
+    ("GET", "/api/monitor/rules"): P(C.MONITOR_VIEW, scope=MONITOR_RULES),
+    ("POST", "/api/monitor/rules"): P(C.MONITOR_MANAGE, scope=MONITOR_RULES),
+    ("GET", "/api/monitor/windows"): P(C.MONITOR_VIEW, scope=REGION),
+    ("POST", "/api/monitor/windows"): P(C.MONITOR_MANAGE, scope=REGION),
+    ("GET", "/api/monitor/board"): P(C.MONITOR_VIEW, scope=REGION),
+    # Prometheus scrapes with a bearer token of an account holding monitor.view (or a signed-in session).
+    ("GET", "/api/monitor/metrics"): P(C.MONITOR_VIEW, scope=REGION),
 }
 
 _PARAM = re.compile(r"<(?:[^>:]+:)?([^>]+)>")

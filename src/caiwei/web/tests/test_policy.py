@@ -228,6 +228,8 @@ def world(regions, make_user, tmp_path, settings):
             directory=key,
         )
     # 查询台: a grant, a logged query and a pending export request on each county's database.
+    # Monitoring: an item (a TCP port nobody listens on: a probe is refused at once), a rule, a maintenance window
+    # and a group robot in each county.
     from datetime import timedelta
 
     from django.utils import timezone
@@ -266,6 +268,34 @@ def world(regions, make_user, tmp_path, settings):
         )
         objs["restore"][key] = RangeRestore.objects.create(backup=item, table=f"t{mark}")
         objs["drill"][key] = DrillRecord.objects.create(database=databases[key], backup=item, error=mark)
+    from caiwei.monitor.models import AlertRule, Item, MaintenanceWindow, Webhook
+
+    for kind in ("monitor_item", "monitor_rule", "monitor_window", "monitor_webhook"):
+        objs[kind] = {}
+    for key, code in (("own", OWN), ("foreign", FOREIGN)):
+        mark = MARK if key == "foreign" else ""
+        objs["monitor_item"][key] = Item.objects.create(
+            region=regions[code],
+            system="国库集中支付",
+            name=f"监控项{mark}",
+            kind="tcp",
+            config={"host": "127.0.0.1", "port": 9},
+            timeout_s=2,
+        )
+        objs["monitor_rule"][key] = AlertRule.objects.create(
+            name=f"规则{mark}", region=regions[code], metric="up", op="=", threshold=0
+        )
+        window = MaintenanceWindow.objects.create(
+            region=regions[code],
+            reason=f"维护{mark}",
+            starts_at=timezone.now() + timedelta(days=1),
+            ends_at=timezone.now() + timedelta(days=1, hours=2),
+        )
+        objs["monitor_window"][key] = window
+        hook = Webhook(region=regions[code], name=f"机器人{mark}", kind="wecom")
+        hook.set_url("http://127.0.0.1:9/robot")
+        hook.save()
+        objs["monitor_webhook"][key] = hook
     objs["job"] = {
         "foreign": Job.objects.create(
             kind="t", title=f"任务{MARK}", created_by=outsider, region=regions[FOREIGN]
@@ -301,6 +331,10 @@ KIND_BY_QUERYSET = {
     "caiwei.dataops.services_backups.visible_schedules": "backup_schedule",
     "caiwei.dataops.services_backups.visible_restores": "restore",
     "caiwei.dataops.services_backups.visible_drills": "drill",
+    "caiwei.monitor.services.visible_items": "monitor_item",
+    "caiwei.monitor.services.visible_rules": "monitor_rule",
+    "caiwei.monitor.services.visible_windows": "monitor_window",
+    "caiwei.monitor.services.visible_webhooks": "monitor_webhook",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}

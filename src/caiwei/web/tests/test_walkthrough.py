@@ -61,12 +61,14 @@ ACRONYMS = {
     "SFTP", "SSH",  # file transfer (the reconciliation's bank file sources)
     "GBK", "YAML",  # a character set and the notation of the bank file layouts, named as such
     "RTO", "RPO",  # recovery time and recovery point objectives of the DR drills, named as such
+    "TCP", "FTP", "FTPS",  # what a monitored port or file drop speaks (监控)
 }  # fmt: skip
 # 2. names of products and formats, which are proper names and are not translated;
 PRODUCTS = {
     "PostgreSQL", "MySQL", "MariaDB", "SQLite", "Oracle", "Excel", "Word", "WPS", "Swagger", "OpenAPI", "Chromium",
     "Linux", "Windows", "Redis", "Nginx", "Kingbase", "KingbaseES", "GaussDB", "openGauss", "Authenticator",
     "Microsoft", "Google", "FreeOTP", "htmx", "Bootstrap", "Django", "Office", "QQ", "DM",
+    "RabbitMQ", "Prometheus", "PromQL",  # the message broker and the metrics system monitoring reads
 }  # fmt: skip
 # 3. values of the data: codes and numbers with digits (PAY-001, T20261124-0001, 演A12345, SM4), identifiers with an
 #    underscore (the sandbox's table and column names shown beside their Chinese label, the fixtures' usernames),
@@ -249,6 +251,39 @@ def data(var_dir, accounts, regions):
     )
     services.log_call(agent, region=county, answered=True, caller_number="0479-8220003", ticket=second)
     start_run(agent, register_sandbox(run_first=False))  # through the job runner: a job on the jobs page
+    # 监控: a service nobody answers on (down twice: an alert and its incident ticket), a heartbeat, a window.
+    from caiwei.monitor import services as monitor
+    from caiwei.monitor.models import Item, MaintenanceWindow
+
+    monitor.ensure_default_rules()
+    engineer = accounts[Role.ENGINEER]
+    down, _ = monitor.save_item(
+        engineer,
+        Item(
+            region=city,
+            system="国库集中支付",
+            name="支付前置服务",
+            kind="tcp",
+            config={"host": "127.0.0.1", "port": 9},
+        ),
+    )
+    monitor.run_item_now(down)
+    monitor.run_item_now(down)
+    monitor.save_item(
+        engineer,
+        Item(
+            region=city, system="工资统发", name="工资批量任务", kind="heartbeat", config={"period_s": 86400}
+        ),
+    )
+    monitor.save_window(
+        engineer,
+        MaintenanceWindow(
+            region=city,
+            reason="年结升级",
+            starts_at=now + timedelta(days=1),
+            ends_at=now + timedelta(days=1, hours=3),
+        ),
+    )
     return accounts
 
 
