@@ -963,7 +963,7 @@ def verify(engine: sa.Engine, plan: list[Statement], source: ChunkSource, sample
 
 def _diff(columns: list[str], expected: tuple | None, current: tuple | None) -> dict:
     if expected is None or current is None:
-        return {"expected": "无此行" if expected is None else "有此行", "current": "无此行" if current is None else "有此行"}
+        return {}
     return {
         c: {"expected": e, "current": n} for c, e, n in zip(columns, expected, current, strict=True) if e != n
     }
@@ -989,9 +989,10 @@ def _conflicts_of(conn, plan: list[Statement], source: ChunkSource, lock: bool):
             now = current.get(k)
             if st.kind == "delete":
                 if now is not None:
-                    conflicts.append({"key": k, "diff": _diff(columns, None, now)})
+                    conflicts.append({"key": k, "diff": {}, "row": "该行已被删除，现在又存在"})
             elif now != after.get(k):
-                conflicts.append({"key": k, "diff": _diff(columns, after.get(k), now)})
+                row = "该行变更后已被删除" if now is None else ""
+                conflicts.append({"key": k, "diff": _diff(columns, after.get(k), now), "row": row})
         out.append((st, table, columns, before, after, current, conflicts))
     return out
 
@@ -1005,7 +1006,7 @@ def preview_rollback(engine: sa.Engine, plan: list[Statement], source: ChunkSour
 
 
 def _conflict_out(st: Statement, c: dict) -> dict:
-    return {"statement": st.index, "table": st.table, "key": list(c["key"]), "diff": c["diff"]}
+    return {"statement": st.index, "table": st.table, "key": list(c["key"]), "diff": c["diff"], "row": c.get("row", "")}
 
 
 def rollback(

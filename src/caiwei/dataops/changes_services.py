@@ -520,20 +520,22 @@ def _finish_rollback(change, attempt, rows: int, conflicts: list, recovered: boo
 
 def masked_conflicts(change: ChangeRequest, conflicts: list[dict]) -> list[dict]:
     aliases = mask.aliases_of(change.database.get_mapping())
+    pks = {s.index: s.pk for s in plan_of(change)}
     out = []
     for c in conflicts:
-        diff = c["diff"]
-        if "expected" in diff and "current" in diff and isinstance(diff["expected"], str):
-            shown = diff
-        else:
-            shown = {
-                col: {
-                    "expected": mask.plain(mask.mask_value(col, v["expected"], aliases)),
-                    "current": mask.plain(mask.mask_value(col, v["current"], aliases)),
-                }
-                for col, v in diff.items()
+        names = pks.get(c["statement"]) or []
+        shown = [
+            {
+                "column": col,
+                "expected": mask.plain(mask.mask_value(col, v["expected"], aliases)),
+                "current": mask.plain(mask.mask_value(col, v["current"], aliases)),
             }
-        out.append({**c, "key": [mask.plain(k) for k in c["key"]], "diff": shown})
+            for col, v in c["diff"].items()
+        ]
+        key = [
+            mask.plain(mask.mask_key(names[n] if n < len(names) else "", k, aliases)) for n, k in enumerate(c["key"])
+        ]
+        out.append({**c, "key": key, "diff": shown})
     return out
 
 
@@ -673,3 +675,72 @@ def journal_for_display(change: ChangeRequest) -> list[dict]:
         }
         for j in change.journal.select_related("by").order_by("at", "pk")
     ]
+
+
+# --- from a data-check finding ----------------------------------------------------------------------------------
+
+
+def _key_sources(rule) -> tuple[str, dict[str, str]]:
+    """The logical table the rule's key columns come from and each key column's source column."""
+    from sqlglot import exp
+
+    tree = rule.tree
+    aliases = {}
+    sources = []
+    if tree.args.get("from_"):
+        sources.append(tree.args["from_"].this)
+    sources += [j.this for j in tree.args.get("joins") or []]
+    for s in sources:
+        if isinstance(s, exp.Table):
+            aliases[s.alias_or_name] = s.name
+    table, columns = "", {}
+    for projection in tree.expressions:
+        name = projection.alias_or_name
+        if name not in rule.key:
+            continue
+        node = projection.this if isinstance(projection, exp.Alias) else projection
+        if isinstance(node, exp.Column):
+            owner = aliases.get(node.table) if node.table else (next(iter(aliases.values())) if len(aliases) == 1 else "")
+            table = table or owner or ""
+            columns[name] = node.name
+    return table, columns
+
+
+def finding_prefill(user, result_id) -> dict:
+    """A guided fix prefilled from a data-check result: its database, the table of its key and the keys of the
+    problem rows (keys kept masked are left out: they cannot be written back)."""
+    from caiwei.checks.engine import shipped_rule
+    from caiwei.checks.services import visible_results
+
+    result = (
+        visible_results(user)
+        .select_related("run__database__target", "ticket")
+        .filter(pk=int(result_id) if str(result_id).isdigit() else 0)
+        .first()
+    )
+    if result is None:
+        raise ValidationError("数据检查结果不存在或不在您的授权范围内")
+    database = result.run.database
+    rule = shipped_rule(result.rule_id)
+    table, columns = _key_sources(rule) if rule else ("", {})
+    mapping = database.get_mapping()
+    physical = mapping.tables.get(table, table)
+    mapped = mapping.columns.get(table, {})
+    key_columns = [mapped.get(columns.get(k, k), columns.get(k, k)) for k in (rule.key if rule else [])]
+    keys = [k for k in (result.keys or []) if not any(mask.is_masked_key(v) for v in k)]
+    left_out = len(result.keys or []) - len(keys)
+    note = ""
+    if left_out:
+        note = f"有 {left_out} 个主键含敏感信息已脱敏保存，不能预填，请在目标库中核对后补充"
+    if result.keys_truncated or (result.count or 0) > len(result.keys or []):
+        note = (note + "；" if note else "") + f"检查只保存了前 {len(result.keys or [])} 个主键，共 {result.count} 条问题"
+    initial = {
+        "database": database.pk if change_databases(user).filter(pk=database.pk).exists() else None,
+        "title": f"修复：{result.title}"[:120],
+        "reason": f"数据检查 #{result.run_id} 发现 {result.rule_id} {result.title}，问题 {result.count} 条",
+        "mode": "fix",
+        "fix_table": physical,
+        "fix_key_columns": ", ".join(key_columns),
+        "fix_keys": "\n".join("/".join(str(v) for v in k) for k in keys),
+    }
+    return {"initial": initial, "note": note, "ref": f"{result.run_id}/{result.rule_id}", "ticket": result.ticket}

@@ -122,6 +122,8 @@ STATEMENT_RUN = Obj("pk", "caiwei.recon.services.statement_runs")
 SIGNOFF = Obj("signoff_id", "caiwei.recon.services.visible_signoffs")
 STATEMENTS = "按授权区划；银行用户只见本人账号所属银行的对账单与签认"
 SIGNING = "按授权区划；银行用户只签本人账号所属银行，财政用户须有该区划授权，同一人不能签两方"
+DATA_CHANGE_OBJ = Obj("pk", "caiwei.dataops.changes_services.visible_changes")
+DATA_CHANGE_DECIDE = "按授权区划；提出人以外的财政审批人（dataops.changes_services.decide）"
 
 # Pages, by URL name (namespace:name).
 PAGES: dict[str, Policy] = {
@@ -217,6 +219,15 @@ PAGES: dict[str, Policy] = {
     "recon_statements:run": P(C.RECON_VIEW, scope=STATEMENTS, objs=(STATEMENT_RUN,)),
     "recon_statements:download": P(C.RECON_VIEW, scope=STATEMENTS, objs=(STATEMENT_RUN,)),
     "recon_statements:sign": P(C.RECON_SIGN, scope=SIGNING, objs=(STATEMENT_RUN,)),
+    "dataops:changes": P(C.DATA_VIEW, scope=REGION),
+    "dataops:change_new": P(C.DATA_CHANGE, scope=REGION),
+    "dataops:change_review": P(C.DATA_CHANGE, scope=REGION),
+    "dataops:change": P(C.DATA_VIEW, scope=REGION, objs=(DATA_CHANGE_OBJ,)),
+    "dataops:change_edit": P(C.DATA_CHANGE, scope=REGION, objs=(DATA_CHANGE_OBJ,)),
+    "dataops:change_submit": P(C.DATA_CHANGE, scope=REGION, objs=(DATA_CHANGE_OBJ,)),
+    "dataops:change_decide": P(C.DATA_APPROVE, scope=DATA_CHANGE_DECIDE, objs=(DATA_CHANGE_OBJ,)),
+    "dataops:change_execute": P(C.DATA_CHANGE, scope=REGION, objs=(DATA_CHANGE_OBJ,)),
+    "dataops:change_rollback": P(C.DATA_CHANGE, scope=REGION, objs=(DATA_CHANGE_OBJ,)),
     # The OpenAPI document and its viewer: behind login, like everything else that describes the system.
     "api:openapi-json": Policy(LOGIN),
     "api:openapi-view": Policy(LOGIN),
@@ -407,6 +418,24 @@ API: dict[tuple[str, str], Policy] = {
     ("GET", "/api/recon/signoffs"): P(C.RECON_VIEW, scope=STATEMENTS),
     ("POST", "/api/recon/signoffs"): P(C.RECON_SIGN, scope=SIGNING),
     ("GET", "/api/recon/signoffs/{signoff_id}"): P(C.RECON_VIEW, scope=STATEMENTS, objs=(SIGNOFF,)),
+    ("GET", "/api/data/changes"): P(C.DATA_VIEW, scope=REGION),
+    ("POST", "/api/data/changes"): P(C.DATA_CHANGE, scope=REGION),
+    ("POST", "/api/data/changes/review"): P(C.DATA_CHANGE, scope=REGION),
+    ("GET", "/api/data/changes/{change_id}"): P(
+        C.DATA_VIEW, scope=REGION, objs=(_api("change_id", DATA_CHANGE_OBJ),)
+    ),
+    ("POST", "/api/data/changes/{change_id}/submit"): P(
+        C.DATA_CHANGE, scope=REGION, objs=(_api("change_id", DATA_CHANGE_OBJ),)
+    ),
+    ("POST", "/api/data/changes/{change_id}/decision"): P(
+        C.DATA_APPROVE, scope=DATA_CHANGE_DECIDE, objs=(_api("change_id", DATA_CHANGE_OBJ),)
+    ),
+    ("POST", "/api/data/changes/{change_id}/execute"): P(
+        C.DATA_CHANGE, scope=REGION, objs=(_api("change_id", DATA_CHANGE_OBJ),)
+    ),
+    ("POST", "/api/data/changes/{change_id}/rollback"): P(
+        C.DATA_CHANGE, scope=REGION, objs=(_api("change_id", DATA_CHANGE_OBJ),)
+    ),
 }
 
 _PARAM = re.compile(r"<(?:[^>:]+:)?([^>]+)>")

@@ -227,6 +227,22 @@ def world(regions, make_user, tmp_path, settings):
             kind=BankFileSource.Kind.FOLDER,
             directory=key,
         )
+    # 数据变更: a draft change on a PostgreSQL database (never connected to here) in each county.
+    from caiwei.dataops.models_changes import ChangeRequest
+
+    objs["data_change"] = {}
+    for key, code in (("own", OWN), ("foreign", FOREIGN)):
+        mark = MARK if key == "foreign" else ""
+        writable = TargetDatabase.objects.create(
+            target=targets[key], name=f"写库{mark}", dialect="postgresql", host="127.0.0.1", database="none"
+        )
+        objs["data_change"][key] = ChangeRequest.objects.create(
+            database=writable,
+            title=f"变更{mark}",
+            reason="修正",
+            sql="UPDATE t SET a = 1 WHERE id = 1",
+            author=people[Role.ENGINEER] if key == "own" else outsider,
+        )
     objs["job"] = {
         "foreign": Job.objects.create(
             kind="t", title=f"任务{MARK}", created_by=outsider, region=regions[FOREIGN]
@@ -255,6 +271,7 @@ KIND_BY_QUERYSET = {
     "caiwei.recon.services.statement_runs": "recon_run",
     "caiwei.recon.services.visible_signoffs": "signoff",
     "caiwei.recon.services.visible_sources": "recon_source",
+    "caiwei.dataops.changes_services.visible_changes": "data_change",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}
