@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import signal
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +42,7 @@ from sqlglot import exp
 
 MARKER_TABLE = "caiwei_change_marker"
 KILL_ENV = "CAIWEI_CHANGE_KILL_AT"  # crash trials: SIGKILL this process right after journaling the named step
+SLEEP_ENV = "CAIWEI_CHANGE_STEP_SLEEP"  # crash trials: seconds to pause after each step
 CHUNK_ROWS = 5000
 KEY_BATCH = 1000
 LOCK_TIMEOUT_S = 10
@@ -683,6 +685,8 @@ def step(store: Store, name: str, detail: dict | None = None) -> None:
     store.journal(name, detail or {})
     if os.environ.get(KILL_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if pause := os.environ.get(SLEEP_ENV):  # crash trials: widen the window a random kill may land in
+        time.sleep(float(pause))
 
 
 # --- the marker -------------------------------------------------------------------------------------------------
@@ -913,7 +917,7 @@ def _run_statement(conn, st: Statement, store: Store, expected, chunk_rows: int)
             raise Mismatch(f"{st.label}：插入后按主键读回 {len(rows)} 行，应为 {count} 行，已回退")
         for start in range(0, max(len(rows), 1), chunk_rows):
             after.add(columns, rows[start : start + chunk_rows])
-    store.journal("images", {"statement": st.index, "before": before.rows, "after": after.rows, "rows": count})
+    step(store, "images", {"statement": st.index, "before": before.rows, "after": after.rows, "rows": count})
     return count
 
 

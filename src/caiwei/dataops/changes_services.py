@@ -35,7 +35,8 @@ STEP_LABELS = {
     "submitted": "提交审批",
     "approved": "批准",
     "rejected": "驳回",
-    "begin": "开始（标记已登记）",
+    "attempt": "登记（令牌已保存）",
+    "begin": "开始",
     "connect": "连接目标库、开启事务",
     "image": "读取并保存前镜像（锁定行）",
     "statement": "执行语句",
@@ -361,7 +362,7 @@ def _begin_attempt(change: ChangeRequest, user, kind: str, allowed: tuple, runni
         attempt = ChangeAttempt.objects.create(change=change, kind=kind, token=token, by=user, **extra)
         _journal(
             change,
-            "begin",
+            "attempt",
             {"token": token, "host": socket.gethostname(), "pid": os.getpid()},
             user,
             attempt,
@@ -544,7 +545,7 @@ def masked_conflicts(change: ChangeRequest, conflicts: list[dict]) -> list[dict]
 
 def _alive(attempt: ChangeAttempt) -> bool:
     """Whether the process that began ``attempt`` is still running on this host (then it is not recovered)."""
-    begin = attempt.journal.filter(step="begin").order_by("pk").values_list("detail", flat=True).first() or {}
+    begin = attempt.journal.filter(step="attempt").order_by("pk").values_list("detail", flat=True).first() or {}
     if begin.get("host") != socket.gethostname() or not begin.get("pid") or begin["pid"] == os.getpid():
         return False
     try:

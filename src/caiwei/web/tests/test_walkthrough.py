@@ -60,6 +60,7 @@ ACRONYMS = {
     "IMAP", "SMTP", "POP3", "LDAP",  # mail and directory protocols
     "SFTP", "SSH",  # file transfer (the reconciliation's bank file sources)
     "GBK", "YAML",  # a character set and the notation of the bank file layouts, named as such
+    "DDL",  # 数据变更: statements that change a table's structure, named as such
 }  # fmt: skip
 # 2. names of products and formats, which are proper names and are not translated;
 PRODUCTS = {
