@@ -20,7 +20,9 @@ def _database(url: str) -> None:
     import sqlalchemy as sa
 
     base, name = url.rsplit("/", 1)
-    admin = sa.create_engine(base + ("/postgres" if url.startswith("postgresql") else "/"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        base + ("/postgres" if url.startswith("postgresql") else "/"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         if url.startswith("postgresql"):
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -38,8 +40,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--engines", default="postgresql,mariadb")
-    parser.add_argument("--pause", type=float, default=0.15, help="每步之后暂停的秒数（让随机时刻的杀进程落在事务中）")
-    parser.add_argument("--platform", default="postgresql+psycopg://postgres@127.0.0.1:5432/caiwei_change_crash")
+    parser.add_argument(
+        "--pause", type=float, default=0.15, help="每步之后暂停的秒数（让随机时刻的杀进程落在事务中）"
+    )
+    parser.add_argument(
+        "--platform", default="postgresql+psycopg://postgres@127.0.0.1:5432/caiwei_change_crash"
+    )
     args = parser.parse_args()
     _database(args.platform)
     os.environ["DATABASE_URL"] = args.platform.replace("postgresql+psycopg", "postgres")
@@ -71,8 +77,20 @@ def main() -> None:
 
     author, approver = user("crash_engineer", Role.ENGINEER), user("crash_approver", Role.FINANCE_APPROVER)
     servers = {
-        "postgresql": ("postgresql", "127.0.0.1", 5432, "postgres", "postgresql+psycopg://postgres@127.0.0.1:5432/caiwei_change_crash_target"),
-        "mariadb": ("mysql", "127.0.0.1", 3306, "root", "mysql+pymysql://root@127.0.0.1:3306/caiwei_change_crash_target"),
+        "postgresql": (
+            "postgresql",
+            "127.0.0.1",
+            5432,
+            "postgres",
+            "postgresql+psycopg://postgres@127.0.0.1:5432/caiwei_change_crash_target",
+        ),
+        "mariadb": (
+            "mysql",
+            "127.0.0.1",
+            3306,
+            "root",
+            "mysql+pymysql://root@127.0.0.1:3306/caiwei_change_crash_target",
+        ),
     }
     results = []
     for name in args.engines.split(","):
@@ -80,15 +98,29 @@ def main() -> None:
         _database(url)
         target = Target.objects.create(name=f"崩溃试验 {name}", system="国库集中支付", region=region)
         database = TargetDatabase.objects.create(
-            target=target, name="业务库", dialect=dialect, host=host, port=port, username=username,
-            database="caiwei_change_crash_target", read_only=False,
+            target=target,
+            name="业务库",
+            dialect=dialect,
+            host=host,
+            port=port,
+            username=username,
+            database="caiwei_change_crash_target",
+            read_only=False,
         )
         engine = database.engine()
         started = time.perf_counter()
         with acting_as(author, "bench"):
             tally = crashtrial.run(
-                database, engine, author, approver, label=name, executions=args.executions,
-                rollbacks=args.rollbacks, seed=args.seed, rows=args.rows, pause=args.pause,
+                database,
+                engine,
+                author,
+                approver,
+                label=name,
+                executions=args.executions,
+                rollbacks=args.rollbacks,
+                seed=args.seed,
+                rows=args.rows,
+                pause=args.pause,
             )
         results.append((tally, time.perf_counter() - started))
     print()

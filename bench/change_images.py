@@ -27,7 +27,9 @@ SQL = "UPDATE bench_pay SET status = 'fixed', amount = amount + 1 WHERE status =
 
 
 def database(kind: str, name: str) -> sa.Engine:
-    admin = sa.create_engine(URLS[kind] + ("postgres" if kind == "postgresql" else ""), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        URLS[kind] + ("postgres" if kind == "postgresql" else ""), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         if kind == "postgresql":
             if not conn.exec_driver_sql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").scalar():
@@ -89,12 +91,16 @@ class PlatformStore:
             conn.exec_driver_sql(
                 "CREATE TABLE bench_chunk (id SERIAL PRIMARY KEY, statement INT, kind VARCHAR(6), seq INT, rows INT, data BYTEA, sha256 CHAR(64))"
             )
-            conn.exec_driver_sql("CREATE TABLE bench_journal (id SERIAL PRIMARY KEY, step VARCHAR(20), detail TEXT)")
+            conn.exec_driver_sql(
+                "CREATE TABLE bench_journal (id SERIAL PRIMARY KEY, step VARCHAR(20), detail TEXT)"
+            )
         self.conn = engine.connect()
         self.bytes = 0
 
     def journal(self, step, detail):
-        self.conn.exec_driver_sql("INSERT INTO bench_journal (step, detail) VALUES (%s, %s)", (step, str(detail)))
+        self.conn.exec_driver_sql(
+            "INSERT INTO bench_journal (step, detail) VALUES (%s, %s)", (step, str(detail))
+        )
         self.conn.commit()
 
     def add_chunk(self, statement, kind, seq, rows, data, digest):
@@ -118,7 +124,9 @@ def with_images(engine: sa.Engine, store: PlatformStore, rows: int) -> tuple[flo
     review = eng.review(SQL, engine, rules=eng.Rules(max_rows=rows * 2))
     assert review.ok, review.errors
     started = time.perf_counter()
-    outcome = eng.execute(engine, review.statements, store, token=uuid.uuid4().hex, change_ref="bench", expected=[rows])
+    outcome = eng.execute(
+        engine, review.statements, store, token=uuid.uuid4().hex, change_ref="bench", expected=[rows]
+    )
     seconds = time.perf_counter() - started
     assert outcome.state == "applied", outcome.message
     return seconds, outcome.rows

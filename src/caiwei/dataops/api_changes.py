@@ -77,14 +77,24 @@ def _out(change: ChangeRequest, full: bool = False) -> dict[str, Any]:
                     "before_total": img.get("before_total"),
                     "after_total": img.get("after_total"),
                     "rows": [
-                        {"key": r["key"], "before": [c["before"] for c in r["cells"]], "after": [c["after"] for c in r["cells"]]}
+                        {
+                            "key": r["key"],
+                            "before": [c["before"] for c in r["cells"]],
+                            "after": [c["after"] for c in r["cells"]],
+                        }
                         for r in img.get("rows", [])
                     ],
                 }
                 for img in services.images_for_display(change)
             ],
             journal=[
-                {"at": j["at"], "step": j["step"], "label": j["label"], "detail": j["detail"], "attempt": j["attempt"]}
+                {
+                    "at": j["at"],
+                    "step": j["step"],
+                    "label": j["label"],
+                    "detail": j["detail"],
+                    "attempt": j["attempt"],
+                }
                 for j in services.journal_for_display(change)
             ],
         )
@@ -101,7 +111,9 @@ class FixIn(Schema):
     column: Line(120, required=True)
     value: str | int | float | None = Field(None, description="新值；null 为空值")
     key_columns: list[Line(120)] = Field(..., min_length=1)
-    keys: list[list[str | int]] = Field(..., min_length=1, max_length=10000, description="主键值，每个为一个列表")
+    keys: list[list[str | int]] = Field(
+        ..., min_length=1, max_length=10000, description="主键值，每个为一个列表"
+    )
 
 
 class ChangeIn(Schema):
@@ -151,7 +163,9 @@ def change_list(request, status: str = Query("", max_length=12), limit: int = Qu
     return [_out(c) for c in qs[:limit]]
 
 
-@router.post("", response={201: dict}, summary="新建数据变更（草稿；保存前按审核规则检查，不通过则 400 并说明原因）")
+@router.post(
+    "", response={201: dict}, summary="新建数据变更（草稿；保存前按审核规则检查，不通过则 400 并说明原因）"
+)
 def change_create(request, data: ChangeIn):
     ensure(request.user, Capability.DATA_CHANGE, "api:dataops.change")
     database = _database(request, data.database)
@@ -186,7 +200,9 @@ def change_create(request, data: ChangeIn):
     return Status(201, _out(change, full=True))
 
 
-@router.post("/review", summary="按审核规则检查 SQL（不保存）：语句类型、WHERE、单表、禁止的表、主键、估计影响行数")
+@router.post(
+    "/review", summary="按审核规则检查 SQL（不保存）：语句类型、WHERE、单表、禁止的表、主键、估计影响行数"
+)
 def change_review(request, data: ReviewIn):
     ensure(request.user, Capability.DATA_CHANGE, "api:dataops.change.review")
     database = _database(request, data.database)

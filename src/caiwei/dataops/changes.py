@@ -319,7 +319,9 @@ def _analyse_one(
         problems.append("WHERE 条件不含任何列（如 1=1），等于不加条件")
     table, schema = _name(target.this, d), _name(target.args.get("db"), d)
     if pattern := rules.forbids(table, schema):
-        problems.append(f"表 {table} 在禁止修改的表清单中（{pattern}：财政系统的审计、权限、用户表等），不能修改")
+        problems.append(
+            f"表 {table} 在禁止修改的表清单中（{pattern}：财政系统的审计、权限、用户表等），不能修改"
+        )
     set_columns = []
     if kind == "update":
         for eq in tree.expressions:
@@ -330,7 +332,9 @@ def _analyse_one(
             set_columns.append(_name(col.this, d))
     source = target.copy()
     sel = exp.Select(expressions=[exp.Star()]).from_(source).where(condition.this.copy())
-    count = exp.Select(expressions=[exp.Count(this=exp.Star())]).from_(source.copy()).where(condition.this.copy())
+    count = (
+        exp.Select(expressions=[exp.Count(this=exp.Star())]).from_(source.copy()).where(condition.this.copy())
+    )
     image = sel.copy()
     if d != "sqlite":
         image.set("locks", [exp.Lock(update=True)])
@@ -365,7 +369,9 @@ def _analyse_insert(tree: exp.Insert, i: int, d: str, rules: Rules, problems: li
             break
     table, schema = _name(target.this, d), _name(target.args.get("db"), d)
     if pattern := rules.forbids(table, schema):
-        problems.append(f"表 {table} 在禁止修改的表清单中（{pattern}：财政系统的审计、权限、用户表等），不能修改")
+        problems.append(
+            f"表 {table} 在禁止修改的表清单中（{pattern}：财政系统的审计、权限、用户表等），不能修改"
+        )
     rows = values.expressions
     for n, row in enumerate(rows, 1):
         if not isinstance(row, exp.Tuple) or len(row.expressions) != len(columns):
@@ -392,7 +398,9 @@ def _analyse_ddl(tree, i, d, rules: Rules, declared_ddl: bool):
         problems.append("DROP、TRUNCATE 会丢失数据且无法按镜像恢复，不允许")
         return None, problems
     if d == "mysql":
-        problems.append("MySQL / MariaDB 的 DDL 会隐式提交，无法与变更标记同在一个事务中，平台不执行；请按回退方案人工执行")
+        problems.append(
+            "MySQL / MariaDB 的 DDL 会隐式提交，无法与变更标记同在一个事务中，平台不执行；请按回退方案人工执行"
+        )
     tables = list(tree.find_all(exp.Table))
     names = []
     for t in tables:
@@ -400,7 +408,9 @@ def _analyse_ddl(tree, i, d, rules: Rules, declared_ddl: bool):
         names.append(name)
         if pattern := rules.forbids(name, schema):
             problems.append(f"表 {name} 受保护（{pattern}），不能执行 DDL")
-    st = Statement(index=i, kind="ddl", sql=tree.sql(dialect=d, comments=False), table=names[0] if names else "")
+    st = Statement(
+        index=i, kind="ddl", sql=tree.sql(dialect=d, comments=False), table=names[0] if names else ""
+    )
     return st, problems
 
 
@@ -456,8 +466,13 @@ def db_message(exc: Exception) -> str:
     return str(orig).strip().splitlines()[0][:300] if str(orig).strip() else type(orig).__name__
 
 
-def _table(conn: sa.Connection, st: Statement) -> sa.Table:
-    return sa.Table(st.table, sa.MetaData(), schema=st.schema or None, autoload_with=conn)
+def _table(conn: sa.Connection, st: Statement) -> sa.TableClause:
+    """The table with its columns as the database has them, untyped: values go to and come from the driver as they
+    are (the images are the driver's values), never through SQLAlchemy's type conversions."""
+    reflected = sa.Table(st.table, sa.MetaData(), schema=st.schema or None, autoload_with=conn)
+    table = sa.table(st.table, *[sa.column(c.name) for c in reflected.columns], schema=st.schema or None)
+    table.pk_names = [c.name for c in reflected.primary_key.columns]  # type: ignore[attr-defined]
+    return table
 
 
 def _check_target(conn: sa.Connection, st: Statement, d: str) -> list[Finding]:
@@ -482,7 +497,11 @@ def _check_target(conn: sa.Connection, st: Statement, d: str) -> list[Finding]:
         touched = [c for c in st.set_columns if c.lower() in {p.lower() for p in pk}]
         if touched:
             found.append(
-                Finding("error", f"{st.label}：不能修改主键列 {'、'.join(touched)}（前后镜像按主键对应）", st.index)
+                Finding(
+                    "error",
+                    f"{st.label}：不能修改主键列 {'、'.join(touched)}（前后镜像按主键对应）",
+                    st.index,
+                )
             )
         st.estimated = int(conn.exec_driver_sql(st.count_sql).scalar() or 0)
     elif st.kind == "delete":
@@ -500,7 +519,11 @@ def _check_target(conn: sa.Connection, st: Statement, d: str) -> list[Finding]:
             for n, row in enumerate(rows, 1):
                 if any(not _is_literal(row.expressions[p]) for p in positions):
                     found.append(
-                        Finding("error", f"{st.label}：VALUES 第 {n} 行的主键须为常量（不能用表达式或默认值）", st.index)
+                        Finding(
+                            "error",
+                            f"{st.label}：VALUES 第 {n} 行的主键须为常量（不能用表达式或默认值）",
+                            st.index,
+                        )
                     )
                     return found
             keys = [[row.expressions[p].copy() for p in positions] for row in rows]
@@ -508,13 +531,19 @@ def _check_target(conn: sa.Connection, st: Statement, d: str) -> list[Finding]:
             existing = conn.exec_driver_sql(_count_of(st.keys_sql, d)).scalar()
             if existing:
                 found.append(
-                    Finding("error", f"{st.label}：要插入的主键中已有 {existing} 个在表 {st.table} 中存在", st.index)
+                    Finding(
+                        "error",
+                        f"{st.label}：要插入的主键中已有 {existing} 个在表 {st.table} 中存在",
+                        st.index,
+                    )
                 )
     return found
 
 
 def _keys_select(target: exp.Table, pk: list[str], keys: list[list[exp.Expression]], d: str) -> str:
-    table = exp.Table(this=target.this.copy(), db=target.args.get("db").copy() if target.args.get("db") else None)
+    table = exp.Table(
+        this=target.this.copy(), db=target.args.get("db").copy() if target.args.get("db") else None
+    )
     if len(pk) == 1:
         cond = exp.In(this=exp.column(pk[0], quoted=True), expressions=[k[0] for k in keys])
     else:
@@ -534,14 +563,18 @@ def _count_of(select_sql: str, d: str) -> str:
 # --- guided fix -------------------------------------------------------------------------------------------------
 
 
-def guided_fix_sql(table: str, column: str, value: Any, key_columns: list[str], keys: list[list], dialect: str) -> str:
+def guided_fix_sql(
+    table: str, column: str, value: Any, key_columns: list[str], keys: list[list], dialect: str
+) -> str:
     """“把这些主键的行的列 X 改为 Y” as an UPDATE: ``UPDATE t SET x = 'y' WHERE id IN (…)`` (composite keys as row
     values). Values are literals quoted by sqlglot; NULL for None."""
     if not table or not column or not key_columns or not keys:
         raise ChangeError("引导式修复须给出表、要修改的列、新值和至少一个主键")
     for n, key in enumerate(keys, 1):
         if len(key) != len(key_columns):
-            raise ChangeError(f"第 {n} 个主键应有 {len(key_columns)} 个值（{'、'.join(key_columns)}），得到 {len(key)} 个")
+            raise ChangeError(
+                f"第 {n} 个主键应有 {len(key_columns)} 个值（{'、'.join(key_columns)}），得到 {len(key)} 个"
+            )
     if column.lower() in {k.lower() for k in key_columns}:
         raise ChangeError(f"不能修改主键列 {column}")
 
@@ -637,7 +670,9 @@ def encode_chunk(columns: list[str], rows: list) -> bytes:
         code, vals = _encode_column(list(col))
         types.append(code)
         values.append(vals)
-    payload = json.dumps({"c": columns, "t": types, "v": values, "n": len(rows)}, ensure_ascii=False, separators=(",", ":"))
+    payload = json.dumps(
+        {"c": columns, "t": types, "v": values, "n": len(rows)}, ensure_ascii=False, separators=(",", ":")
+    )
     return zlib.compress(payload.encode("utf-8"), 1)
 
 
@@ -671,7 +706,9 @@ def load_images(source: ChunkSource, st: Statement, kind: str) -> tuple[list[str
     rows: dict[tuple, tuple] = {}
     for data, digest in source(st.index, kind):
         if sha256(data) != digest:
-            raise ChangeError(f"{st.label} 的{'前' if kind == 'before' else '后'}镜像校验和不符，镜像已损坏，不能使用")
+            raise ChangeError(
+                f"{st.label} 的{'前' if kind == 'before' else '后'}镜像校验和不符，镜像已损坏，不能使用"
+            )
         cols, chunk = decode_chunk(data)
         columns = cols
         idx = [cols.index(p) for p in st.pk]
@@ -733,7 +770,9 @@ def fence(engine: sa.Engine, token: str, change_ref: str, kind: str) -> str:
         _set_lock_timeout(conn)
         try:
             conn.execute(
-                MARKER.insert().values(token=token, change_ref=change_ref, kind=kind, state="fenced", at=_now())
+                MARKER.insert().values(
+                    token=token, change_ref=change_ref, kind=kind, state="fenced", at=_now()
+                )
             )
             conn.commit()
             return "not_committed"
@@ -825,7 +864,9 @@ def execute(
                 counts.append(_run_statement(conn, st, store, expected, chunk_rows))
             step(store, "commit", {"rows": counts})
             conn.execute(
-                MARKER.insert().values(token=token, change_ref=change_ref, kind="execute", state="committed", at=_now())
+                MARKER.insert().values(
+                    token=token, change_ref=change_ref, kind="execute", state="committed", at=_now()
+                )
             )
             conn.commit()
         except Mismatch as exc:
@@ -854,7 +895,7 @@ def _run_statement(conn, st: Statement, store: Store, expected, chunk_rows: int)
         conn.exec_driver_sql(st.sql)
         return 0
     table = _table(conn, st)
-    pk = st.pk or [c.name for c in table.primary_key.columns]
+    pk = st.pk or table.pk_names
     if not pk:
         raise ChangeError(f"{st.label}：表 {st.table} 没有主键")
     st.pk = pk
@@ -872,7 +913,9 @@ def _run_statement(conn, st: Statement, store: Store, expected, chunk_rows: int)
             before.add(columns, [])
     else:  # insert: nothing may exist under the keys yet
         step(store, "image", {"statement": st.index, "sql": st.keys_sql})
-        existing = conn.exec_driver_sql(st.keys_sql + ("" if conn.dialect.name == "sqlite" else " FOR UPDATE")).fetchall()
+        existing = conn.exec_driver_sql(
+            st.keys_sql + ("" if conn.dialect.name == "sqlite" else " FOR UPDATE")
+        ).fetchall()
         if existing:
             raise Mismatch(f"{st.label}：要插入的主键中已有 {len(existing)} 个存在，已回退")
     want = expected[st.index] if expected and st.index < len(expected) else None
@@ -940,7 +983,10 @@ def verify(engine: sa.Engine, plan: list[Statement], source: ChunkSource, sample
             if st.kind == "delete":
                 _, before = load_images(source, st, "before")
                 keys = list(before)[:sample]
-                now = {tuple(r[i] for i in _pk_index(list(r._fields), st.pk)): r for r in _select_by_keys(conn, table, st.pk, keys, False)}
+                now = {
+                    tuple(r[i] for i in _pk_index(list(r._fields), st.pk)): r
+                    for r in _select_by_keys(conn, table, st.pk, keys, False)
+                }
                 checked += len(keys)
                 for k in keys:
                     if k in now:
@@ -1010,7 +1056,13 @@ def preview_rollback(engine: sa.Engine, plan: list[Statement], source: ChunkSour
 
 
 def _conflict_out(st: Statement, c: dict) -> dict:
-    return {"statement": st.index, "table": st.table, "key": list(c["key"]), "diff": c["diff"], "row": c.get("row", "")}
+    return {
+        "statement": st.index,
+        "table": st.table,
+        "key": list(c["key"]),
+        "diff": c["diff"],
+        "row": c.get("row", ""),
+    }
 
 
 def rollback(
@@ -1039,14 +1091,18 @@ def rollback(
             if conflicts and not skip_conflicts:
                 conn.rollback()
                 store.journal("refused", {"conflicts": len(conflicts)})
-                return Outcome("refused", f"有 {len(conflicts)} 行在变更后又被修改，未回滚任何行", conflicts=conflicts)
-            for st, table, columns, before, after, current, cs in found:
+                return Outcome(
+                    "refused", f"有 {len(conflicts)} 行在变更后又被修改，未回滚任何行", conflicts=conflicts
+                )
+            for st, table, columns, before, after, _current, cs in found:
                 skip = {c["key"] for c in cs}
                 step(store, "restore", {"statement": st.index, "rows": len(before or after) - len(skip)})
                 restored.append(_restore(conn, st, table, columns, before, after, skip))
             step(store, "commit", {"rows": restored, "conflicts": len(conflicts)})
             conn.execute(
-                MARKER.insert().values(token=token, change_ref=change_ref, kind="rollback", state="committed", at=_now())
+                MARKER.insert().values(
+                    token=token, change_ref=change_ref, kind="rollback", state="committed", at=_now()
+                )
             )
             conn.commit()
         except (Mismatch, ChangeError) as exc:
@@ -1104,11 +1160,11 @@ def _restore(conn, st: Statement, table: sa.Table, columns, before, after, skip:
     for r in _select_by_keys(conn, table, pk, keys, False):
         got[tuple(r[i] for i in idx)] = tuple(r)
     order = [names.index(c) for c in columns]
-    wrong = [k for k, r in rows if tuple(got[k][i] for i in order) != tuple(r) if k in got] + [
-        k for k in keys if k not in got
-    ]
+    wrong = [k for k, r in rows if k not in got or tuple(got[k][i] for i in order) != tuple(r)]
     if wrong:
-        raise Mismatch(f"{st.label}：回滚后有 {len(wrong)} 行与前镜像不一致（如主键 {list(wrong[0])}），回滚已撤销")
+        raise Mismatch(
+            f"{st.label}：回滚后有 {len(wrong)} 行与前镜像不一致（如主键 {list(wrong[0])}），回滚已撤销"
+        )
     return len(rows)
 
 

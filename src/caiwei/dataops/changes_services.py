@@ -75,7 +75,9 @@ def rules() -> engine.Rules:
 def _dialect(database: TargetDatabase) -> str:
     if database.dialect not in WRITABLE_DIALECTS:
         raise ValidationError(
-            {"database": f"{database} 是 {database.get_dialect_display()} 数据库，平台只在 PostgreSQL 与 MySQL / MariaDB 上执行数据变更"}
+            {
+                "database": f"{database} 是 {database.get_dialect_display()} 数据库，平台只在 PostgreSQL 与 MySQL / MariaDB 上执行数据变更"
+            }
         )
     return engine.SQLGLOT_DIALECT[database.dialect]
 
@@ -89,7 +91,9 @@ def run_review(database: TargetDatabase, sql: str, declares_ddl: bool = False) -
         review.findings.append(engine.Finding("error", f"无法连接目标库：{exc}"))
         return review
     try:
-        return engine.review(sql, target, dialect=d, rules=rules(), declared_ddl=declares_ddl, timeout_s=database.timeout_s)
+        return engine.review(
+            sql, target, dialect=d, rules=rules(), declared_ddl=declares_ddl, timeout_s=database.timeout_s
+        )
     finally:
         target.dispose()
 
@@ -146,7 +150,9 @@ def create_change(
 ) -> ChangeRequest:
     """A draft change after the review rules (public: the backups part calls it). ValidationError (Chinese) when
     the rules refuse it; nothing is saved then."""
-    if not (author.can(Capability.DATA_CHANGE) or (origin == "backup" and author.can(Capability.DATA_BACKUP))):
+    if not (
+        author.can(Capability.DATA_CHANGE) or (origin == "backup" and author.can(Capability.DATA_BACKUP))
+    ):
         ensure(author, Capability.DATA_CHANGE, "dataops.change")
     return save_change(
         author,
@@ -175,7 +181,10 @@ def save_change(user, change: ChangeRequest, **fields) -> ChangeRequest:
     """Create or edit (草稿、待审批、已批准、执行失败): the SQL (or the guided fix's) is reviewed again; an edit of an
     approved or submitted change returns it to 待审批 with the approval cleared."""
     if change.pk is None:
-        if not (user.can(Capability.DATA_CHANGE) or (change.origin == "backup" and user.can(Capability.DATA_BACKUP))):
+        if not (
+            user.can(Capability.DATA_CHANGE)
+            or (change.origin == "backup" and user.can(Capability.DATA_BACKUP))
+        ):
             ensure(user, Capability.DATA_CHANGE, "dataops.change")
     else:
         ensure(user, Capability.DATA_CHANGE, "dataops.change")
@@ -295,13 +304,31 @@ class DjangoStore:
 
     def journal(self, step: str, detail: dict) -> None:
         ChangeJournal.objects.bulk_create(
-            [ChangeJournal(change_id=self.attempt.change_id, attempt=self.attempt, step=step, detail=detail, by=self.by)]
+            [
+                ChangeJournal(
+                    change_id=self.attempt.change_id,
+                    attempt=self.attempt,
+                    step=step,
+                    detail=detail,
+                    by=self.by,
+                )
+            ]
         )
 
     def add_chunk(self, statement: int, kind: str, seq: int, rows: int, data: bytes, digest: str) -> None:
         # bulk_create: image rows are data, not events (no audit snapshot of the bytes)
         ImageChunk.objects.bulk_create(
-            [ImageChunk(attempt=self.attempt, statement=statement, kind=kind, seq=seq, rows=rows, data=data, sha256=digest)]
+            [
+                ImageChunk(
+                    attempt=self.attempt,
+                    statement=statement,
+                    kind=kind,
+                    seq=seq,
+                    rows=rows,
+                    data=data,
+                    sha256=digest,
+                )
+            ]
         )
 
 
@@ -334,7 +361,9 @@ def check_executable(user, change: ChangeRequest, now: datetime | None = None) -
     if change.database.read_only:
         raise ValidationError("目标数据库登记为只读通道，不能执行数据变更")
     if not change.in_window(now):
-        start = timezone.localtime(change.window_start).strftime("%Y-%m-%d %H:%M") if change.window_start else "—"
+        start = (
+            timezone.localtime(change.window_start).strftime("%Y-%m-%d %H:%M") if change.window_start else "—"
+        )
         end = timezone.localtime(change.window_end).strftime("%Y-%m-%d %H:%M") if change.window_end else "—"
         raise ValidationError(f"不在执行窗口内（{start} 至 {end}），不能执行")
 
@@ -353,12 +382,16 @@ def start_execute(user, change: ChangeRequest):
     )
 
 
-def _begin_attempt(change: ChangeRequest, user, kind: str, allowed: tuple, running: str, **extra) -> ChangeAttempt:
+def _begin_attempt(
+    change: ChangeRequest, user, kind: str, allowed: tuple, running: str, **extra
+) -> ChangeAttempt:
     token = engine.new_token()
     with transaction.atomic():
         if not ChangeRequest.objects.filter(pk=change.pk, status__in=allowed).update(status=running):
             change.refresh_from_db()
-            raise ValidationError(f"变更当前为“{change.get_status_display()}”，不能{'执行' if kind == 'execute' else '回滚'}")
+            raise ValidationError(
+                f"变更当前为“{change.get_status_display()}”，不能{'执行' if kind == 'execute' else '回滚'}"
+            )
         attempt = ChangeAttempt.objects.create(change=change, kind=kind, token=token, by=user, **extra)
         _journal(
             change,
@@ -389,11 +422,18 @@ def execute(user, change: ChangeRequest) -> ChangeAttempt:
         if outcome.state == "applied":
             _finish_applied(change, attempt, outcome.rows, target)
         else:
-            _finish_not_applied(change, attempt, outcome, ChangeAttempt.State.REVERTED if outcome.state == "reverted" else ChangeAttempt.State.NOT_APPLIED)
+            _finish_not_applied(
+                change,
+                attempt,
+                outcome,
+                ChangeAttempt.State.REVERTED
+                if outcome.state == "reverted"
+                else ChangeAttempt.State.NOT_APPLIED,
+            )
     except Exception as exc:
         # The target could not be reached or the process lost its way: recovery decides from the marker.
         log.exception("change %s execution", change.pk)
-        _recover_attempt(attempt, target)
+        _try_recover(attempt, target)
         attempt.refresh_from_db()
         if attempt.state == ChangeAttempt.State.RUNNING:
             raise ValidationError(f"执行中断：{engine.db_message(exc)}；已登记，恢复程序将判定结果") from exc
@@ -403,17 +443,24 @@ def execute(user, change: ChangeRequest) -> ChangeAttempt:
     return attempt
 
 
-def _finish_applied(change: ChangeRequest, attempt: ChangeAttempt, rows: int, target, recovered: bool = False) -> None:
+def _finish_applied(
+    change: ChangeRequest, attempt: ChangeAttempt, rows: int, target, recovered: bool = False
+) -> None:
     try:
         verification = engine.verify(target, plan_of(change), chunk_source(attempt))
     except Exception as exc:  # verification never undoes a committed change
         verification = {"error": engine.db_message(exc)}
-    rows = rows or sum(c.rows for c in attempt.chunks.filter(kind="before")) or sum(
-        c.rows for c in attempt.chunks.filter(kind="after")
+    rows = (
+        rows
+        or sum(c.rows for c in attempt.chunks.filter(kind="before"))
+        or sum(c.rows for c in attempt.chunks.filter(kind="after"))
     )
     with transaction.atomic():
         ChangeAttempt.objects.filter(pk=attempt.pk, state=ChangeAttempt.State.RUNNING).update(
-            state=ChangeAttempt.State.APPLIED, rows=rows, verification=verification, finished_at=timezone.now(),
+            state=ChangeAttempt.State.APPLIED,
+            rows=rows,
+            verification=verification,
+            finished_at=timezone.now(),
             message="崩溃后经标记确认已提交" if recovered else "",
         )
         ChangeRequest.objects.filter(pk=change.pk).update(
@@ -484,7 +531,9 @@ def rollback(user, change: ChangeRequest, *, skip_conflicts: bool = False) -> Ch
         if outcome.state == "applied":
             _finish_rollback(change, attempt, outcome.rows, conflicts)
         else:
-            state = ChangeAttempt.State.REFUSED if outcome.state == "refused" else ChangeAttempt.State.NOT_APPLIED
+            state = (
+                ChangeAttempt.State.REFUSED if outcome.state == "refused" else ChangeAttempt.State.NOT_APPLIED
+            )
             with transaction.atomic():
                 ChangeAttempt.objects.filter(pk=attempt.pk).update(
                     state=state, message=outcome.message, conflicts=conflicts, finished_at=timezone.now()
@@ -493,7 +542,7 @@ def rollback(user, change: ChangeRequest, *, skip_conflicts: bool = False) -> Ch
                 _audit(change, "rollback_refused", reason=outcome.message, conflicts=len(conflicts))
     except Exception as exc:
         log.exception("change %s rollback", change.pk)
-        _recover_attempt(attempt, target)
+        _try_recover(attempt, target)
         attempt.refresh_from_db()
         if attempt.state == ChangeAttempt.State.RUNNING:
             raise ValidationError(f"回滚中断：{engine.db_message(exc)}；已登记，恢复程序将判定结果") from exc
@@ -534,7 +583,8 @@ def masked_conflicts(change: ChangeRequest, conflicts: list[dict]) -> list[dict]
             for col, v in c["diff"].items()
         ]
         key = [
-            mask.plain(mask.mask_key(names[n] if n < len(names) else "", k, aliases)) for n, k in enumerate(c["key"])
+            mask.plain(mask.mask_key(names[n] if n < len(names) else "", k, aliases))
+            for n, k in enumerate(c["key"])
         ]
         out.append({**c, "key": key, "diff": shown})
     return out
@@ -545,7 +595,9 @@ def masked_conflicts(change: ChangeRequest, conflicts: list[dict]) -> list[dict]
 
 def _alive(attempt: ChangeAttempt) -> bool:
     """Whether the process that began ``attempt`` is still running on this host (then it is not recovered)."""
-    begin = attempt.journal.filter(step="attempt").order_by("pk").values_list("detail", flat=True).first() or {}
+    begin = (
+        attempt.journal.filter(step="attempt").order_by("pk").values_list("detail", flat=True).first() or {}
+    )
     if begin.get("host") != socket.gethostname() or not begin.get("pid") or begin["pid"] == os.getpid():
         return False
     try:
@@ -557,6 +609,13 @@ def _alive(attempt: ChangeAttempt) -> bool:
             return fh.read().split(") ")[-1][:1] != "Z"
     except OSError:
         return True
+
+
+def _try_recover(attempt: ChangeAttempt, target) -> None:
+    try:
+        _recover_attempt(attempt, target)
+    except Exception:  # the target is unreachable: the attempt stays running until recovery can ask the marker
+        log.exception("recovery of attempt %s", attempt.pk)
 
 
 def _recover_attempt(attempt: ChangeAttempt, target=None) -> str:
@@ -572,13 +631,13 @@ def _recover_attempt(attempt: ChangeAttempt, target=None) -> str:
             if decision == "committed":
                 _finish_applied(change, attempt, 0, target, recovered=True)
             else:
-                outcome = engine.Outcome("failed", "执行中断（进程退出或连接断开），经目标库标记确认未提交，数据未改动")
+                outcome = engine.Outcome(
+                    "failed", "执行中断（进程退出或连接断开），经目标库标记确认未提交，数据未改动"
+                )
                 _finish_not_applied(change, attempt, outcome, ChangeAttempt.State.NOT_APPLIED)
         else:
             if decision == "committed":
-                restored = sum(
-                    int(j.detail.get("rows") or 0) for j in attempt.journal.filter(step="restore")
-                )
+                restored = sum(int(j.detail.get("rows") or 0) for j in attempt.journal.filter(step="restore"))
                 _finish_rollback(change, attempt, restored, [], recovered=True)
             else:
                 with transaction.atomic():
@@ -618,7 +677,9 @@ def recover(now_pid_alive_check: bool = True) -> list[dict]:
 
 def images_for_display(change: ChangeRequest, limit: int = IMAGE_ROWS_SHOWN) -> list[dict]:
     """Per statement: the first ``limit`` rows before and after, classified columns masked, changed cells marked."""
-    attempt = applied_execution(change) or change.attempts.filter(kind="execute").exclude(state="running").last()
+    attempt = (
+        applied_execution(change) or change.attempts.filter(kind="execute").exclude(state="running").last()
+    )
     if attempt is None:
         return []
     aliases = mask.aliases_of(change.database.get_mapping())
@@ -650,7 +711,14 @@ def images_for_display(change: ChangeRequest, limit: int = IMAGE_ROWS_SHOWN) -> 
                         "changed": b is not None and a is not None and bv != av,
                     }
                 )
-            rows.append({"key": [mask.plain(mask.mask_key(p, v, aliases)) for p, v in zip(st.pk, k, strict=True)], "cells": cells, "gone": a is None, "new": b is None})
+            rows.append(
+                {
+                    "key": [mask.plain(mask.mask_key(p, v, aliases)) for p, v in zip(st.pk, k, strict=True)],
+                    "cells": cells,
+                    "gone": a is None,
+                    "new": b is None,
+                }
+            )
         out.append(
             {
                 "statement": st,
@@ -670,7 +738,9 @@ def journal_for_display(change: ChangeRequest) -> list[dict]:
             "at": j.at,
             "step": j.step,
             "label": STEP_LABELS.get(j.step, j.step),
-            "detail": {k: v for k, v in (j.detail or {}).items() if k not in ("token", "host", "pid", "backend")},
+            "detail": {
+                k: v for k, v in (j.detail or {}).items() if k not in ("token", "host", "pid", "backend")
+            },
             "attempt": j.attempt_id,
             "by": j.by,
         }
@@ -701,7 +771,11 @@ def _key_sources(rule) -> tuple[str, dict[str, str]]:
             continue
         node = projection.this if isinstance(projection, exp.Alias) else projection
         if isinstance(node, exp.Column):
-            owner = aliases.get(node.table) if node.table else (next(iter(aliases.values())) if len(aliases) == 1 else "")
+            owner = (
+                aliases.get(node.table)
+                if node.table
+                else (next(iter(aliases.values())) if len(aliases) == 1 else "")
+            )
             table = table or owner or ""
             columns[name] = node.name
     return table, columns
@@ -734,7 +808,9 @@ def finding_prefill(user, result_id) -> dict:
     if left_out:
         note = f"有 {left_out} 个主键含敏感信息已脱敏保存，不能预填，请在目标库中核对后补充"
     if result.keys_truncated or (result.count or 0) > len(result.keys or []):
-        note = (note + "；" if note else "") + f"检查只保存了前 {len(result.keys or [])} 个主键，共 {result.count} 条问题"
+        note = (
+            note + "；" if note else ""
+        ) + f"检查只保存了前 {len(result.keys or [])} 个主键，共 {result.count} 条问题"
     initial = {
         "database": database.pk if change_databases(user).filter(pk=database.pk).exists() else None,
         "title": f"修复：{result.title}"[:120],
@@ -744,4 +820,9 @@ def finding_prefill(user, result_id) -> dict:
         "fix_key_columns": ", ".join(key_columns),
         "fix_keys": "\n".join("/".join(str(v) for v in k) for k in keys),
     }
-    return {"initial": initial, "note": note, "ref": f"{result.run_id}/{result.rule_id}", "ticket": result.ticket}
+    return {
+        "initial": initial,
+        "note": note,
+        "ref": f"{result.run_id}/{result.rule_id}",
+        "ticket": result.ticket,
+    }

@@ -14,7 +14,10 @@ ACTIONS: tuple[str, ...] = ("change",)
 
 
 def add_arguments(sub) -> None:
-    change = sub.add_parser("change", help="数据变更：create 新建 | submit 提交审批 | approve 批准 | reject 驳回 | execute 执行 | rollback 回滚 | recover 崩溃恢复 | show 查看")
+    change = sub.add_parser(
+        "change",
+        help="数据变更：create 新建 | submit 提交审批 | approve 批准 | reject 驳回 | execute 执行 | rollback 回滚 | recover 崩溃恢复 | show 查看",
+    )
     ops = change.add_subparsers(dest="op", required=True)
     create = ops.add_parser("create", help="新建数据变更（草稿，保存前按审核规则检查）")
     create.add_argument("--user", required=True, help="提出人用户名")
@@ -81,10 +84,20 @@ def _show(change, out) -> None:
         "sql": change.sql,
         "findings": change.findings,
         "attempts": [
-            {"id": a.pk, "kind": a.kind, "state": a.state, "rows": a.rows, "message": a.message, "conflicts": len(a.conflicts)}
+            {
+                "id": a.pk,
+                "kind": a.kind,
+                "state": a.state,
+                "rows": a.rows,
+                "message": a.message,
+                "conflicts": len(a.conflicts),
+            }
             for a in change.attempts.all()
         ],
-        "journal": [{"step": j["step"], "label": j["label"], "detail": j["detail"]} for j in services.journal_for_display(change)],
+        "journal": [
+            {"step": j["step"], "label": j["label"], "detail": j["detail"]}
+            for j in services.journal_for_display(change)
+        ],
     }
     out.write(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
@@ -117,7 +130,9 @@ def handle(command, options) -> None:
                 database = TargetDatabase.objects.filter(pk=options["database"]).first()
                 if database is None:
                     raise CommandError(f"数据库 {options['database']} 不存在")
-                change = services.create_change(database=database, author=user, title=options["title"], sql=sql, reason=options["reason"])
+                change = services.create_change(
+                    database=database, author=user, title=options["title"], sql=sql, reason=options["reason"]
+                )
                 change = services.save_change(
                     user,
                     change,
@@ -129,8 +144,14 @@ def handle(command, options) -> None:
                 )
                 out.write(f"已创建 {change.number}（编号 {change.pk}），估计影响 {change.estimated_rows} 行")
                 return
-            change = ChangeRequest.objects.select_related("database", "database__target").filter(pk=options["id"]).first()
-            if change is None or (user is not None and not services.visible_changes(user).filter(pk=change.pk).exists()):
+            change = (
+                ChangeRequest.objects.select_related("database", "database__target")
+                .filter(pk=options["id"])
+                .first()
+            )
+            if change is None or (
+                user is not None and not services.visible_changes(user).filter(pk=change.pk).exists()
+            ):
                 raise CommandError(f"变更 {options['id']} 不存在或不在授权范围内")
             if op == "show":
                 _show(change, out)
@@ -142,12 +163,16 @@ def handle(command, options) -> None:
                 out.write(f"{change.number} 已{'批准' if op == 'approve' else '驳回'}")
             elif op == "execute":
                 attempt = services.execute(user, change)
-                out.write(f"{change.number}：{attempt.get_state_display()}，影响 {attempt.rows} 行{'；' + attempt.message if attempt.message else ''}")
+                out.write(
+                    f"{change.number}：{attempt.get_state_display()}，影响 {attempt.rows} 行{'；' + attempt.message if attempt.message else ''}"
+                )
                 if attempt.state != attempt.State.APPLIED:
                     raise CommandError(attempt.message or attempt.get_state_display())
             elif op == "rollback":
                 attempt = services.rollback(user, change, skip_conflicts=bool(options.get("skip_conflicts")))
-                out.write(f"{change.number} 回滚：{attempt.get_state_display()}，恢复 {attempt.rows} 行{'；' + attempt.message if attempt.message else ''}")
+                out.write(
+                    f"{change.number} 回滚：{attempt.get_state_display()}，恢复 {attempt.rows} 行{'；' + attempt.message if attempt.message else ''}"
+                )
                 for c in attempt.conflicts[:20]:
                     out.write(f"冲突：表 {c['table']} 主键 {c['key']}")
                 if attempt.state != attempt.State.APPLIED:

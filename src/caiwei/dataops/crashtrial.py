@@ -67,7 +67,12 @@ def make_table(engine: sa.Engine, rows: int) -> None:
         conn.execute(
             table.insert(),
             [
-                {"id": i, "payee": f"收款人{i}", "amount": Decimal(i % 997) + Decimal("0.10"), "status": "paid"}
+                {
+                    "id": i,
+                    "payee": f"收款人{i}",
+                    "amount": Decimal(i % 997) + Decimal("0.10"),
+                    "status": "paid",
+                }
                 for i in range(1, rows + 1)
             ],
         )
@@ -75,7 +80,7 @@ def make_table(engine: sa.Engine, rows: int) -> None:
 
 def table_rows(engine: sa.Engine) -> dict[int, tuple]:
     with engine.connect() as conn:
-        return {r[0]: tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {TABLE} ORDER BY id")}
+        return {r[0]: tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {TABLE} ORDER BY id")}  # noqa: S608
 
 
 def checksum(rows: dict[int, tuple]) -> str:
@@ -93,10 +98,14 @@ def platform_url() -> str:
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def _child(op: str, change: ChangeRequest, user, kill_at: str | None, delay: float | None, pause: float) -> tuple[int, bool]:
+def _child(
+    op: str, change: ChangeRequest, user, kill_at: str | None, delay: float | None, pause: float
+) -> tuple[int, bool]:
     env = dict(os.environ)
     env["DATABASE_URL"] = platform_url()
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # this checkout's src, ahead of any installed copy
+    env["PYTHONPATH"] = str(
+        Path(__file__).resolve().parents[2]
+    )  # this checkout's src, ahead of any installed copy
     env.pop(eng.KILL_ENV, None)
     if kill_at:
         env[eng.KILL_ENV] = kill_at
@@ -118,7 +127,9 @@ def _child(op: str, change: ChangeRequest, user, kill_at: str | None, delay: flo
 
 def _approved(database, author, approver, sql: str, k: int) -> ChangeRequest:
     now = timezone.now()
-    change = services.create_change(database=database, author=author, title=f"崩溃试验 {k}", sql=sql, reason="崩溃试验")
+    change = services.create_change(
+        database=database, author=author, title=f"崩溃试验 {k}", sql=sql, reason="崩溃试验"
+    )
     change = services.save_change(
         author,
         change,
@@ -134,7 +145,9 @@ def _approved(database, author, approver, sql: str, k: int) -> ChangeRequest:
         return services.decide(approver, change, approve=True)
 
 
-def _statement(rng: random.Random, k: int, rows: dict[int, tuple], next_id: list[int]) -> tuple[str, callable]:
+def _statement(
+    rng: random.Random, k: int, rows: dict[int, tuple], next_id: list[int]
+) -> tuple[str, callable]:
     """A change and the function giving the rows it should leave from the rows before it."""
     ids = sorted(rows)
     kind = rng.choice(["update"] * 6 + ["delete"] * 2 + ["insert"] * 2)
@@ -146,11 +159,14 @@ def _statement(rng: random.Random, k: int, rows: dict[int, tuple], next_id: list
         def expect(pre):
             return {i: (r[0], r[1], r[2] + 1, tag) if lo <= i <= hi else r for i, r in pre.items()}
 
-        return f"UPDATE {TABLE} SET amount = amount + 1, status = '{tag}' WHERE id BETWEEN {lo} AND {hi}", expect
+        return (
+            f"UPDATE {TABLE} SET amount = amount + 1, status = '{tag}' WHERE id BETWEEN {lo} AND {hi}",  # noqa: S608
+            expect,
+        )
     if kind == "delete":
         lo = rng.choice(ids)
         hi = lo + rng.randint(0, 15)
-        return f"DELETE FROM {TABLE} WHERE id BETWEEN {lo} AND {hi}", lambda pre: {
+        return f"DELETE FROM {TABLE} WHERE id BETWEEN {lo} AND {hi}", lambda pre: {  # noqa: S608
             i: r for i, r in pre.items() if not lo <= i <= hi
         }
     new = list(range(next_id[0], next_id[0] + rng.randint(1, 6)))
@@ -162,7 +178,7 @@ def _statement(rng: random.Random, k: int, rows: dict[int, tuple], next_id: list
         out.update({i: (i, f"新增{i}", Decimal(f"{i % 50}.55"), "new") for i in new})
         return out
 
-    return f"INSERT INTO {TABLE} (id, payee, amount, status) VALUES {values}", expect_insert
+    return f"INSERT INTO {TABLE} (id, payee, amount, status) VALUES {values}", expect_insert  # noqa: S608
 
 
 def _attempt(change: ChangeRequest, kind: str) -> ChangeAttempt | None:
@@ -217,12 +233,32 @@ def run(
             tally.applied += 1
         else:
             tally.not_applied += 1
-        if change.status == ChangeRequest.Status.DONE and tally.rollbacks < rollbacks and (
-            not random_kills or rng.random() < max(0.5, rollbacks / max(1, executions) * 2)
+        if (
+            change.status == ChangeRequest.Status.DONE
+            and tally.rollbacks < rollbacks
+            and (not random_kills or rng.random() < max(0.5, rollbacks / max(1, executions) * 2))
         ):
-            point = rb_points[tally.rollbacks % len(rb_points)] if tally.rollbacks % 2 == 0 or not random_kills else None
-            rb_delay = None if point else (rng.uniform(plain_seconds * 0.6, plain_seconds * 1.2) if plain_seconds else None)
-            _rollback_trial(tally, change, target, author, pre, point, rb_delay, pause, f"回滚 {k}（{point or rb_delay or '不杀'}）")
+            point = (
+                rb_points[tally.rollbacks % len(rb_points)]
+                if tally.rollbacks % 2 == 0 or not random_kills
+                else None
+            )
+            rb_delay = (
+                None
+                if point
+                else (rng.uniform(plain_seconds * 0.6, plain_seconds * 1.2) if plain_seconds else None)
+            )
+            _rollback_trial(
+                tally,
+                change,
+                target,
+                author,
+                pre,
+                point,
+                rb_delay,
+                pause,
+                f"回滚 {k}（{point or rb_delay or '不杀'}）",
+            )
         if (k + 1) % 10 == 0:
             log(f"  {label} {k + 1}/{executions}：{tally.line()}")
     return tally
@@ -239,7 +275,9 @@ def _rollback_trial(tally, change, target, author, pre, point, delay, pause, whe
     if change.status == ChangeRequest.Status.ROLLED_BACK:
         tally.rolled_back += 1
         if now != pre:
-            tally.problems.append(f"{where}：已回滚，但表与变更前不同（校验和 {checksum(now)[:12]} ≠ {checksum(pre)[:12]}）")
+            tally.problems.append(
+                f"{where}：已回滚，但表与变更前不同（校验和 {checksum(now)[:12]} ≠ {checksum(pre)[:12]}）"
+            )
     elif change.status == ChangeRequest.Status.DONE:
         tally.rollback_not_applied += 1
         if now != post:
@@ -273,7 +311,9 @@ def _check_execution(tally: Tally, change, target, pre, expected, where: str) ->
         tally.problems.append(f"{where}：仍有进行中的执行")
     if change.status == ChangeRequest.Status.DONE:
         if now != expected:
-            tally.problems.append(f"{where}：已执行，但表不是预期的结果（校验和 {checksum(now)[:12]} ≠ {checksum(expected)[:12]}）")
+            tally.problems.append(
+                f"{where}：已执行，但表不是预期的结果（校验和 {checksum(now)[:12]} ≠ {checksum(expected)[:12]}）"
+            )
         attempt = services.applied_execution(change)
         plan = services.plan_of(change)
         source = services.chunk_source(attempt)

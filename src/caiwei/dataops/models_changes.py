@@ -89,7 +89,12 @@ class ChangeRequest(models.Model):
 
     @property
     def is_editable(self) -> bool:
-        return self.status in (self.Status.DRAFT, self.Status.PENDING, self.Status.APPROVED, self.Status.FAILED)
+        return self.status in (
+            self.Status.DRAFT,
+            self.Status.PENDING,
+            self.Status.APPROVED,
+            self.Status.FAILED,
+        )
 
     def in_window(self, now=None) -> bool:
         now = now or timezone.now()
@@ -123,7 +128,11 @@ class ChangeAttempt(models.Model):
     conflicts = models.JSONField("冲突行", default=list, blank=True)
     verification = models.JSONField("验证", default=dict, blank=True)
     by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name="操作人"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="操作人",
     )
     started_at = models.DateTimeField("开始", default=timezone.now)
     finished_at = models.DateTimeField("结束", null=True, blank=True)
@@ -164,6 +173,9 @@ class ChangeJournal(models.Model):
         verbose_name = verbose_name_plural = "数据变更日志"
         ordering = ["at", "pk"]
 
+    def __str__(self) -> str:
+        return f"{self.change_id} {self.step}"
+
 
 class ImageChunk(models.Model):
     """Up to 5 000 rows of before- or after-images of one statement: column-wise JSON, zlib, SHA-256."""
@@ -184,3 +196,6 @@ class ImageChunk(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["attempt", "statement", "kind", "seq"], name="image_chunk_once")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.attempt_id} 第 {self.statement + 1} 条 {self.kind} #{self.seq}"

@@ -28,9 +28,14 @@ class ChangeForm(forms.Form):
     title = forms.CharField(label="标题", max_length=120)
     reason = forms.CharField(label="变更原因", widget=forms.Textarea(attrs={"rows": 2}))
     mode = forms.ChoiceField(
-        label="写法", choices=[("sql", "直接写 SQL"), ("fix", "引导式修复")], initial="sql", widget=forms.RadioSelect
+        label="写法",
+        choices=[("sql", "直接写 SQL"), ("fix", "引导式修复")],
+        initial="sql",
+        widget=forms.RadioSelect,
     )
-    sql = forms.CharField(label="变更 SQL", required=False, widget=forms.Textarea(attrs={"rows": 6, "class": "font-monospace"}))
+    sql = forms.CharField(
+        label="变更 SQL", required=False, widget=forms.Textarea(attrs={"rows": 6, "class": "font-monospace"})
+    )
     fix_table = forms.CharField(label="表", required=False, max_length=120)
     fix_column = forms.CharField(label="要修改的列", required=False, max_length=120)
     fix_value = forms.CharField(label="新值", required=False, max_length=500)
@@ -43,8 +48,12 @@ class ChangeForm(forms.Form):
         help_text="每行一个主键；多列主键用“/”分隔各列的值",
     )
     declares_ddl = forms.BooleanField(label="含 DDL（建表、改表结构）", required=False)
-    emergency_plan = forms.CharField(label="应急方案", required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    rollback_plan = forms.CharField(label="回退方案", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    emergency_plan = forms.CharField(
+        label="应急方案", required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    rollback_plan = forms.CharField(
+        label="回退方案", required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
     window_start = forms.DateTimeField(
         label="执行窗口开始", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
@@ -55,14 +64,16 @@ class ChangeForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["database"].queryset = services.change_databases(user)
-        for name, field in self.fields.items():
+        for field in self.fields.values():
             widget = field.widget
             if isinstance(widget, forms.CheckboxInput):
                 widget.attrs.setdefault("class", "form-check-input")
             elif isinstance(widget, forms.Select) and not isinstance(widget, forms.RadioSelect):
                 widget.attrs.setdefault("class", "form-select form-select-sm")
             elif not isinstance(widget, forms.RadioSelect):
-                widget.attrs["class"] = (widget.attrs.get("class", "") + " form-control form-control-sm").strip()
+                widget.attrs["class"] = (
+                    widget.attrs.get("class", "") + " form-control form-control-sm"
+                ).strip()
 
     def fix(self) -> dict:
         d = self.cleaned_data
@@ -100,7 +111,8 @@ class ChangeForm(forms.Form):
 
 def _form_errors(form) -> str:
     return "；".join(
-        f"{form.fields[f].label}：{'，'.join(e)}" if f in form.fields else "，".join(e) for f, e in form.errors.items()
+        f"{form.fields[f].label}：{'，'.join(e)}" if f in form.fields else "，".join(e)
+        for f, e in form.errors.items()
     )
 
 
@@ -136,7 +148,12 @@ def change_list(request):
     return render(
         request,
         "dataops/changes/list.html",
-        {"page": page, "statuses": S.choices, "status": status, "can_change": request.user.can(Capability.DATA_CHANGE)},
+        {
+            "page": page,
+            "statuses": S.choices,
+            "status": status,
+            "can_change": request.user.can(Capability.DATA_CHANGE),
+        },
     )
 
 
@@ -222,7 +239,13 @@ def change_review(request):
             fix = form.fix()
             sql = services.fix_sql(database, fix) if fix else d.get("sql", "")
             review = services.run_review(database, sql, d.get("declares_ddl", False))
-            context.update(findings=[f.as_dict() for f in review.findings], statements=review.statements, sql=sql, total=review.estimated_rows, ok=review.ok)
+            context.update(
+                findings=[f.as_dict() for f in review.findings],
+                statements=review.statements,
+                sql=sql,
+                total=review.estimated_rows,
+                ok=review.ok,
+            )
         except ValidationError as exc:
             context["error"] = _errors(exc)
     return render(request, "dataops/changes/_review.html", context)
@@ -275,7 +298,9 @@ def change_decide(request, pk):
     try:
         if decision not in ("approve", "reject"):
             raise ValidationError("请选择批准或驳回")
-        services.decide(request.user, change, approve=decision == "approve", note=request.POST.get("note", ""))
+        services.decide(
+            request.user, change, approve=decision == "approve", note=request.POST.get("note", "")
+        )
         messages.success(request, "已批准" if decision == "approve" else "已驳回，退回草稿")
     except ValidationError as exc:
         messages.error(request, _errors(exc))
@@ -313,7 +338,11 @@ def change_rollback(request, pk):
             messages.error(request, _errors(exc))
             return redirect("dataops:change", pk)
         if attempt.state == ChangeAttempt.State.APPLIED:
-            messages.success(request, f"已回滚 {attempt.rows} 行" + (f"，{len(attempt.conflicts)} 行冲突未动" if attempt.conflicts else ""))
+            messages.success(
+                request,
+                f"已回滚 {attempt.rows} 行"
+                + (f"，{len(attempt.conflicts)} 行冲突未动" if attempt.conflicts else ""),
+            )
             return redirect("dataops:change", pk)
         messages.error(request, attempt.message or attempt.get_state_display())
         return redirect("dataops:change_rollback", pk)

@@ -21,7 +21,9 @@ SERVERS = {
 def server_url(kind: str, name: str = TARGET_DB) -> str:
     """A database ``name`` on the server ``kind``, created when absent."""
     base = SERVERS[kind]
-    admin = sa.create_engine(base + ("postgres" if kind == "postgresql" else ""), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        base + ("postgres" if kind == "postgresql" else ""), isolation_level="AUTOCOMMIT"
+    )
     try:
         with admin.connect() as conn:
             if kind == "postgresql":

@@ -37,7 +37,12 @@ def _no_english(tab) -> None:
     assert english_in(tab.evaluate(COLLECT_TEXT)) == [], tab.url
 
 
-def test_finding_to_change_approved_by_another_executed_and_rolled_back(live_server, page, regions, make_user):  # noqa: F811
+def test_finding_to_change_approved_by_another_executed_and_rolled_back(
+    live_server,
+    page,  # noqa: F811
+    regions,
+    make_user,
+):
     from caiwei.accounts.roles import Role
     from caiwei.bizcalendar.defaults import ensure_defaults
     from caiwei.bizcalendar.models import BusinessCalendar, KeyPeriod
@@ -49,10 +54,18 @@ def test_finding_to_change_approved_by_another_executed_and_rolled_back(live_ser
     before = _vouchers(engine)
     make_user("b_engineer", Role.ENGINEER, regions=(LEAGUE,))
     make_user("b_approver", Role.FINANCE_APPROVER, regions=(LEAGUE,))
-    run = CheckRun.objects.create(database=database, packs="accounting", as_of=date(2026, 12, 31), status="done")
+    run = CheckRun.objects.create(
+        database=database, packs="accounting", as_of=date(2026, 12, 31), status="done"
+    )
     result = RuleResult.objects.create(
-        run=run, rule_id="ACC-001", pack="accounting", title="科目记账方向与业务类型不符", severity="紧急",
-        module="总预算会计", count=2, keys=[["GV0003"], ["GV0005"]],
+        run=run,
+        rule_id="ACC-001",
+        pack="accounting",
+        title="科目记账方向与业务类型不符",
+        severity="紧急",
+        module="总预算会计",
+        count=2,
+        keys=[["GV0003"], ["GV0005"]],
     )
     page.on("dialog", lambda dialog: dialog.accept())
 

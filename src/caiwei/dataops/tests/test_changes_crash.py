@@ -31,8 +31,17 @@ def test_killed_at_each_journal_step_nothing_is_half_done(kind, regions, make_us
     approver = make_user("k_approver", Role.FINANCE_APPROVER, regions=(LEAGUE,))
     with acting_as(author, "test"):
         tally = crashtrial.run(
-            database, engine, author, approver, label=kind, executions=len(EXEC_KILLS), rollbacks=0,
-            rows=400, kill_steps=EXEC_KILLS, random_kills=False, pause=0,
+            database,
+            engine,
+            author,
+            approver,
+            label=kind,
+            executions=len(EXEC_KILLS),
+            rollbacks=0,
+            rows=400,
+            kill_steps=EXEC_KILLS,
+            random_kills=False,
+            pause=0,
         )
         crashtrial.run_rollbacks(database, engine, author, approver, tally=tally, steps=ROLLBACK_KILLS)
     engine.dispose()

@@ -96,7 +96,9 @@ def test_guided_fix_generates_the_update():
     with pytest.raises(eng.ChangeError, match="第 1 个主键应有 2 个值"):
         eng.guided_fix_sql("t", "memo", 1, ["a", "b"], [[1]], "postgres")
     injected = eng.guided_fix_sql("t", "memo", "x'; DROP TABLE t; --", ["id"], [["1' OR '1'='1"]], "postgres")
-    assert eng.analyse(injected, "postgres", rules=eng.Rules()).ok  # quoted as values: one UPDATE, nothing else
+    assert eng.analyse(
+        injected, "postgres", rules=eng.Rules()
+    ).ok  # quoted as values: one UPDATE, nothing else
 
 
 # --- images -------------------------------------------------------------------------------------------------------
@@ -161,7 +163,9 @@ def test_review_counts_rows_by_the_same_predicate_and_needs_a_primary_key(target
     assert review.ok and review.estimated_rows == 20 and review.statements[0].pk == ["id"]
     assert not eng.review("DELETE FROM chg_account WHERE id > 0", target, rules=eng.Rules(max_rows=150)).ok
     assert any("没有表" in m for m in eng.review("DELETE FROM nowhere WHERE id = 1", target).errors)
-    assert any("不能修改主键" in m for m in eng.review("UPDATE chg_account SET id = 9 WHERE id = 1", target).errors)
+    assert any(
+        "不能修改主键" in m for m in eng.review("UPDATE chg_account SET id = 9 WHERE id = 1", target).errors
+    )
     with target.begin() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS chg_nopk")
         conn.exec_driver_sql("CREATE TABLE chg_nopk (a INTEGER, b INTEGER)")
@@ -173,7 +177,9 @@ def test_review_counts_rows_by_the_same_predicate_and_needs_a_primary_key(target
 def test_update_keeps_exact_before_and_after_images_and_rolls_back(target):
     make_accounts(target)
     before = rows_of(target)
-    review, store, outcome = _run(target, "UPDATE chg_account SET status = 'paid', amount = amount + 1 WHERE status = 'hold'")
+    review, store, outcome = _run(
+        target, "UPDATE chg_account SET status = 'paid', amount = amount + 1 WHERE status = 'hold'"
+    )
     assert outcome.state == "applied" and outcome.rows == 20
     assert store.names[:3] == ["begin", "connect", "image"] and store.names[-2:] == ["commit", "committed"]
     assert len(store.chunks[(0, "before")]) == 3  # 20 rows in chunks of 7
@@ -194,23 +200,40 @@ def test_delete_rolls_back_by_inserting_and_insert_by_deleting(target):
     make_accounts(target)
     before = rows_of(target)
     review, store, outcome = _run(target, "DELETE FROM chg_account WHERE id BETWEEN 11 AND 15")
-    assert outcome.state == "applied" and outcome.rows == 5 and set(before) - set(rows_of(target)) == set(range(11, 16))
-    assert eng.rollback(target, review.statements, store.source, MemoryStore(), token=uuid.uuid4().hex, change_ref="t").state == "applied"
+    assert (
+        outcome.state == "applied"
+        and outcome.rows == 5
+        and set(before) - set(rows_of(target)) == set(range(11, 16))
+    )
+    assert (
+        eng.rollback(
+            target, review.statements, store.source, MemoryStore(), token=uuid.uuid4().hex, change_ref="t"
+        ).state
+        == "applied"
+    )
     assert rows_of(target) == before
     review, store, outcome = _run(
-        target, "INSERT INTO chg_account (id, payee, amount, status, pay_date) VALUES (901, '新增', 10.5, 'paid', '2026-03-01'), (902, '新增', -1, 'hold', NULL)"
+        target,
+        "INSERT INTO chg_account (id, payee, amount, status, pay_date) VALUES (901, '新增', 10.5, 'paid', '2026-03-01'), (902, '新增', -1, 'hold', NULL)",
     )
     assert outcome.state == "applied" and outcome.rows == 2 and {901, 902} <= set(rows_of(target))
     _, after_images = eng.load_images(store.source, review.statements[0], "after")
     assert after_images[(901,)][3] == Decimal("10.50")
-    assert eng.rollback(target, review.statements, store.source, MemoryStore(), token=uuid.uuid4().hex, change_ref="t").state == "applied"
+    assert (
+        eng.rollback(
+            target, review.statements, store.source, MemoryStore(), token=uuid.uuid4().hex, change_ref="t"
+        ).state
+        == "applied"
+    )
     assert rows_of(target) == before
 
 
 def test_count_different_from_the_approved_estimate_reverts_everything(target):
     make_accounts(target)
     before = rows_of(target)
-    review, store, outcome = _run(target, "UPDATE chg_account SET status = 'x' WHERE status = 'hold'", expected=[19])
+    review, store, outcome = _run(
+        target, "UPDATE chg_account SET status = 'x' WHERE status = 'hold'", expected=[19]
+    )
     assert outcome.state == "reverted" and "审批时估计影响 19 行" in outcome.message
     assert rows_of(target) == before
     assert "commit" not in store.names and store.names[-1] == "reverted"
@@ -228,11 +251,19 @@ def test_rollback_never_overwrites_a_row_changed_since(target):
     conflicts = eng.preview_rollback(target, review.statements, store.source)
     assert sorted(c["key"][0] for c in conflicts) == [3, 4]
     assert any(d == "payee" for c in conflicts for d in c["diff"])
-    refused = eng.rollback(target, review.statements, store.source, MemoryStore(), token=uuid.uuid4().hex, change_ref="t")
+    refused = eng.rollback(
+        target, review.statements, store.source, MemoryStore(), token=uuid.uuid4().hex, change_ref="t"
+    )
     assert refused.state == "refused" and len(refused.conflicts) == 2
     assert rows_of(target) == changed  # nothing touched
     done = eng.rollback(
-        target, review.statements, store.source, MemoryStore(), token=uuid.uuid4().hex, change_ref="t", skip_conflicts=True
+        target,
+        review.statements,
+        store.source,
+        MemoryStore(),
+        token=uuid.uuid4().hex,
+        change_ref="t",
+        skip_conflicts=True,
     )
     assert done.state == "applied" and done.rows == 8
     now = rows_of(target)
@@ -244,7 +275,9 @@ def test_the_fence_decides_and_a_fenced_attempt_can_never_commit(target):
     make_accounts(target)
     before = rows_of(target)
     token = uuid.uuid4().hex
-    assert eng.fence(target, token, "t", "execute") == "not_committed"  # recovery ran first (the process died early)
+    assert (
+        eng.fence(target, token, "t", "execute") == "not_committed"
+    )  # recovery ran first (the process died early)
     review, store, outcome = _run(target, "UPDATE chg_account SET status = 'x' WHERE id = 1", token=token)
     assert outcome.state == "failed" and "未提交" in outcome.message
     assert rows_of(target) == before
@@ -259,6 +292,8 @@ def test_database_error_rolls_back_the_whole_change(target):
     make_accounts(target)
     before = rows_of(target)
     review = eng.review("UPDATE chg_account SET status = NULL WHERE id = 1", target)
-    outcome = eng.execute(target, review.statements, MemoryStore(), token=uuid.uuid4().hex, change_ref="t", expected=[1])
+    outcome = eng.execute(
+        target, review.statements, MemoryStore(), token=uuid.uuid4().hex, change_ref="t", expected=[1]
+    )
     assert outcome.state == "failed" and "目标库未改动" in outcome.message
     assert rows_of(target) == before

@@ -27,12 +27,16 @@ FIX = "UPDATE chg_account SET status = 'paid' WHERE status = 'hold'"
 
 
 def _api(client, method, url, body=None, headers=None):
-    return client.generic(method, url, json.dumps(body or {}, default=str), content_type="application/json", **(headers or {}))
+    return client.generic(
+        method, url, json.dumps(body or {}, default=str), content_type="application/json", **(headers or {})
+    )
 
 
 def _approved(w, sql=FIX):
     people = w["people"]
-    change = services.create_change(database=w["database"], author=people["engineer"], title="修正挂起状态", sql=sql, reason="支付已到账")
+    change = services.create_change(
+        database=w["database"], author=people["engineer"], title="修正挂起状态", sql=sql, reason="支付已到账"
+    )
     change = services.save_change(people["engineer"], change, **PLANS, **window())
     services.submit(people["engineer"], change)
     return services.decide(people["approver"], change, approve=True)
@@ -41,7 +45,9 @@ def _approved(w, sql=FIX):
 def test_create_change_reviews_and_refuses_in_chinese_saving_nothing(changes_world):
     w = changes_world
     engineer = w["people"]["engineer"]
-    change = services.create_change(database=w["database"], author=engineer, title="修正", sql=FIX, reason="到账")
+    change = services.create_change(
+        database=w["database"], author=engineer, title="修正", sql=FIX, reason="到账"
+    )
     assert change.status == S.DRAFT and change.estimated_rows == 20 and change.plan[0]["pk"] == ["id"]
     before = ChangeRequest.objects.count()
     for sql, word in (
@@ -68,16 +74,24 @@ def test_flow_through_the_api_with_another_person_approving(changes_world, clien
     body = {"database": w["database"].pk, "title": "修正挂起", "reason": "已到账", "sql": FIX, **PLANS}
     refused = _api(engineer, "POST", "/api/data/changes", {**body, "sql": "DELETE FROM chg_account"})
     assert refused.status_code == 400 and "WHERE" in refused.json()["detail"]
-    created = _api(engineer, "POST", "/api/data/changes", {**body, **{k: v.isoformat() for k, v in window().items()}})
+    created = _api(
+        engineer, "POST", "/api/data/changes", {**body, **{k: v.isoformat() for k, v in window().items()}}
+    )
     assert created.status_code == 201, created.content
     cid = created.json()["id"]
     assert _api(engineer, "POST", f"/api/data/changes/{cid}/execute").status_code == 400  # not approved
-    assert _api(approver, "POST", f"/api/data/changes/{cid}/decision", {"approve": True}).status_code == 400  # a draft
+    assert (
+        _api(approver, "POST", f"/api/data/changes/{cid}/decision", {"approve": True}).status_code == 400
+    )  # a draft
     assert _api(engineer, "POST", f"/api/data/changes/{cid}/submit").status_code == 200
     assert _api(engineer, "POST", f"/api/data/changes/{cid}/decision", {"approve": True}).status_code == 403
-    assert _api(approver, "POST", f"/api/data/changes/{cid}/decision", {"approve": False}).status_code == 400  # no note
+    assert (
+        _api(approver, "POST", f"/api/data/changes/{cid}/decision", {"approve": False}).status_code == 400
+    )  # no note
     ok = _api(approver, "POST", f"/api/data/changes/{cid}/decision", {"approve": True, "note": "同意"})
-    assert ok.status_code == 200 and ok.json()["status"] == "approved" and ok.json()["approver"] == "c_approver"
+    assert (
+        ok.status_code == 200 and ok.json()["status"] == "approved" and ok.json()["approver"] == "c_approver"
+    )
     before = rows_of(w["engine"])
     done = _api(engineer, "POST", f"/api/data/changes/{cid}/execute")
     assert done.status_code == 200, done.content
@@ -94,7 +108,9 @@ def test_flow_through_the_api_with_another_person_approving(changes_world, clien
     assert rb.status_code == 200 and rb.json()["status"] == "rolled_back"
     assert rows_of(w["engine"]) == before
     # the author who also approves may not approve their own change; the database says so too
-    own = _api(both, "POST", "/api/data/changes", {**body, **{k: v.isoformat() for k, v in window().items()}}).json()
+    own = _api(
+        both, "POST", "/api/data/changes", {**body, **{k: v.isoformat() for k, v in window().items()}}
+    ).json()
     assert _api(both, "POST", f"/api/data/changes/{own['id']}/submit").status_code == 200
     refused = _api(both, "POST", f"/api/data/changes/{own['id']}/decision", {"approve": True})
     assert refused.status_code == 400 and "提出人不能审批" in refused.json()["detail"]
@@ -122,7 +138,9 @@ def test_window_and_edit_after_approval(changes_world):
 def test_approval_refuses_when_the_rows_changed_since_submission(changes_world):
     w = changes_world
     people = w["people"]
-    change = services.create_change(database=w["database"], author=people["engineer"], title="x", sql=FIX, reason="x")
+    change = services.create_change(
+        database=w["database"], author=people["engineer"], title="x", sql=FIX, reason="x"
+    )
     change = services.save_change(people["engineer"], change, **PLANS, **window())
     services.submit(people["engineer"], change)
     with w["engine"].begin() as conn:
@@ -167,7 +185,12 @@ def test_recovery_decides_an_attempt_left_running(changes_world):
     # a crash right after the target committed: the platform never heard back
     attempt = services._begin_attempt(change, w["people"]["engineer"], "execute", (S.FAILED,), S.RUNNING)
     outcome = eng.execute(
-        w["engine"], services.plan_of(change), services.DjangoStore(attempt), token=attempt.token, change_ref="x", expected=[20]
+        w["engine"],
+        services.plan_of(change),
+        services.DjangoStore(attempt),
+        token=attempt.token,
+        change_ref="x",
+        expected=[20],
     )
     assert outcome.state == "applied"
     assert services.recover()[0]["decision"] == "committed"
@@ -184,8 +207,14 @@ def test_from_a_check_finding_and_from_a_ticket(changes_world, client_for):
     client = client_for(engineer)
     run = CheckRun.objects.create(database=w["database"], packs="accounting", as_of=date(2026, 12, 31))
     result = RuleResult.objects.create(
-        run=run, rule_id="ACC-001", pack="accounting", title="科目记账方向与业务类型不符", severity="紧急",
-        module="总预算会计", count=3, keys=[["GV1"], ["GV2"], ["110101199003071234#0123456789"]],
+        run=run,
+        rule_id="ACC-001",
+        pack="accounting",
+        title="科目记账方向与业务类型不符",
+        severity="紧急",
+        module="总预算会计",
+        count=3,
+        keys=[["GV1"], ["GV2"], ["110101**********34#0123456789"]],
     )
     page = client.get(f"/checks/results/{result.pk}/").content.decode()
     assert f"/data/changes/new/?finding={result.pk}" in page
@@ -193,15 +222,30 @@ def test_from_a_check_finding_and_from_a_ticket(changes_world, client_for):
     assert 'value="gl_voucher"' in form and 'value="gl_vou_id"' in form
     assert "GV1\nGV2" in form and "110101199003071234" not in form and "已脱敏" in form
     ticket = desk.create_ticket(
-        engineer, region=w["region"], title="支付状态错误", system="国库集中支付", ticket_type="数据变更",
-        severity="一般", description="状态应为已支付", requester_name="财政局",
+        engineer,
+        region=w["region"],
+        title="支付状态错误",
+        system="国库集中支付",
+        ticket_type="数据变更",
+        severity="一般",
+        description="状态应为已支付",
+        requester_name="财政局",
     )
     detail = client.get(f"/desk/{ticket.number}/").content.decode()
     assert f"/data/changes/new/?ticket={ticket.number}" in detail
     response = client.post(
         f"/data/changes/new/?ticket={ticket.number}",
-        {"database": w["database"].pk, "title": "改状态", "reason": "工单", "mode": "fix", "fix_table": "chg_account",
-         "fix_column": "status", "fix_value": "paid", "fix_key_columns": "id", "fix_keys": "10\n20"},
+        {
+            "database": w["database"].pk,
+            "title": "改状态",
+            "reason": "工单",
+            "mode": "fix",
+            "fix_table": "chg_account",
+            "fix_column": "status",
+            "fix_value": "paid",
+            "fix_key_columns": "id",
+            "fix_keys": "10\n20",
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     change = ChangeRequest.objects.get(ticket=ticket)
@@ -219,7 +263,8 @@ def test_pages_render_in_chinese_for_each_step(changes_world, client_for):
         page = client.get(f"/data/changes/{change.pk}/")
         assert page.status_code == 200 and "前后镜像" in page.content.decode()
     review = client_for(w["people"]["engineer"]).post(
-        "/data/changes/review/", {"database": w["database"].pk, "mode": "sql", "sql": "DELETE FROM chg_account"}
+        "/data/changes/review/",
+        {"database": w["database"].pk, "mode": "sql", "sql": "DELETE FROM chg_account"},
     )
     assert "必须带 WHERE" in review.content.decode()
     county = client_for(w["people"]["county"])
@@ -231,10 +276,27 @@ def test_command_line(changes_world, capsys):
     people = w["people"]
     end = timezone.localtime(timezone.now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
     call_command(
-        "data", "change", "create", "--user", "c_engineer", "--database", str(w["database"].pk), "--title", "命令行",
-        "--reason", "到账", "--sql", FIX, "--emergency-plan", "停", "--rollback-plan", "回滚",
-        "--window-start", timezone.localtime(timezone.now() - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"),
-        "--window-end", end,
+        "data",
+        "change",
+        "create",
+        "--user",
+        "c_engineer",
+        "--database",
+        str(w["database"].pk),
+        "--title",
+        "命令行",
+        "--reason",
+        "到账",
+        "--sql",
+        FIX,
+        "--emergency-plan",
+        "停",
+        "--rollback-plan",
+        "回滚",
+        "--window-start",
+        timezone.localtime(timezone.now() - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"),
+        "--window-end",
+        end,
     )
     change = ChangeRequest.objects.get(title="命令行")
     call_command("data", "change", "submit", str(change.pk), "--user", "c_engineer")

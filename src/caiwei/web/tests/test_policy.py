@@ -231,7 +231,7 @@ def world(regions, make_user, tmp_path, settings):
     from caiwei.dataops.models_changes import ChangeRequest
 
     objs["data_change"] = {}
-    for key, code in (("own", OWN), ("foreign", FOREIGN)):
+    for key in ("own", "foreign"):
         mark = MARK if key == "foreign" else ""
         writable = TargetDatabase.objects.create(
             target=targets[key], name=f"写库{mark}", dialect="postgresql", host="127.0.0.1", database="none"
