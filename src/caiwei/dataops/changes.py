@@ -212,7 +212,7 @@ def _writes_inside(tree: exp.Expression) -> bool:
 def _functions(tree: exp.Expression) -> set[str]:
     found = set()
     for node in tree.find_all(exp.Func):
-        name = node.sql_name() if not isinstance(node, exp.Anonymous) else str(node.this)
+        name = str(node.this) if isinstance(node, exp.Anonymous) else type(node).__name__
         found.add(name.lower())
     return found
 
@@ -289,7 +289,7 @@ def _analyse_one(
     if isinstance(tree, exp.Create | exp.Alter | exp.Drop | exp.TruncateTable):
         return _analyse_ddl(tree, i, d, rules, declared_ddl)
     if not isinstance(tree, exp.Update | exp.Delete | exp.Insert):
-        kind = tree.sql_name() if not isinstance(tree, exp.Command) else str(tree.this)
+        kind = str(tree.this) if isinstance(tree, exp.Command) else tree.key
         return None, [f"只允许 UPDATE、DELETE、INSERT 语句（声明后可含 DDL），不能执行 {kind.upper()[:30]}"]
     if _writes_inside(tree):
         problems.append("语句中含有写操作的子查询或公用表表达式，不允许")
@@ -458,7 +458,7 @@ def _read_only(conn: sa.Connection, timeout_s: int) -> None:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
         conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
     elif name in ("mysql", "mariadb"):
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # the next transaction: the review's SELECTs
 
 
 def db_message(exc: Exception) -> str:

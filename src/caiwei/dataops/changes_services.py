@@ -614,7 +614,9 @@ def _alive(attempt: ChangeAttempt) -> bool:
 def _try_recover(attempt: ChangeAttempt, target) -> None:
     try:
         _recover_attempt(attempt, target)
-    except Exception:  # the target is unreachable: the attempt stays running until recovery can ask the marker
+    except (
+        Exception
+    ):  # the target is unreachable: the attempt stays running until recovery can ask the marker
         log.exception("recovery of attempt %s", attempt.pk)
 
 

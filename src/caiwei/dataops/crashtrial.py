@@ -99,8 +99,18 @@ def platform_url() -> str:
 
 
 def _child(
-    op: str, change: ChangeRequest, user, kill_at: str | None, delay: float | None, pause: float
+    op: str,
+    change: ChangeRequest,
+    user,
+    kill_at: str | None,
+    delay: float | None,
+    pause: float,
+    fork: bool = False,
 ) -> tuple[int, bool]:
+    """Run ``op`` (execute | rollback) of ``change`` in another process and kill it as told: the command
+    (``caiwei data change …``, a fresh interpreter) or, with ``fork``, a fork of this process (no start-up cost)."""
+    if fork:
+        return _forked(op, change, user, kill_at, delay, pause)
     env = dict(os.environ)
     env["DATABASE_URL"] = platform_url()
     env["PYTHONPATH"] = str(
@@ -112,7 +122,7 @@ def _child(
     if pause:
         env[eng.SLEEP_ENV] = str(pause)
     args = [sys.executable, "-m", "django", "data", "change", op, str(change.pk), "--user", user.username]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = False
     if delay is not None:
         try:
@@ -121,8 +131,49 @@ def _child(
             proc.send_signal(signal.SIGKILL)
             killed = True
     proc.wait()
-    proc.stderr.close()
     return proc.returncode, killed or proc.returncode == -signal.SIGKILL
+
+
+def _forked(op, change, user, kill_at, delay, pause) -> tuple[int, bool]:
+    from django.db import connections
+
+    from caiwei.audit.context import acting_as
+
+    connections.close_all()  # the child opens its own connections; none is shared across the fork
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.environ.pop(eng.KILL_ENV, None)
+            if kill_at:
+                os.environ[eng.KILL_ENV] = kill_at
+            if pause:
+                os.environ[eng.SLEEP_ENV] = str(pause)
+            fresh = ChangeRequest.objects.select_related("database", "database__target").get(pk=change.pk)
+            with acting_as(user, "crashtrial"):
+                if op == "execute":
+                    services.execute(user, fresh)
+                else:
+                    services.rollback(user, fresh)
+            code = 0
+        finally:
+            os._exit(code)
+    killed, status = False, None
+    if delay is not None:
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = st
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+    if status is None:
+        _, status = os.waitpid(pid, 0)
+    signalled = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    return (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1), killed or signalled
 
 
 def _approved(database, author, approver, sql: str, k: int) -> ChangeRequest:
@@ -199,6 +250,7 @@ def run(
     kill_steps: tuple[str, ...] | None = None,
     random_kills: bool = True,
     pause: float = 0.15,
+    fork: bool = False,
     log=print,
 ) -> Tally:
     """``executions`` executions (and up to ``rollbacks`` rollbacks right after an applied one), each child killed at
@@ -221,7 +273,7 @@ def run(
         elif mode == 1 and plain_seconds:
             delay = rng.uniform(plain_seconds * 0.6, plain_seconds * 1.1)
         started = time.monotonic()
-        _, killed = _child("execute", change, author, kill_at, delay, pause)
+        _, killed = _child("execute", change, author, kill_at, delay, pause, fork)
         if mode == 2 and not killed:
             plain_seconds = time.monotonic() - started
         tally.executions += 1
@@ -264,9 +316,9 @@ def run(
     return tally
 
 
-def _rollback_trial(tally, change, target, author, pre, point, delay, pause, where) -> None:
+def _rollback_trial(tally, change, target, author, pre, point, delay, pause, where, fork=False) -> None:
     post = table_rows(target)
-    _, killed = _child("rollback", change, author, point, delay, pause)
+    _, killed = _child("rollback", change, author, point, delay, pause, fork)
     tally.rollbacks += 1
     tally.killed += killed
     tally.recovered += len(services.recover())
@@ -288,7 +340,9 @@ def _rollback_trial(tally, change, target, author, pre, point, delay, pause, whe
         tally.problems.append(f"{where}：仍有进行中的回滚")
 
 
-def run_rollbacks(database, target, author, approver, *, tally: Tally, steps, seed: int = 2) -> Tally:
+def run_rollbacks(
+    database, target, author, approver, *, tally: Tally, steps, seed: int = 2, fork: bool = False
+) -> Tally:
     """One rollback killed at each of ``steps``, each of a change executed here first (not killed)."""
     rng = random.Random(seed)
     next_id = [10**6]
@@ -301,7 +355,7 @@ def run_rollbacks(database, target, author, approver, *, tally: Tally, steps, se
         if change.status != ChangeRequest.Status.DONE:
             tally.problems.append(f"回滚试验 {n}：变更未能执行：{change.status_note}")
             continue
-        _rollback_trial(tally, change, target, author, pre, point, None, 0, f"回滚（杀于 {point}）")
+        _rollback_trial(tally, change, target, author, pre, point, None, 0, f"回滚（杀于 {point}）", fork)
     return tally
 
 

@@ -90,7 +90,7 @@ def test_finding_to_change_approved_by_another_executed_and_rolled_back(
     page.click("#save-change")
     page.wait_for_selector("#submit-change")
     page.click("#submit-change")
-    page.wait_for_selector("[data-status=pending]")
+    page.wait_for_selector("h1 [data-status=pending]")
     change = ChangeRequest.objects.get()
     assert change.origin == "finding" and change.estimated_rows == 2
 
@@ -100,7 +100,7 @@ def test_finding_to_change_approved_by_another_executed_and_rolled_back(
     page.goto(f"{live_server.url}/data/changes/{change.pk}/")
     page.fill("#decision-note", "已核对影响行数与回退方案")
     page.click("#approve-change")
-    page.wait_for_selector("[data-status=approved]")
+    page.wait_for_selector("h1 [data-status=approved]")
     _no_english(page)
 
     # the engineer executes in the window, sees the images, and rolls back
@@ -108,7 +108,7 @@ def test_finding_to_change_approved_by_another_executed_and_rolled_back(
     log_in(page, live_server, "b_engineer")
     page.goto(f"{live_server.url}/data/changes/{change.pk}/")
     page.click("#execute-change")
-    page.wait_for_selector("[data-status=done]")
+    page.wait_for_selector("h1 [data-status=done]")
     assert page.locator("[data-images] tbody tr").count() == 2
     assert "62220200" not in page.inner_text("[data-images]") or "*" in page.inner_text("[data-images]")
     with engine.connect() as conn:
@@ -121,7 +121,7 @@ def test_finding_to_change_approved_by_another_executed_and_rolled_back(
     page.wait_for_selector("[data-conflicts='0']")
     _no_english(page)
     page.click("#confirm-rollback")
-    page.wait_for_selector("[data-status=rolled_back]")
+    page.wait_for_selector("h1 [data-status=rolled_back]")
     page.screenshot(path=str(SHOTS / "change-rolled-back.png"), full_page=True)
     with engine.connect() as conn:
         after = {r[0]: tuple(r) for r in conn.exec_driver_sql("SELECT * FROM gl_voucher ORDER BY gl_vou_id")}

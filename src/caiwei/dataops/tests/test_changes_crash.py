@@ -1,4 +1,5 @@
-"""A sample of the crash trials (bench/change_crash.py runs hundreds): on PostgreSQL and on MariaDB, an execution
+"""A sample of the crash trials (bench/change_crash.py runs hundreds, each in a fresh `caiwei data change` process;
+here a fork of the test process, to spare the start-up): on PostgreSQL and on MariaDB, an execution
 killed with SIGKILL right after each of six journal steps, and a rollback killed after each of three; recovery after
 each; every change fully applied with a complete before-image or not at all, every rollback restoring exactly the
 before-image or leaving the change applied, nothing left running, no row lost."""
@@ -42,8 +43,11 @@ def test_killed_at_each_journal_step_nothing_is_half_done(kind, regions, make_us
             kill_steps=EXEC_KILLS,
             random_kills=False,
             pause=0,
+            fork=True,
         )
-        crashtrial.run_rollbacks(database, engine, author, approver, tally=tally, steps=ROLLBACK_KILLS)
+        crashtrial.run_rollbacks(
+            database, engine, author, approver, tally=tally, steps=ROLLBACK_KILLS, fork=True
+        )
     engine.dispose()
     print(tally.line())
     assert tally.problems == []
