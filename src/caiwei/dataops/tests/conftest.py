@@ -22,7 +22,8 @@ def register(kind: str, region, name: str = "业务库"):
     from caiwei.checks.models import Target, TargetDatabase
 
     server_url(kind)
-    target = Target.objects.create(name=f"变更对象 {kind}", system="国库集中支付", region=region)
+    label = "PostgreSQL" if kind == "postgresql" else "MariaDB"
+    target = Target.objects.create(name=f"变更对象 {label}", system="国库集中支付", region=region)
     database = TargetDatabase.objects.create(
         target=target,
         name=name,
