@@ -28,6 +28,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -43,7 +44,7 @@ from sqlglot import exp
 MARKER_TABLE = "caiwei_change_marker"
 KILL_ENV = "CAIWEI_CHANGE_KILL_AT"  # crash trials: SIGKILL this process right after journaling the named step
 SLEEP_ENV = "CAIWEI_CHANGE_STEP_SLEEP"  # crash trials: seconds to pause after each step
-CHUNK_ROWS = 5000
+CHUNK_ROWS = 10_000
 KEY_BATCH = 1000
 LOCK_TIMEOUT_S = 10
 
@@ -676,8 +677,48 @@ def encode_chunk(columns: list[str], rows: list) -> bytes:
     return zlib.compress(payload.encode("utf-8"), 1)
 
 
+PGCOPY = b'{"f":"pgcopy"'
+_COPY_ESCAPES = {b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v", b"\\": b"\\"}
+_COPY_ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", re.S)
+
+
+def _copy_field(field: bytes) -> bytes | None:
+    if field == b"\\N":
+        return None
+    if b"\\" not in field:
+        return field
+
+    def one(m):
+        code = m.group(1)
+        if code[:1] == b"x":
+            return bytes([int(code[1:], 16)])
+        if code[:1].isdigit():
+            return bytes([int(code, 8) & 0xFF])
+        return _COPY_ESCAPES.get(code, code)
+
+    return _COPY_ESCAPE.sub(one, field)
+
+
+def _decode_pgcopy(payload: bytes) -> tuple[list[str], list[tuple]]:
+    """Rows kept as PostgreSQL's COPY text, turned into the values psycopg gives for a SELECT of those columns."""
+    from psycopg.adapt import Transformer
+    from psycopg.pq import Format
+
+    head, _, body = payload.partition(b"\n")
+    header = json.loads(head)
+    tx = Transformer()
+    tx.set_loader_types(header["o"], Format.TEXT)
+    rows = [
+        tx.load_sequence([_copy_field(f) for f in line.split(b"\t")]) for line in body.split(b"\n") if line
+    ]
+    return header["c"], rows
+
+
 def decode_chunk(data: bytes) -> tuple[list[str], list[tuple]]:
-    payload = json.loads(zlib.decompress(data))
+    raw = zlib.decompress(data)
+    if raw.startswith(PGCOPY):
+        return _decode_pgcopy(raw)
+    payload = json.loads(raw)
     cols = [_decode_column(code, vals) for code, vals in zip(payload["t"], payload["v"], strict=True)]
     rows = list(zip(*cols, strict=True)) if cols else []
     if not cols:
@@ -868,7 +909,6 @@ def execute(
                     token=token, change_ref=change_ref, kind="execute", state="committed", at=_now()
                 )
             )
-            conn.commit()
         except Mismatch as exc:
             conn.rollback()
             store.journal("reverted", {"reason": str(exc)})
@@ -880,13 +920,26 @@ def execute(
                 return Outcome("failed", "恢复程序已判定本次执行未提交，目标库未改动")
             store.journal("failed", {"reason": db_message(exc)})
             return Outcome("failed", f"数据库拒绝：{db_message(exc)}，已回滚，目标库未改动")
-        except (sa.exc.SQLAlchemyError, ChangeError) as exc:
+        except Exception as exc:  # a database error (SQLAlchemy's or the driver's during COPY), a refusal
             conn.rollback()
-            message = db_message(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
+            message = str(exc) if isinstance(exc, ChangeError) else db_message(exc)
             store.journal("failed", {"reason": message})
             return Outcome("failed", f"执行出错：{message}，已回滚，目标库未改动")
+        if (unknown := _commit(conn, store)) is not None:
+            return unknown
     step(store, "committed", {"rows": counts})
     return Outcome("applied", "", sum(counts), counts)
+
+
+def _commit(conn, store: Store) -> Outcome | None:
+    """COMMIT; when it fails the outcome is unknown (the server may have committed before the connection broke):
+    only the marker can tell, so the caller asks it (fence) instead of guessing."""
+    try:
+        conn.commit()
+    except Exception as exc:
+        store.journal("unknown", {"reason": db_message(exc)})
+        return Outcome("unknown", f"提交时出错：{db_message(exc)}；是否已提交由目标库的标记判定")
+    return None
 
 
 def _run_statement(conn, st: Statement, store: Store, expected, chunk_rows: int) -> int:
@@ -901,6 +954,8 @@ def _run_statement(conn, st: Statement, store: Store, expected, chunk_rows: int)
     st.pk = pk
     before = _Chunker(store, st, "before")
     keys: list[tuple] = []
+    if conn.dialect.name == "postgresql" and st.kind in ("update", "delete"):
+        return _run_pg(conn, st, store, expected, chunk_rows)
     if st.kind in ("update", "delete"):
         step(store, "image", {"statement": st.index, "sql": st.image_sql})
         result = conn.exec_driver_sql(st.image_sql)
@@ -961,6 +1016,110 @@ def _run_statement(conn, st: Statement, store: Store, expected, chunk_rows: int)
         for start in range(0, max(len(rows), 1), chunk_rows):
             after.add(columns, rows[start : start + chunk_rows])
     step(store, "images", {"statement": st.index, "before": before.rows, "after": after.rows, "rows": count})
+    return count
+
+
+COPY_CHUNK_BYTES = 1 << 20
+
+
+def _pg_copy(
+    conn, sql: str, store: Store, st: Statement, kind: str, header: bytes, pool, chunk_rows: int
+) -> tuple[int, int]:
+    """Stream ``COPY (sql) TO STDOUT`` into chunks of whole lines (about 1 MB each), compressed in a thread while
+    the copy goes on, stored in order. Returns (rows copied, chunks)."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    pending: list = []
+    buffer = bytearray()
+    seq = 0
+
+    lines = messages = 0  # complete lines in buffer (counted when it is cut), messages since
+
+    def cut(final: bool) -> None:
+        """Hand whole lines to the compressor: ``chunk_rows`` at a time, or what there is at 1 MB or at the end."""
+        nonlocal buffer, lines
+        while lines > 0:
+            if lines >= chunk_rows:
+                end = -1
+                for _ in range(chunk_rows):
+                    end = buffer.index(b"\n", end + 1)
+                end += 1
+                taken = chunk_rows
+            elif final or len(buffer) >= COPY_CHUNK_BYTES:
+                end = buffer.rfind(b"\n") + 1
+                taken = lines
+            else:
+                return
+            piece = bytes(buffer[:end])
+            del buffer[:end]
+            lines -= taken
+            pending.append((taken, pool.submit(zlib.compress, header + piece, 1)))
+
+    def flush(wait: bool) -> None:
+        nonlocal seq
+        while pending and (wait or pending[0][1].done()):
+            rows, future = pending.pop(0)
+            data = future.result()
+            store.add_chunk(st.index, kind, seq, rows, data, sha256(data))
+            seq += 1
+
+    with cursor.copy(sql) as copy:
+        for block in copy:
+            buffer += block
+            messages += 1  # PostgreSQL sends one row per message; cut() counts the lines exactly
+            if messages >= chunk_rows or len(buffer) >= COPY_CHUNK_BYTES:
+                lines = buffer.count(b"\n")
+                messages = 0
+                cut(False)
+                flush(False)
+    lines = buffer.count(b"\n")
+    cut(True)
+    flush(True)
+    count = cursor.rowcount
+    if seq == 0:
+        data = zlib.compress(header, 1)
+        store.add_chunk(st.index, kind, 0, 0, data, sha256(data))
+        seq = 1
+    cursor.close()
+    return count, seq
+
+
+def _run_pg(conn, st: Statement, store: Store, expected, chunk_rows: int) -> int:
+    """PostgreSQL: the images travel as COPY text (no value is turned into a Python object while the change runs);
+    the after-images come from ``COPY (UPDATE … RETURNING *)`` — the same statement, not a second read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    probe = conn.connection.dbapi_connection.cursor()
+    probe.execute(sqlglot.parse_one(st.image_sql, read="postgres").limit(0).sql(dialect="postgres"))
+    columns = [d.name for d in probe.description]
+    oids = [d.type_code for d in probe.description]
+    probe.close()
+    header = (
+        json.dumps(
+            {"f": "pgcopy", "c": columns, "o": oids}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        + b"\n"
+    )
+    want = expected[st.index] if expected and st.index < len(expected) else None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        step(store, "image", {"statement": st.index, "sql": st.image_sql})
+        before_rows, _ = _pg_copy(
+            conn, f"COPY ({st.image_sql}) TO STDOUT", store, st, "before", header, pool, chunk_rows
+        )
+        if want is not None and before_rows != want:
+            raise Mismatch(
+                f"{st.label}：审批时估计影响 {want} 行，执行时条件选中 {before_rows} 行，数据已变化，已回退；请重新审核"
+            )
+        step(store, "statement", {"statement": st.index, "sql": st.sql[:2000], "before_rows": before_rows})
+        if st.kind == "update":
+            count, _ = _pg_copy(
+                conn, f"COPY ({st.sql} RETURNING *) TO STDOUT", store, st, "after", header, pool, chunk_rows
+            )
+            after_rows = count
+        else:
+            count = conn.exec_driver_sql(st.sql).rowcount
+            after_rows = 0
+    _check_count(st, count, before_rows, want)
+    step(store, "images", {"statement": st.index, "before": before_rows, "after": after_rows, "rows": count})
     return count
 
 
@@ -1104,15 +1263,16 @@ def rollback(
                     token=token, change_ref=change_ref, kind="rollback", state="committed", at=_now()
                 )
             )
-            conn.commit()
         except (Mismatch, ChangeError) as exc:
             conn.rollback()
             store.journal("failed", {"reason": str(exc)})
             return Outcome("failed", str(exc))
-        except sa.exc.SQLAlchemyError as exc:
+        except Exception as exc:
             conn.rollback()
             store.journal("failed", {"reason": db_message(exc)})
             return Outcome("failed", f"回滚出错：{db_message(exc)}，已撤销，目标库未改动")
+        if (unknown := _commit(conn, store)) is not None:
+            return unknown
     step(store, "committed", {"rows": restored})
     return Outcome("applied", "", sum(restored), list(reversed(restored)), conflicts=conflicts)
 

@@ -419,7 +419,9 @@ def execute(user, change: ChangeRequest) -> ChangeAttempt:
             change_ref=change.number,
             expected=expected,
         )
-        if outcome.state == "applied":
+        if outcome.state == "unknown":
+            _try_recover(attempt, target)
+        elif outcome.state == "applied":
             _finish_applied(change, attempt, outcome.rows, target)
         else:
             _finish_not_applied(
@@ -528,7 +530,9 @@ def rollback(user, change: ChangeRequest, *, skip_conflicts: bool = False) -> Ch
             skip_conflicts=skip_conflicts,
         )
         conflicts = masked_conflicts(change, outcome.conflicts)
-        if outcome.state == "applied":
+        if outcome.state == "unknown":
+            _try_recover(attempt, target)
+        elif outcome.state == "applied":
             _finish_rollback(change, attempt, outcome.rows, conflicts)
         else:
             state = (
