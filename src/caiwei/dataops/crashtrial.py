@@ -376,7 +376,9 @@ def _check_execution(tally: Tally, change, target, pre, expected, where: str) ->
             selected = {i for i in pre if expected.get(i) != pre[i]} if st.kind != "insert" else set()
             if {k[0] for k in before} != selected or any(before[(i,)] != pre[i] for i in selected):
                 tally.problems.append(f"{where}：前镜像不完整或与变更前的行不同")
-    elif change.status == ChangeRequest.Status.FAILED:
+    elif change.status == ChangeRequest.Status.FAILED or (
+        change.status == ChangeRequest.Status.APPROVED and not change.attempts.exists()
+    ):  # failed, or killed before it began (still 已批准, no attempt): the table exactly as before
         if now != pre:
             tally.problems.append(f"{where}：未执行，但表已改变（丢失或多出 {len(set(pre) ^ set(now))} 行）")
     else:

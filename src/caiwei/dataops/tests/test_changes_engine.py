@@ -297,3 +297,56 @@ def test_database_error_rolls_back_the_whole_change(target):
     )
     assert outcome.state == "failed" and "目标库未改动" in outcome.message
     assert rows_of(target) == before
+
+
+# --- PostgreSQL: images travel as COPY text; read back they must be exactly what a SELECT gives ---------------------
+
+TEXTS = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
+)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    engine = sa.create_engine(server_url("postgresql"), poolclass=sa.pool.NullPool)
+    yield engine
+    engine.dispose()
+
+
+@given(texts=st.lists(TEXTS, min_size=1, max_size=6), blob=st.binary(max_size=12))
+@settings(max_examples=25, deadline=None)
+def test_pg_copy_images_equal_what_a_select_returns(pg, texts, blob):
+    with pg.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS chg_types")
+        conn.exec_driver_sql(
+            "CREATE TABLE chg_types (id INTEGER PRIMARY KEY, t TEXT, b BYTEA, ts TIMESTAMPTZ, j JSONB, n NUMERIC(12, 3), "
+            "u UUID, f BOOLEAN, d DATE, r DOUBLE PRECISION, a INTEGER[], flag TEXT)"
+        )
+        for i, text in enumerate(texts):
+            conn.exec_driver_sql(
+                "INSERT INTO chg_types VALUES (%s, %s, %s, '2026-03-01 10:00:00+08', %s, -12.5, "
+                "'6f1e6a40-5b0c-4bb5-9a53-3b1d2b7f0a11', true, '2026-02-28', 0.1, ARRAY[1, NULL, 3], 'x')",
+                (i, text if i % 2 == 0 else None, blob, '{"k": "值\\t"}'),
+            )
+    with pg.connect() as conn:
+        before = {r[0]: tuple(r) for r in conn.exec_driver_sql("SELECT * FROM chg_types")}
+    review = eng.review("UPDATE chg_types SET flag = 'y' WHERE flag = 'x'", pg)
+    store = MemoryStore()
+    outcome = eng.execute(
+        pg, review.statements, store, token=uuid.uuid4().hex, change_ref="t", expected=[len(texts)]
+    )
+    assert outcome.state == "applied", outcome.message
+    _, images = eng.load_images(store.source, review.statements[0], "before")
+    assert {k[0]: v for k, v in images.items()} == before
+    with pg.connect() as conn:
+        now = {r[0]: tuple(r) for r in conn.exec_driver_sql("SELECT * FROM chg_types")}
+    _, after = eng.load_images(store.source, review.statements[0], "after")
+    assert {k[0]: v for k, v in after.items()} == now
+    assert (
+        eng.rollback(
+            pg, review.statements, store.source, MemoryStore(), token=uuid.uuid4().hex, change_ref="t"
+        ).state
+        == "applied"
+    )
+    with pg.connect() as conn:
+        assert {r[0]: tuple(r) for r in conn.exec_driver_sql("SELECT * FROM chg_types")} == before
