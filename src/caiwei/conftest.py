@@ -19,7 +19,34 @@ def scratch_db(base: str) -> str:
     import re
 
     own = re.sub(r"\W", "_", os.environ.get("DATABASE_URL", "").rsplit("/", 1)[-1])[-20:] or "default"
-    return f"{base}_{own}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"[:63]
+    # lower case: PostgreSQL folds an unquoted CREATE DATABASE name, so a URL naming caiwei_CI would miss it
+    return f"{base}_{own}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"[:63].lower()
+
+
+@pytest.fixture(autouse=True)
+def _data_migration_rows(request):
+    """The rows data migrations write (default business calendars and key periods, alert rules, shipped bank file
+    layouts), back where a transactional test of the same worker flushed them: with pytest-xdist a worker may run a
+    flushing file before this one. One cheap query per test when nothing is missing."""
+    names = request.fixturenames
+    if "transactional_db" in names or "live_server" in names:
+        request.getfixturevalue("transactional_db")
+    elif "db" in names:
+        request.getfixturevalue("db")
+    elif request.node.get_closest_marker("django_db") is None:
+        return
+    from caiwei.bizcalendar.models import BusinessCalendar
+
+    if BusinessCalendar.objects.exists():
+        return
+    from caiwei.bizcalendar.defaults import ensure_defaults
+    from caiwei.bizcalendar.models import KeyPeriod
+    from caiwei.monitor.services import ensure_default_rules
+    from caiwei.recon.services import ensure_shipped_formats
+
+    ensure_defaults(BusinessCalendar, KeyPeriod)
+    ensure_default_rules()
+    ensure_shipped_formats()
 
 
 @pytest.fixture

@@ -562,7 +562,7 @@ def hand_over(*, database, author, title: str, sql: str, reason: str, ticket=Non
         sql=sql,
         reason=reason,
         ticket=ticket,
-        origin="restore",
+        origin="backup",
         origin_ref=origin_ref,
     )
 

@@ -137,6 +137,8 @@ MONITOR_RULE = Obj("pk", "caiwei.monitor.services.visible_rules")
 MONITOR_WINDOW = Obj("pk", "caiwei.monitor.services.visible_windows")
 MONITOR_WEBHOOK = Obj("pk", "caiwei.monitor.services.visible_webhooks")
 MONITOR_RULES = "授权区划的规则与全辖规则；全辖规则只有授权覆盖全辖者可改"
+DATA_CHANGE_OBJ = Obj("pk", "caiwei.dataops.changes_services.visible_changes")
+DATA_CHANGE_DECIDE = "按授权区划；提出人以外的财政审批人（dataops.changes_services.decide）"
 
 # Pages, by URL name (namespace:name).
 PAGES: dict[str, Policy] = {
@@ -282,6 +284,15 @@ PAGES: dict[str, Policy] = {
     "monitor:webhook": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_WEBHOOK,)),
     # A finance job's dead man's switch: no login (the token is the secret), the same answer for every token.
     "monitor:heartbeat": Policy(PUBLIC, "持有心跳令牌的后台任务；令牌存在与否回应相同"),
+    "dataops:changes": P(C.DATA_VIEW, scope=REGION),
+    "dataops:change_new": P(C.DATA_CHANGE, scope=REGION),
+    "dataops:change_review": P(C.DATA_CHANGE, scope=REGION),
+    "dataops:change": P(C.DATA_VIEW, scope=REGION, objs=(DATA_CHANGE_OBJ,)),
+    "dataops:change_edit": P(C.DATA_CHANGE, scope=REGION, objs=(DATA_CHANGE_OBJ,)),
+    "dataops:change_submit": P(C.DATA_CHANGE, scope=REGION, objs=(DATA_CHANGE_OBJ,)),
+    "dataops:change_decide": P(C.DATA_APPROVE, scope=DATA_CHANGE_DECIDE, objs=(DATA_CHANGE_OBJ,)),
+    "dataops:change_execute": P(C.DATA_CHANGE, scope=REGION, objs=(DATA_CHANGE_OBJ,)),
+    "dataops:change_rollback": P(C.DATA_CHANGE, scope=REGION, objs=(DATA_CHANGE_OBJ,)),
     # The OpenAPI document and its viewer: behind login, like everything else that describes the system.
     "api:openapi-json": Policy(LOGIN),
     "api:openapi-view": Policy(LOGIN),
@@ -549,6 +560,24 @@ API: dict[tuple[str, str], Policy] = {
     ("GET", "/api/monitor/board"): P(C.MONITOR_VIEW, scope=REGION),
     # Prometheus scrapes with a bearer token of an account holding monitor.view (or a signed-in session).
     ("GET", "/api/monitor/metrics"): P(C.MONITOR_VIEW, scope=REGION),
+    ("GET", "/api/data/changes"): P(C.DATA_VIEW, scope=REGION),
+    ("POST", "/api/data/changes"): P(C.DATA_CHANGE, scope=REGION),
+    ("POST", "/api/data/changes/review"): P(C.DATA_CHANGE, scope=REGION),
+    ("GET", "/api/data/changes/{change_id}"): P(
+        C.DATA_VIEW, scope=REGION, objs=(_api("change_id", DATA_CHANGE_OBJ),)
+    ),
+    ("POST", "/api/data/changes/{change_id}/submit"): P(
+        C.DATA_CHANGE, scope=REGION, objs=(_api("change_id", DATA_CHANGE_OBJ),)
+    ),
+    ("POST", "/api/data/changes/{change_id}/decision"): P(
+        C.DATA_APPROVE, scope=DATA_CHANGE_DECIDE, objs=(_api("change_id", DATA_CHANGE_OBJ),)
+    ),
+    ("POST", "/api/data/changes/{change_id}/execute"): P(
+        C.DATA_CHANGE, scope=REGION, objs=(_api("change_id", DATA_CHANGE_OBJ),)
+    ),
+    ("POST", "/api/data/changes/{change_id}/rollback"): P(
+        C.DATA_CHANGE, scope=REGION, objs=(_api("change_id", DATA_CHANGE_OBJ),)
+    ),
 }
 
 _PARAM = re.compile(r"<(?:[^>:]+:)?([^>]+)>")

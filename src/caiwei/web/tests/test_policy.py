@@ -296,6 +296,22 @@ def world(regions, make_user, tmp_path, settings):
         hook.set_url("http://127.0.0.1:9/robot")
         hook.save()
         objs["monitor_webhook"][key] = hook
+    # 数据变更: a draft change on a PostgreSQL database (never connected to here) in each county.
+    from caiwei.dataops.models_changes import ChangeRequest
+
+    objs["data_change"] = {}
+    for key in ("own", "foreign"):
+        mark = MARK if key == "foreign" else ""
+        writable = TargetDatabase.objects.create(
+            target=targets[key], name=f"写库{mark}", dialect="postgresql", host="127.0.0.1", database="none"
+        )
+        objs["data_change"][key] = ChangeRequest.objects.create(
+            database=writable,
+            title=f"变更{mark}",
+            reason="修正",
+            sql="UPDATE t SET a = 1 WHERE id = 1",
+            author=people[Role.ENGINEER] if key == "own" else outsider,
+        )
     objs["job"] = {
         "foreign": Job.objects.create(
             kind="t", title=f"任务{MARK}", created_by=outsider, region=regions[FOREIGN]
@@ -335,6 +351,7 @@ KIND_BY_QUERYSET = {
     "caiwei.monitor.services.visible_rules": "monitor_rule",
     "caiwei.monitor.services.visible_windows": "monitor_window",
     "caiwei.monitor.services.visible_webhooks": "monitor_webhook",
+    "caiwei.dataops.changes_services.visible_changes": "data_change",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}

@@ -62,6 +62,7 @@ ACRONYMS = {
     "GBK", "YAML",  # a character set and the notation of the bank file layouts, named as such
     "RTO", "RPO",  # recovery time and recovery point objectives of the DR drills, named as such
     "TCP", "FTP", "FTPS",  # what a monitored port or file drop speaks (监控)
+    "DDL",  # 数据变更: statements that change a table's structure, named as such
 }  # fmt: skip
 # 2. names of products and formats, which are proper names and are not translated;
 PRODUCTS = {
