@@ -23,6 +23,7 @@ from caiwei.dataops.api_console import router as data_query_router
 from caiwei.desk.api import router as desk_router
 from caiwei.jobs.api import router as jobs_router
 from caiwei.monitor.api import router as monitor_router
+from caiwei.inspections.api import router as inspections_router
 from caiwei.recon.api import router as recon_router
 from caiwei.recon.api_statements import signoffs_router as recon_signoffs_router
 from caiwei.recon.api_statements import statements_router as recon_statements_router
@@ -187,3 +188,4 @@ api.add_router("/data/query", data_query_router)
 api.add_router("/data/changes", data_changes_router)
 api.add_router("/data/backups", data_backups_router)
 api.add_router("/monitor", monitor_router)
+api.add_router("/inspections", inspections_router)

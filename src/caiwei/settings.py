@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "caiwei.recon",
     "caiwei.dataops",
     "caiwei.monitor",
+    "caiwei.inspections",
     "caiwei.web",
 ]
 

@@ -31,6 +31,7 @@ urlpatterns = [
     path("recon/statements/", include("caiwei.recon.urls_statements")),
     path("data/", include("caiwei.dataops.urls")),
     path("monitor/", include("caiwei.monitor.urls")),
+    path("inspections/", include("caiwei.inspections.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

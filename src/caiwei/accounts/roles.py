@@ -54,6 +54,9 @@ class Capability(models.TextChoices):
     DATA_BACKUP = "data.backup", "备份、按范围恢复与灾难恢复演练"
     MONITOR_VIEW = "monitor.view", "查看监控状态、告警与历史"
     MONITOR_MANAGE = "monitor.manage", "维护监控清单、告警规则与维护窗口"
+    INSPECT_VIEW = "inspect.view", "查看巡检计划、巡检日历与巡检报告"
+    INSPECT_RUN = "inspect.run", "执行巡检、登记人工巡检结果"
+    INSPECT_PLAN = "inspect.plan", "维护巡检计划"
 
 
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -92,6 +95,10 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     # 监控: the board and alerts for operations and finance; the inventory, rules and windows for engineers and PMs.
     Capability.MONITOR_VIEW: OPS_ROLES | FINANCE_ROLES,
     Capability.MONITOR_MANAGE: frozenset({Role.ENGINEER, Role.PROJECT_MANAGER}),
+    # 巡检: calendar and reports for operations and finance; engineers and PMs run inspections and keep the plans.
+    Capability.INSPECT_VIEW: OPS_ROLES | FINANCE_ROLES,
+    Capability.INSPECT_RUN: frozenset({Role.ENGINEER, Role.PROJECT_MANAGER}),
+    Capability.INSPECT_PLAN: frozenset({Role.ENGINEER, Role.PROJECT_MANAGER}),
 }
 
 

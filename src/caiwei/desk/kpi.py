@@ -146,6 +146,15 @@ def drill_tally(user, year: int, now: datetime) -> Tally:
     return Tally(met=done, missed=owed if year_over else 0, pending=0 if year_over else owed)
 
 
+def inspection_tally(user, start: datetime, now: datetime) -> Tally:
+    """巡检完成率 of the month starting at ``start``: each due slot of the plans the user sees, done within its grace
+    (met), past its deadline without that (missed) or still within it (进行中)."""
+    from caiwei.inspections.services import month_tally
+
+    local = timezone.localtime(start)
+    return month_tally(user, local.year, local.month, now)
+
+
 def monthly_kpis(user, month: str | None = None, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     start, end, label = month_bounds(month, timezone.localdate(now))
@@ -204,6 +213,7 @@ def monthly_kpis(user, month: str | None = None, now: datetime | None = None) ->
             1.0,
             drill_tally(user, start.year, now),
         ),
+        rate_row("inspections", "巡检完成率", "按时完成 / 应巡检 100%", 1.0, inspection_tally(user, start, now)),
     ]
     return {
         "month": label,

@@ -136,6 +136,8 @@ MONITOR_ITEM = Obj("pk", "caiwei.monitor.services.visible_items")
 MONITOR_RULE = Obj("pk", "caiwei.monitor.services.visible_rules")
 MONITOR_WINDOW = Obj("pk", "caiwei.monitor.services.visible_windows")
 MONITOR_WEBHOOK = Obj("pk", "caiwei.monitor.services.visible_webhooks")
+INSPECT_PLAN = Obj("pk", "caiwei.inspections.services.visible_plans")
+INSPECT_RUN = Obj("pk", "caiwei.inspections.services.visible_runs")
 MONITOR_RULES = "授权区划的规则与全辖规则；全辖规则只有授权覆盖全辖者可改"
 DATA_CHANGE_OBJ = Obj("pk", "caiwei.dataops.changes_services.visible_changes")
 DATA_CHANGE_DECIDE = "按授权区划；提出人以外的财政审批人（dataops.changes_services.decide）"
@@ -284,6 +286,20 @@ PAGES: dict[str, Policy] = {
     "monitor:webhook": P(C.MONITOR_MANAGE, scope=REGION, objs=(MONITOR_WEBHOOK,)),
     # A finance job's dead man's switch: no login (the token is the secret), the same answer for every token.
     "monitor:heartbeat": Policy(PUBLIC, "持有心跳令牌的后台任务；令牌存在与否回应相同"),
+    "inspections:calendar": P(C.INSPECT_VIEW, scope=REGION),
+    "inspections:tick": P(C.INSPECT_RUN, scope=REGION),
+    "inspections:plans": P(C.INSPECT_VIEW, scope=REGION),
+    "inspections:plan_new": P(C.INSPECT_PLAN, scope=REGION),
+    "inspections:plan": P(C.INSPECT_VIEW, scope=REGION, objs=(INSPECT_PLAN,)),
+    "inspections:plan_item": P(C.INSPECT_PLAN, scope=REGION, objs=(INSPECT_PLAN,)),
+    "inspections:runs": P(C.INSPECT_VIEW, scope=REGION),
+    "inspections:run": P(C.INSPECT_VIEW, scope=REGION, objs=(INSPECT_RUN,)),
+    "inspections:run_record": P(C.INSPECT_RUN, scope=REGION, objs=(INSPECT_RUN,)),
+    "inspections:run_rerun": P(C.INSPECT_RUN, scope=REGION, objs=(INSPECT_RUN,)),
+    "inspections:run_finish": P(C.INSPECT_RUN, scope=REGION, objs=(INSPECT_RUN,)),
+    "inspections:run_ticket": P(C.INSPECT_RUN, scope=REGION, objs=(INSPECT_RUN,)),
+    "inspections:run_report": P(C.INSPECT_VIEW, scope=REGION, objs=(INSPECT_RUN,)),
+    "inspections:run_shot": P(C.INSPECT_VIEW, scope=REGION, objs=(INSPECT_RUN,)),
     "dataops:changes": P(C.DATA_VIEW, scope=REGION),
     "dataops:change_new": P(C.DATA_CHANGE, scope=REGION),
     "dataops:change_review": P(C.DATA_CHANGE, scope=REGION),
@@ -560,6 +576,29 @@ API: dict[tuple[str, str], Policy] = {
     ("GET", "/api/monitor/board"): P(C.MONITOR_VIEW, scope=REGION),
     # Prometheus scrapes with a bearer token of an account holding monitor.view (or a signed-in session).
     ("GET", "/api/monitor/metrics"): P(C.MONITOR_VIEW, scope=REGION),
+    ("GET", "/api/inspections/plans"): P(C.INSPECT_VIEW, scope=REGION),
+    ("POST", "/api/inspections/plans"): P(C.INSPECT_PLAN, scope=REGION),
+    ("GET", "/api/inspections/plans/{plan_id}"): P(
+        C.INSPECT_VIEW, scope=REGION, objs=(_api("plan_id", INSPECT_PLAN),)
+    ),
+    ("POST", "/api/inspections/plans/{plan_id}/items"): P(
+        C.INSPECT_PLAN, scope=REGION, objs=(_api("plan_id", INSPECT_PLAN),)
+    ),
+    ("GET", "/api/inspections/calendar"): P(C.INSPECT_VIEW, scope=REGION),
+    ("POST", "/api/inspections/tick"): P(C.INSPECT_RUN, scope=REGION),
+    ("GET", "/api/inspections/runs"): P(C.INSPECT_VIEW, scope=REGION),
+    ("GET", "/api/inspections/runs/{run_id}"): P(
+        C.INSPECT_VIEW, scope=REGION, objs=(_api("run_id", INSPECT_RUN),)
+    ),
+    ("POST", "/api/inspections/runs/{run_id}/items/{item_id}"): P(
+        C.INSPECT_RUN, scope=REGION, objs=(_api("run_id", INSPECT_RUN),)
+    ),
+    ("POST", "/api/inspections/runs/{run_id}/finish"): P(
+        C.INSPECT_RUN, scope=REGION, objs=(_api("run_id", INSPECT_RUN),)
+    ),
+    ("GET", "/api/inspections/runs/{run_id}/report"): P(
+        C.INSPECT_VIEW, scope=REGION, objs=(_api("run_id", INSPECT_RUN),)
+    ),
     ("GET", "/api/data/changes"): P(C.DATA_VIEW, scope=REGION),
     ("POST", "/api/data/changes"): P(C.DATA_CHANGE, scope=REGION),
     ("POST", "/api/data/changes/review"): P(C.DATA_CHANGE, scope=REGION),

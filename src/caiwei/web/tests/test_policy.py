@@ -296,6 +296,23 @@ def world(regions, make_user, tmp_path, settings):
         hook.set_url("http://127.0.0.1:9/robot")
         hook.save()
         objs["monitor_webhook"][key] = hook
+    # 巡检: a plan with one manual item and an open run of it in each county.
+    from datetime import date
+
+    from caiwei.inspections.models import Plan, PlanItem, Run, RunItem
+
+    objs["inspect_plan"], objs["inspect_run"] = {}, {}
+    for key, code in (("own", OWN), ("foreign", FOREIGN)):
+        mark = MARK if key == "foreign" else ""
+        plan = Plan.objects.create(
+            region=regions[code], system="国库集中支付", name=f"巡检计划{mark}", valid_from=date(2026, 1, 1)
+        )
+        PlanItem.objects.create(plan=plan, name=f"模拟支付{mark}", kind="manual", times="09:00")
+        objs["inspect_plan"][key] = plan
+        slot = timezone.now() - timedelta(days=30)
+        run = Run.objects.create(plan=plan, slot=slot, deadline=slot + timedelta(hours=2))
+        RunItem.objects.create(run=run, name=f"模拟支付{mark}", kind="manual")
+        objs["inspect_run"][key] = run
     # 数据变更: a draft change on a PostgreSQL database (never connected to here) in each county.
     from caiwei.dataops.models_changes import ChangeRequest
 
@@ -352,6 +369,8 @@ KIND_BY_QUERYSET = {
     "caiwei.monitor.services.visible_windows": "monitor_window",
     "caiwei.monitor.services.visible_webhooks": "monitor_webhook",
     "caiwei.dataops.changes_services.visible_changes": "data_change",
+    "caiwei.inspections.services.visible_plans": "inspect_plan",
+    "caiwei.inspections.services.visible_runs": "inspect_run",
 }
 UNBOUND = 987654321
 FIXED = {"username": "m_engineer", "code": "workday", "name": "none.csv"}
