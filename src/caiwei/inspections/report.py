@@ -269,10 +269,11 @@ def render_docx(run: Run) -> bytes:
     tbl = doc.add_table(rows=3, cols=4)
     tbl.style = "Table Grid"
     tbl.alignment = WD_TABLE_ALIGNMENT.CENTER
-    for row, values in zip(tbl.rows, sign_rows, strict=True):
+    for n, (row, values) in enumerate(zip(tbl.rows, sign_rows, strict=True)):
         row.height = Mm(14)
         for cell, text, width in zip(row.cells, values, (36, 54, 20, 46), strict=True):
             cell.width = Mm(width)
+            cell.paragraphs[0].paragraph_format.keep_with_next = n < len(sign_rows) - 1  # the lines stay together
             r._fonts(cell.paragraphs[0].add_run(text), r.BODY_FONT, 12)
     buffer = io.BytesIO()
     doc.save(buffer)
