@@ -177,6 +177,7 @@ def _run_context(request, run):
         "pending": sum(i.result == "" for i in items),
         "can_run": request.user.can(Capability.INSPECT_RUN),
         "results": [(RunItem.Result.OK, "正常"), (RunItem.Result.ABNORMAL, "异常")],
+        "hx": bool(request.headers.get("HX-Request")),  # a full page shows the messages in the base template
     }
 
 
