@@ -21,9 +21,9 @@ from caiwei.dataops.api_backups import router as data_backups_router
 from caiwei.dataops.api_changes import router as data_changes_router
 from caiwei.dataops.api_console import router as data_query_router
 from caiwei.desk.api import router as desk_router
+from caiwei.inspections.api import router as inspections_router
 from caiwei.jobs.api import router as jobs_router
 from caiwei.monitor.api import router as monitor_router
-from caiwei.inspections.api import router as inspections_router
 from caiwei.recon.api import router as recon_router
 from caiwei.recon.api_statements import signoffs_router as recon_signoffs_router
 from caiwei.recon.api_statements import statements_router as recon_statements_router

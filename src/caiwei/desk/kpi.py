@@ -213,7 +213,9 @@ def monthly_kpis(user, month: str | None = None, now: datetime | None = None) ->
             1.0,
             drill_tally(user, start.year, now),
         ),
-        rate_row("inspections", "巡检完成率", "按时完成 / 应巡检 100%", 1.0, inspection_tally(user, start, now)),
+        rate_row(
+            "inspections", "巡检完成率", "按时完成 / 应巡检 100%", 1.0, inspection_tally(user, start, now)
+        ),
     ]
     return {
         "month": label,

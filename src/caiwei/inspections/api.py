@@ -129,7 +129,9 @@ class FinishIn(Schema):
 @router.get("/plans", summary="巡检计划（按授权区划）")
 def plans(request):
     ensure(request.user, Capability.INSPECT_VIEW, "api:inspections.plans")
-    return [_plan_out(p) for p in services.visible_plans(request.user).prefetch_related("items__monitor_items")]
+    return [
+        _plan_out(p) for p in services.visible_plans(request.user).prefetch_related("items__monitor_items")
+    ]
 
 
 @router.post("/plans", response={201: dict}, summary="新建巡检计划")
@@ -188,7 +190,10 @@ def add_item(request, data: ItemIn, plan_id: int = ID):
     return Status(201, _plan_out(plan))
 
 
-@router.get("/calendar", summary="巡检日历：各到期巡检的应巡检时间与状态（按时完成、逾期完成、逾期未完成、进行中、待巡检）")
+@router.get(
+    "/calendar",
+    summary="巡检日历：各到期巡检的应巡检时间与状态（按时完成、逾期完成、逾期未完成、进行中、待巡检）",
+)
 def calendar(request, start: date | None = None, days: int = Query(7, ge=1, le=62)):
     ensure(request.user, Capability.INSPECT_VIEW, "api:inspections.calendar")
     first = start or timezone.localdate()

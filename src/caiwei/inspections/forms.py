@@ -12,7 +12,17 @@ class PlanForm(Styled, forms.ModelForm):
 
     class Meta:
         model = Plan
-        fields = ["region", "system", "name", "valid_from", "valid_until", "calendar", "grace_minutes", "enabled", "note"]
+        fields = [
+            "region",
+            "system",
+            "name",
+            "valid_from",
+            "valid_until",
+            "calendar",
+            "grace_minutes",
+            "enabled",
+            "note",
+        ]
         widgets = {
             "valid_from": forms.DateInput(attrs={"type": "date"}),
             "valid_until": forms.DateInput(attrs={"type": "date"}),

@@ -11,7 +11,9 @@ def run_job(ctx: JobContext) -> dict:
 
     run = execute(Run.objects.select_related("plan", "plan__region").get(pk=ctx.params["run"]))
     items = list(run.items.all())
-    ctx.log(f"巡检“{run}”：{sum(i.result == 'ok' for i in items)} 项正常，{sum(i.result == 'abnormal' for i in items)} 项异常")
+    ctx.log(
+        f"巡检“{run}”：{sum(i.result == 'ok' for i in items)} 项正常，{sum(i.result == 'abnormal' for i in items)} 项异常"
+    )
     return {"run": run.pk, "status": run.status}
 
 

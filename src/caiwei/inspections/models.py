@@ -4,7 +4,7 @@ tick creates for each due slot, each item's result (automated or ticked by an en
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -48,7 +48,9 @@ class Plan(models.Model):
         return self.name
 
     def active_on(self, day) -> bool:
-        return self.enabled and self.valid_from <= day and (self.valid_until is None or day <= self.valid_until)
+        return (
+            self.enabled and self.valid_from <= day and (self.valid_until is None or day <= self.valid_until)
+        )
 
 
 class PlanItem(models.Model):
@@ -67,7 +69,9 @@ class PlanItem(models.Model):
         "关键时期频次", max_length=10, blank=True, choices=[("", "不加密")] + list(slots.KINDS.items())
     )
     key_times = models.CharField("关键时期巡检时间", max_length=60, blank=True)
-    key_codes = models.CharField("适用的关键时期", max_length=200, blank=True, help_text="关键时期代码，逗号分隔；空为全部")
+    key_codes = models.CharField(
+        "适用的关键时期", max_length=200, blank=True, help_text="关键时期代码，逗号分隔；空为全部"
+    )
     monitor_items = models.ManyToManyField(
         "monitor.Item", blank=True, related_name="inspection_items", verbose_name="监控项"
     )
@@ -210,9 +214,9 @@ class Screenshot(models.Model):
         ordering = ["at", "pk"]
         verbose_name = verbose_name_plural = "巡检截图"
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def is_image(self) -> bool:
         return self.name.lower().rsplit(".", 1)[-1] in {"png", "jpg", "jpeg", "gif", "bmp"}
-
-
-DEFAULT_TIME = time(9, 0)

@@ -22,7 +22,10 @@ IMAGE_TYPES = {"png", "jpg", "jpeg", "gif", "bmp"}
 
 def _settings(region) -> ReportSettings | None:
     codes = [c for c in region.path.split("/") if c] or [region.code]
-    found = {s.region.code: s for s in ReportSettings.objects.filter(region__code__in=codes).select_related("region")}
+    found = {
+        s.region.code: s
+        for s in ReportSettings.objects.filter(region__code__in=codes).select_related("region")
+    }
     return next((found[c] for c in reversed(codes) if c in found), None)
 
 
@@ -46,13 +49,21 @@ def evidence_rows(item: RunItem) -> tuple[list[str], list[list[str]]]:
         return ["监控项", "结果", "耗时（毫秒）", "探测信息"], rows
     if item.kind == "check":
         return ["规则数", "发现问题的规则", "问题条数", "出错规则"], [
-            [str(ev.get("rules_total", "—")), str(ev.get("rules_failing", "—")), str(ev.get("findings", "—")),
-             str(ev.get("rules_error", "—"))]
+            [
+                str(ev.get("rules_total", "—")),
+                str(ev.get("rules_failing", "—")),
+                str(ev.get("findings", "—")),
+                str(ev.get("rules_error", "—")),
+            ]
         ] if ev else []
     if item.kind == "recon":
         return ["相符笔数", "新差异", "未解决差异", "对账状态"], [
-            [str(ev.get("matched", "—")), str(ev.get("breaks_new", "—")), str(ev.get("breaks_open", "—")),
-             "完成" if ev.get("status") == "done" else str(ev.get("status", "—"))]
+            [
+                str(ev.get("matched", "—")),
+                str(ev.get("breaks_new", "—")),
+                str(ev.get("breaks_open", "—")),
+                "完成" if ev.get("status") == "done" else str(ev.get("status", "—")),
+            ]
         ] if ev else []
     return [], []
 
@@ -62,7 +73,9 @@ def chart_series(run: Run) -> tuple[str, list[str], list[float], str]:
     probe latency per day when the plan probes, else the abnormal items per day."""
     since = run.slot - timedelta(days=CHART_DAYS)
     runs = list(
-        Run.objects.filter(plan=run.plan, slot__gt=since, slot__lte=run.slot).prefetch_related("items").order_by("slot")
+        Run.objects.filter(plan=run.plan, slot__gt=since, slot__lte=run.slot)
+        .prefetch_related("items")
+        .order_by("slot")
     )
     latency: dict[str, list[float]] = defaultdict(list)
     abnormal: dict[str, int] = defaultdict(int)
@@ -119,7 +132,9 @@ def render_docx(run: Run) -> bytes:
     footer.paragraph_format.line_spacing_rule = WD_LINE_SPACING.SINGLE
     r._page_field(footer)
 
-    def paragraph(text: str, font: str = r.BODY_FONT, size: float = 14, align=None, indent: bool = False, bold=None):
+    def paragraph(
+        text: str, font: str = r.BODY_FONT, size: float = 14, align=None, indent: bool = False, bold=None
+    ):
         p = doc.add_paragraph()
         if align is not None:
             p.alignment = align
@@ -214,10 +229,15 @@ def render_docx(run: Run) -> bytes:
     heading("三、检查明细与证据")
     tables = 2
     for n, item in enumerate(items, 1):
-        who = item.checked_by.get_full_name() or item.checked_by.username if item.checked_by_id else "系统自动"
+        who = (
+            item.checked_by.get_full_name() or item.checked_by.username if item.checked_by_id else "系统自动"
+        )
         p = paragraph(f"（{n}）{item.name}：{RESULT_TEXT.get(item.result, item.result)}", r.HEADING_FONT, 14)
         p.paragraph_format.keep_with_next = True
-        paragraph(f"检查方式：{KIND_LABELS.get(item.kind, item.kind)}；检查人：{who}；检查时间：{_local(item.checked_at)}。", indent=True)
+        paragraph(
+            f"检查方式：{KIND_LABELS.get(item.kind, item.kind)}；检查人：{who}；检查时间：{_local(item.checked_at)}。",
+            indent=True,
+        )
         if item.notes:
             paragraph(f"说明：{item.notes}", indent=True)
         head, rows = evidence_rows(item)
@@ -273,7 +293,9 @@ def render_docx(run: Run) -> bytes:
         row.height = Mm(14)
         for cell, text, width in zip(row.cells, values, (36, 54, 20, 46), strict=True):
             cell.width = Mm(width)
-            cell.paragraphs[0].paragraph_format.keep_with_next = n < len(sign_rows) - 1  # the lines stay together
+            cell.paragraphs[0].paragraph_format.keep_with_next = (
+                n < len(sign_rows) - 1
+            )  # the lines stay together
             r._fonts(cell.paragraphs[0].add_run(text), r.BODY_FONT, 12)
     buffer = io.BytesIO()
     doc.save(buffer)

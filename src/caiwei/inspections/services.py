@@ -49,8 +49,8 @@ def _own_region(user, region) -> None:
 
 
 def spec_of(plan: Plan):
-    from caiwei.monitor.services import calendar_spec
     from caiwei.monitor.probes import ProbeError
+    from caiwei.monitor.services import calendar_spec
 
     try:
         return calendar_spec(plan.calendar)
@@ -95,7 +95,9 @@ def check_item(item: PlanItem, monitor_ids: list[int] | None = None) -> None:
     except ValueError as exc:
         text = str(exc)
         field = "nth" if "nth" in text else "times"
-        errors[field] = text if any("\u4e00" <= c <= "\u9fff" for c in text) else "频次设置有误（第几个工作日为 1–23）"
+        errors[field] = (
+            text if any("\u4e00" <= c <= "\u9fff" for c in text) else "频次设置有误（第几个工作日为 1–23）"
+        )
     if item.kind == "probe" and monitor_ids is not None and not monitor_ids:
         errors["monitor_items"] = "监控探测类巡检项至少选一个监控项"
     if item.kind in ("check", "recon") and item.database_id is None:
@@ -164,7 +166,8 @@ def create_run(plan: Plan, slot: datetime, items: list[PlanItem]) -> tuple[Run, 
                 plan=plan, slot=slot, deadline=slot + timedelta(minutes=plan.grace_minutes)
             )
             RunItem.objects.bulk_create(
-                RunItem(run=run, plan_item=i, name=i.name, kind=i.kind, position=n) for n, i in enumerate(items)
+                RunItem(run=run, plan_item=i, name=i.name, kind=i.kind, position=n)
+                for n, i in enumerate(items)
             )
             record(
                 AuditAction.CREATE,
@@ -236,14 +239,17 @@ def _probe(item: RunItem) -> None:
                 }
             )
         except Exception as exc:  # a probe that cannot even be built is an abnormal result, not a crash
-            results.append({"item": watched_item.pk, "name": watched_item.name, "ok": False, "message": str(exc)})
+            results.append(
+                {"item": watched_item.pk, "name": watched_item.name, "ok": False, "message": str(exc)}
+            )
     bad = [r for r in results if not r["ok"]]
     item.evidence = {"probes": results}
     item.result = RunItem.Result.ABNORMAL if bad or not results else RunItem.Result.OK
     item.notes = (
-        "无监控项" if not results else f"探测 {len(results)} 项，异常 {len(bad)} 项" + (
-            "：" + "；".join(f"{r['name']}（{r['message']}）" for r in bad) if bad else ""
-        )
+        "无监控项"
+        if not results
+        else f"探测 {len(results)} 项，异常 {len(bad)} 项"
+        + ("：" + "；".join(f"{r['name']}（{r['message']}）" for r in bad) if bad else "")
     )
 
 
@@ -262,9 +268,8 @@ def _check(item: RunItem) -> None:
     }
     good = run.status == "done" and not run.rules_failing and not run.rules_error
     item.result = RunItem.Result.OK if good else RunItem.Result.ABNORMAL
-    item.notes = (
-        f"规则 {run.rules_total} 条，发现问题 {run.rules_failing} 条规则、{run.findings} 条记录"
-        + (f"，出错 {run.rules_error} 条" if run.rules_error else "")
+    item.notes = f"规则 {run.rules_total} 条，发现问题 {run.rules_failing} 条规则、{run.findings} 条记录" + (
+        f"，出错 {run.rules_error} 条" if run.rules_error else ""
     )
 
 
@@ -291,7 +296,9 @@ def _recon(item: RunItem, run: Run) -> None:
     }
     good = recon.status == "done" and not recon.breaks_open
     item.result = RunItem.Result.OK if good else RunItem.Result.ABNORMAL
-    item.notes = f"相符 {item.evidence['matched']} 笔，新差异 {recon.breaks_new} 笔，未解决差异 {recon.breaks_open} 笔"
+    item.notes = (
+        f"相符 {item.evidence['matched']} 笔，新差异 {recon.breaks_new} 笔，未解决差异 {recon.breaks_open} 笔"
+    )
 
 
 def execute(run: Run) -> Run:
@@ -363,7 +370,12 @@ def record_manual(user, item: RunItem, result: str, notes: str = "", files=()) -
         from django.core.files.base import ContentFile
 
         for f, data in uploads:
-            shot = Screenshot(item=item, name=f.name[:200], size=len(data), content_type=getattr(f, "content_type", "")[:100])
+            shot = Screenshot(
+                item=item,
+                name=f.name[:200],
+                size=len(data),
+                content_type=getattr(f, "content_type", "")[:100],
+            )
             shot.file.save(f.name, ContentFile(data), save=True)
         record(
             AuditAction.UPDATE,
@@ -470,7 +482,9 @@ def schedule(user, first: date, last: date, plans=None) -> list[Slot]:
     runs = {
         (r.plan_id, r.slot): r
         for r in Run.objects.filter(
-            plan__in=plans, slot__gte=start - timedelta(days=1), slot__lt=start + timedelta(days=(last - first).days + 2)
+            plan__in=plans,
+            slot__gte=start - timedelta(days=1),
+            slot__lt=start + timedelta(days=(last - first).days + 2),
         )
     }
     for plan in plans:

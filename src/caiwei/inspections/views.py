@@ -44,7 +44,9 @@ def calendar(request):
         state = slot.state(now)
         counts[state] += 1
         label, css = services.STATE_LABELS[state]
-        days[timezone.localtime(slot.at).date()].append({"slot": slot, "state": state, "label": label, "css": css})
+        days[timezone.localtime(slot.at).date()].append(
+            {"slot": slot, "state": state, "label": label, "css": css}
+        )
     return render(
         request,
         "inspections/calendar.html",
@@ -54,7 +56,9 @@ def calendar(request):
             "last": last,
             "prev": (first - timedelta(days=7)).isoformat(),
             "next": (first + timedelta(days=7)).isoformat(),
-            "counts": [(services.STATE_LABELS[k][0], services.STATE_LABELS[k][1], v) for k, v in counts.items()],
+            "counts": [
+                (services.STATE_LABELS[k][0], services.STATE_LABELS[k][1], v) for k, v in counts.items()
+            ],
             "can_run": request.user.can(Capability.INSPECT_RUN),
             "can_plan": request.user.can(Capability.INSPECT_PLAN),
         },
@@ -153,7 +157,11 @@ def plan_item(request, pk):
     else:
         messages.error(
             request,
-            "；".join(f"{form.fields[f].label if f in form.fields else '巡检项'}：{e}" for f, es in form.errors.items() for e in es),
+            "；".join(
+                f"{form.fields[f].label if f in form.fields else '巡检项'}：{e}"
+                for f, es in form.errors.items()
+                for e in es
+            ),
         )
     return redirect("inspections:plan", plan.pk)
 
@@ -205,7 +213,10 @@ def run_record(request, pk):
         return _back(request, run)
     try:
         services.record_manual(
-            request.user, item, request.POST.get("result", ""), request.POST.get("notes", ""),
+            request.user,
+            item,
+            request.POST.get("result", ""),
+            request.POST.get("notes", ""),
             request.FILES.getlist("files"),
         )
     except ValidationError as exc:
@@ -279,7 +290,13 @@ def run_shot(request, pk, shot):
 
     item = get_object_or_404(Screenshot, pk=shot, item__run=run)
     ext = item.name.lower().rsplit(".", 1)[-1]
-    kind = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "bmp": "image/bmp"}
+    kind = {
+        "png": "image/png",
+        "jpg": "image/jpeg",
+        "jpeg": "image/jpeg",
+        "gif": "image/gif",
+        "bmp": "image/bmp",
+    }
     response = FileResponse(item.file.open("rb"), content_type=kind.get(ext, "application/octet-stream"))
     response["X-Content-Type-Options"] = "nosniff"
     if not item.is_image:
@@ -287,4 +304,3 @@ def run_shot(request, pk, shot):
 
         response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(item.name)}"
     return response
-

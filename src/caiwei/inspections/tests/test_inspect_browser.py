@@ -10,6 +10,7 @@ import io
 import re
 import zipfile
 from datetime import date
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -54,7 +55,12 @@ def test_a_days_inspection(live_server, page, make_user, regions, http_service, 
     auto = PlanItem.objects.create(plan=plan, name="服务可用性", kind="probe", times="00:00", position=0)
     auto.monitor_items.set([probe])
     PlanItem.objects.create(
-        plan=plan, name="模拟业务操作", kind="manual", times="00:00", position=1, instructions="录入一笔测试凭证并撤销"
+        plan=plan,
+        name="模拟业务操作",
+        kind="manual",
+        times="00:00",
+        position=1,
+        instructions="录入一笔测试凭证并撤销",
     )
     shot = tmp_path / "支付成功.png"
     shot.write_bytes(png_bytes())
@@ -72,7 +78,9 @@ def test_a_days_inspection(live_server, page, make_user, regions, http_service, 
     link.click()
     page.wait_for_url(re.compile(r"/inspections/runs/\d+/$"))
     run = Run.objects.get(pk=int(re.search(r"/runs/(\d+)/$", page.url).group(1)))
-    assert timezone.localtime(run.slot).date() == timezone.localdate()  # today's, not one of the caught-up days
+    assert (
+        timezone.localtime(run.slot).date() == timezone.localdate()
+    )  # today's, not one of the caught-up days
     # the automated item has its result already (the worker probed the local HTTP service)
     probe_card = page.locator("[data-kind=probe]")
     assert probe_card.get_attribute("data-result") == "ok"
@@ -101,8 +109,15 @@ def test_a_days_inspection(live_server, page, make_user, regions, http_service, 
 
     with page.expect_download() as info:
         page.click("#report")
-    data = open(info.value.path(), "rb").read()
+    data = Path(info.value.path()).read_bytes()
     document = zipfile.ZipFile(io.BytesIO(data)).read("word/document.xml").decode()
-    for text in ("巡检报告", "一、巡检范围", "支付前置服务", "录入测试凭证并撤销，均正常", "本次巡检各项正常。", "六、签字确认"):
+    for text in (
+        "巡检报告",
+        "一、巡检范围",
+        "支付前置服务",
+        "录入测试凭证并撤销，均正常",
+        "本次巡检各项正常。",
+        "六、签字确认",
+    ):
         assert text in document, text
     assert info.value.suggested_filename.endswith(".docx")

@@ -50,10 +50,19 @@ def test_plan_pages(users, regions, client_for):
     )
     plan = Plan.objects.get(name="支付系统巡检")
     assert response.status_code == 302
-    base = {"name": "模拟业务操作", "kind": "manual", "frequency": "weekly", "weekday": 4, "nth": 1, "position": 0}
+    base = {
+        "name": "模拟业务操作",
+        "kind": "manual",
+        "frequency": "weekly",
+        "weekday": 4,
+        "nth": 1,
+        "position": 0,
+    }
     response = client.post(f"/inspections/plans/{plan.pk}/item/", {**base, "times": "9点"}, follow=True)
     assert "时:分" in response.content.decode() and not plan.items.exists()
-    response = client.post(f"/inspections/plans/{plan.pk}/item/", {**base, "kind": "check", "times": "09:00"}, follow=True)
+    response = client.post(
+        f"/inspections/plans/{plan.pk}/item/", {**base, "kind": "check", "times": "09:00"}, follow=True
+    )
     assert "目标数据库" in response.content.decode() and not plan.items.exists()
     client.post(f"/inspections/plans/{plan.pk}/item/", {**base, "times": "10:00", "key_frequency": "daily"})
     item = plan.items.get()
@@ -87,7 +96,9 @@ def test_api_flow(plan, users, token_for, client_for, regions, settings, tmp_pat
     client = client_for(users["engineer"])
     response = client.post(
         "/api/inspections/plans",
-        json.dumps({"region": LEAGUE, "system": "国库集中支付", "name": "接口巡检", "valid_from": "2020-01-01"}),
+        json.dumps(
+            {"region": LEAGUE, "system": "国库集中支付", "name": "接口巡检", "valid_from": "2020-01-01"}
+        ),
         content_type="application/json",
         **headers,
     )
@@ -106,7 +117,9 @@ def test_api_flow(plan, users, token_for, client_for, regions, settings, tmp_pat
         content_type="application/json",
         **headers,
     )
-    assert ok.status_code == 201 and ok.json()["items"][0]["frequency_label"].startswith("每个工作日 09:00、15:00")
+    assert ok.status_code == 201 and ok.json()["items"][0]["frequency_label"].startswith(
+        "每个工作日 09:00、15:00"
+    )
     calendar = client.get("/api/inspections/calendar?days=14", **headers).json()
     assert {c["plan"] for c in calendar} >= {plan.pk, new}
     created = client.post("/api/inspections/tick", **headers).json()["created"]
@@ -168,4 +181,6 @@ def test_kpi_row(plan, users):
     again = {r["key"]: r for r in monthly_kpis(users["pm"], "2026-11", now=now)["rates"]}["inspections"]
     assert again["met"] == 1 and again["due"] == row["due"]
     # a unit user sees no plan: nothing due
-    assert {r["key"]: r for r in monthly_kpis(users["unit"], "2026-11", now=now)["rates"]}["inspections"]["due"] == 0
+    assert {r["key"]: r for r in monthly_kpis(users["unit"], "2026-11", now=now)["rates"]}["inspections"][
+        "due"
+    ] == 0

@@ -42,7 +42,9 @@ def test_tick_is_idempotent_and_catches_up_late(plan):
     # the 09:00 run has both items, the 15:00 run only the twice-a-day one
     morning = Run.objects.get(plan=plan, slot=now.replace(hour=9, minute=0))
     assert sorted(morning.items.values_list("name", flat=True)) == ["服务可用性", "模拟业务操作"]
-    assert list(Run.objects.get(plan=plan, slot=now.replace(hour=15, minute=0)).items.values_list("name", flat=True)) == ["服务可用性"]
+    assert list(
+        Run.objects.get(plan=plan, slot=now.replace(hour=15, minute=0)).items.values_list("name", flat=True)
+    ) == ["服务可用性"]
     count = Run.objects.count()
     assert services.tick(now=now, start_jobs=False) == []
     assert services.tick(now=now + timedelta(minutes=1), start_jobs=False) == []
@@ -89,12 +91,16 @@ def test_a_run_with_a_real_probe_and_a_manual_item(plan, users, settings, tmp_pa
     assert manual.shots.count() == 1
     services.finish(engineer, run, "各项正常。")
     docx = report.render_docx(run)
-    import os
-
-    if os.environ.get("INSPECT_REPORT_OUT"):
-        open(os.environ["INSPECT_REPORT_OUT"], "wb").write(docx)
     text = zipfile.ZipFile(io.BytesIO(docx)).read("word/document.xml").decode()
-    for section in ("巡检报告", "一、巡检范围", "二、巡检结果", "三、检查明细与证据", "四、近期趋势", "五、巡检结论", "六、签字确认"):
+    for section in (
+        "巡检报告",
+        "一、巡检范围",
+        "二、巡检结果",
+        "三、检查明细与证据",
+        "四、近期趋势",
+        "五、巡检结论",
+        "六、签字确认",
+    ):
         assert section in text, section
     assert "支付前置服务" in text and "测试凭证录入、撤销均正常" in text and "各项正常。" in text
     media = [n for n in zipfile.ZipFile(io.BytesIO(docx)).namelist() if n.startswith("word/media/")]
@@ -147,4 +153,6 @@ def test_region_scoping(plan, make_user):
     with pytest.raises(PermissionDenied):
         services.record_manual(outsider, run.items.get(kind="manual"), "ok")
     with pytest.raises(PermissionDenied):
-        services.save_plan(outsider, Plan(region=plan.region, system=plan.system, name="越权", valid_from=plan.valid_from))
+        services.save_plan(
+            outsider, Plan(region=plan.region, system=plan.system, name="越权", valid_from=plan.valid_from)
+        )

@@ -94,8 +94,12 @@ def test_monthly_is_the_nth_business_day(day, nth):
 
 
 def test_key_periods_override_the_frequency():
-    spec = china_calendar(key_periods=(KeyPeriod("dec-pay", "12月大支付", date(2026, 12, 1), date(2026, 12, 31)),))
-    rule = slots.Rule("weekly", (time(10, 0),), weekday=0, key_kind="daily", key_times=(time(9, 0), time(15, 0)))
+    spec = china_calendar(
+        key_periods=(KeyPeriod("dec-pay", "12月大支付", date(2026, 12, 1), date(2026, 12, 31)),)
+    )
+    rule = slots.Rule(
+        "weekly", (time(10, 0),), weekday=0, key_kind="daily", key_times=(time(9, 0), time(15, 0))
+    )
     november = slots.due_slots(spec, rule, date(2026, 11, 1), date(2026, 11, 30))
     december = slots.due_slots(spec, rule, date(2026, 12, 1), date(2026, 12, 31))
     assert len(november) == 5  # the Mondays

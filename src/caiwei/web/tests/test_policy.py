@@ -297,8 +297,6 @@ def world(regions, make_user, tmp_path, settings):
         hook.save()
         objs["monitor_webhook"][key] = hook
     # 巡检: a plan with one manual item and an open run of it in each county.
-    from datetime import date
-
     from caiwei.inspections.models import Plan, PlanItem, Run, RunItem
 
     objs["inspect_plan"], objs["inspect_run"] = {}, {}
