@@ -24,8 +24,8 @@ class PlanForm(Styled, forms.ModelForm):
             "note",
         ]
         widgets = {
-            "valid_from": forms.DateInput(attrs={"type": "date"}),
-            "valid_until": forms.DateInput(attrs={"type": "date"}),
+            "valid_from": forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
+            "valid_until": forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
         }
 
     def __init__(self, *args, user=None, **kwargs):
@@ -69,7 +69,7 @@ class ItemForm(Styled, forms.ModelForm):
             items = items.filter(region=plan.region)
         self.fields["monitor_items"].queryset = items.order_by("name")
         self.fields["monitor_items"].widget.attrs["class"] = "form-select form-select-sm"
-        self.fields["monitor_items"].help_text = "监控探测类：选一个或多个监控项（按住 Ctrl 多选）"
+        self.fields["monitor_items"].help_text = "监控探测类：选一个或多个监控项（可多选）"
         self.fields["database"].queryset = databases
         self.fields["database"].help_text = "数据检查、银行对账类：选目标数据库"
         self.fields["times"].help_text = "时:分，多个用逗号分隔，如 09:00,15:00（每天两次）"

@@ -357,16 +357,16 @@ def record_manual(user, item: RunItem, result: str, notes: str = "", files=()) -
         raise ValidationError({"notes": "结果为异常时须填写说明"})
     uploads = []
     for f in files:
-        data = f.read()
-        problem = check_attachment(f.name, len(data), data)
+        problem = check_attachment(f.name, f.size)  # name, type and size before reading the bytes
+        data = b"" if problem else f.read()
+        problem = problem or check_attachment(f.name, len(data), data)
         if problem:
             raise ValidationError({"files": problem})
         uploads.append((f, data))
-    before = {"result": item.result, "notes": item.notes}
     with transaction.atomic():
         item.result, item.notes = result, notes
         item.checked_at, item.checked_by = timezone.now(), user
-        item.save(update_fields=["result", "notes", "checked_at", "checked_by"])
+        item.save(update_fields=["result", "notes", "checked_at", "checked_by"])  # audited (audit.signals)
         from django.core.files.base import ContentFile
 
         for f, data in uploads:
@@ -377,13 +377,6 @@ def record_manual(user, item: RunItem, result: str, notes: str = "", files=()) -
                 content_type=getattr(f, "content_type", "")[:100],
             )
             shot.file.save(f.name, ContentFile(data), save=True)
-        record(
-            AuditAction.UPDATE,
-            obj=item,
-            object_repr=f"{item.run} · {item.name}",
-            before=before,
-            after={"result": result, "notes": notes, "screenshots": [f.name for f, _ in uploads]},
-        )
         _maybe_done(item.run, user)
     return item
 
@@ -406,11 +399,9 @@ def finish(user, run: Run, conclusion: str) -> Run:
     pending = run.items.filter(result="").count()
     if pending:
         raise ValidationError({"run": f"还有 {pending} 个巡检项未登记结果"})
-    before = run.conclusion
     run.conclusion = conclusion
-    run.save(update_fields=["conclusion"])
+    run.save(update_fields=["conclusion"])  # audited as a change of the run (audit.signals)
     _maybe_done(run, user)
-    record(AuditAction.UPDATE, obj=run, before={"conclusion": before}, after={"conclusion": conclusion})
     return run
 
 

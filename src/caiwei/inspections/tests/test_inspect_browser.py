@@ -72,6 +72,8 @@ def test_a_days_inspection(live_server, page, make_user, regions, http_service, 
     assert problems(page) == []
     page.click("#tick")
     page.wait_for_selector("[data-message], .alert", timeout=30_000)
+    assert problems(page) == []
+    page.screenshot(path="/tmp/inspect-calendar.png", full_page=True)
     today = page.locator(".card.border-primary")
     link = today.locator("a[data-run]").first
     assert "支付系统日常巡检" in link.inner_text()
@@ -121,3 +123,9 @@ def test_a_days_inspection(live_server, page, make_user, regions, http_service, 
     ):
         assert text in document, text
     assert info.value.suggested_filename.endswith(".docx")
+
+    # the plan page (items with their frequency) reads in Chinese too
+    page.goto(f"{live_server.url}/inspections/plans/{plan.pk}/")
+    assert "每个工作日 00:00" in page.locator("#items").inner_text()
+    assert problems(page) == []
+    page.screenshot(path="/tmp/inspect-plan.png", full_page=True)

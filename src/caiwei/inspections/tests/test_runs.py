@@ -89,6 +89,12 @@ def test_a_run_with_a_real_probe_and_a_manual_item(plan, users, settings, tmp_pa
     assert run.status == Run.Status.DONE and run.finished_by == engineer
     assert run.on_time is False  # the slot was a past day's: finished after its grace
     assert manual.shots.count() == 1
+    from caiwei.audit.models import AuditEvent
+
+    changes = AuditEvent.objects.filter(
+        action="update", object_id=str(manual.pk), object_type__contains="runitem"
+    )
+    assert any((e.after or {}).get("result") == "ok" for e in changes)
     services.finish(engineer, run, "各项正常。")
     docx = report.render_docx(run)
     text = zipfile.ZipFile(io.BytesIO(docx)).read("word/document.xml").decode()
