@@ -140,9 +140,11 @@ def delete_item(user, item: PlanItem) -> None:
 
 
 def plan_slots(plan: Plan, first: date, last: date, spec=None) -> dict[datetime, list[PlanItem]]:
-    """slot → the plan's items due then, over the days ``first``..``last`` within the plan's validity."""
+    """slot → the plan's items due then, over the days ``first``..``last`` within the plan's validity (and not
+    before the day it was created)."""
     spec = spec or spec_of(plan)
-    first = max(first, plan.valid_from)
+    # nothing is due before the plan existed (a new plan does not start with a backlog of missed inspections)
+    first = max(first, plan.valid_from, timezone.localtime(plan.created_at).date())
     if plan.valid_until:
         last = min(last, plan.valid_until)
     due: dict[datetime, list[PlanItem]] = defaultdict(list)

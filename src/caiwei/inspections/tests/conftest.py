@@ -6,7 +6,7 @@ from __future__ import annotations
 import http.server
 import io
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -34,6 +34,7 @@ def http_service():
 
 
 LEAGUE = "152500000"
+OLD = datetime(2020, 1, 1, tzinfo=UTC)  # plans made "long ago": their past slots are due
 
 
 @pytest.fixture
@@ -50,7 +51,11 @@ def plan(regions, http_service):
         timeout_s=5,
     )
     plan = Plan.objects.create(
-        region=regions[LEAGUE], system="国库集中支付", name="支付系统日常巡检", valid_from=date(2020, 1, 1)
+        region=regions[LEAGUE],
+        system="国库集中支付",
+        name="支付系统日常巡检",
+        valid_from=date(2020, 1, 1),
+        created_at=OLD,
     )
     auto = PlanItem.objects.create(
         plan=plan, name="服务可用性", kind="probe", frequency="daily", times="09:00,15:00", position=0

@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from caiwei.inspections.models import Plan, Run
 
+from .conftest import OLD
+
 pytestmark = pytest.mark.django_db
 LEAGUE = "152500000"
 
@@ -104,6 +106,7 @@ def test_api_flow(plan, users, token_for, client_for, regions, settings, tmp_pat
     )
     assert response.status_code == 201, response.content
     new = response.json()["id"]
+    Plan.objects.filter(pk=new).update(created_at=OLD)  # an older plan: its past slots are due
     bad = client.post(
         f"/api/inspections/plans/{new}/items",
         json.dumps({"name": "接口", "kind": "manual", "times": "25:00"}),

@@ -12,12 +12,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from caiwei.bizcalendar.engine import is_business_day
 from caiwei.inspections import report, services
 from caiwei.inspections.models import Plan, Run, RunItem
 
-from .conftest import png_bytes
+from .conftest import OLD, png_bytes
 
 pytestmark = pytest.mark.django_db
 TZ = ZoneInfo("Asia/Shanghai")
@@ -54,9 +57,13 @@ def test_tick_is_idempotent_and_catches_up_late(plan):
     assert {r.slot for r in Run.objects.filter(plan=plan)} == {s for s in due if s <= now}
     # A slot that has not come yet makes no run
     assert not Run.objects.filter(slot__gt=now).exists()
-    # the same slot created twice (two workers): one run
-    run, new = services.create_run(plan, morning.slot, list(plan.items.all()))
-    assert not new and run.pk == morning.pk
+    # nor one before the plan existed: a new plan starts without a backlog
+    fresh = Plan.objects.create(
+        region=plan.region, system=plan.system, name="新计划", valid_from=plan.valid_from, created_at=now
+    )
+    fresh.items.create(name="模拟业务操作", kind="manual", times="09:00,15:00")
+    created = {r.slot for r in services.tick(now=now, start_jobs=False)}
+    assert created == {now.replace(hour=9, minute=0), now.replace(hour=15, minute=0)}  # its first day only
 
 
 def test_a_run_with_a_real_probe_and_a_manual_item(plan, users, settings, tmp_path):
@@ -162,3 +169,57 @@ def test_region_scoping(plan, make_user):
         services.save_plan(
             outsider, Plan(region=plan.region, system=plan.system, name="越权", valid_from=plan.valid_from)
         )
+
+
+def test_a_data_check_item_runs_the_packs_on_the_target_database(regions, users, settings, tmp_path):
+    """每天用脚本检查异常数据: a generated finance database with planted faults; the check item runs the rule packs
+    and its evidence carries the findings."""
+    from datetime import date
+
+    from caiwei.checks.models import Target, TargetDatabase
+    from caiwei.sandbox.generator import GenerateSpec, generate, parse_faults
+
+    path = tmp_path / "finance.sqlite3"
+    generate(f"sqlite:///{path}", GenerateSpec(payments=400, seed=7, faults=parse_faults("all=1")))
+    settings.CAIWEI_SQLITE_TARGET_DIR = str(tmp_path)
+    target = Target.objects.create(name="财政库", system="国库集中支付", region=regions["152500000"])
+    database = TargetDatabase.objects.create(
+        target=target, name="业务库", dialect="sqlite", database=str(path), as_of=date(2026, 12, 31)
+    )
+    plan = Plan.objects.create(
+        region=regions["152500000"],
+        system="国库集中支付",
+        name="异常数据巡检",
+        valid_from=date(2020, 1, 1),
+        created_at=OLD,
+    )
+    item = services.PlanItem(plan=plan, name="异常数据检查", kind="check", times="08:00", database=database)
+    services.save_item(users["engineer"], item)
+    now = business_day_at(9)
+    services.tick(now=now, start_jobs=False)
+    run = Run.objects.get(plan=plan, slot=now.replace(hour=8, minute=0))
+    services.start_automated(run)  # the worker's job (immediate here)
+    checked = run.items.get()
+    assert checked.result == RunItem.Result.ABNORMAL, checked.notes
+    evidence = checked.evidence
+    assert evidence["status"] == "done" and evidence["rules_total"] > 10
+    assert evidence["rules_failing"] > 0 and evidence["findings"] > 0
+    assert f"{evidence['findings']} 条记录" in checked.notes
+    run.refresh_from_db()
+    assert run.status == Run.Status.DONE  # an automated-only run is complete once the worker has judged it
+
+
+@examples(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, 4 * 24 * 60), min_size=1, max_size=6))
+def test_ticks_at_any_instants_in_any_order_make_one_run_per_due_slot(plan, minutes):
+    """However often, late or out of order the tick runs: exactly the due slots that have come, once each."""
+    Run.objects.all().delete()
+    start = business_day_at(0).replace(minute=0) - timedelta(days=4)
+    expected = set()
+    for offset in minutes:
+        now = start + timedelta(minutes=offset)
+        services.tick(now=now, start_jobs=False)
+        due = services.plan_slots(plan, now.date() - timedelta(days=services.LOOKBACK_DAYS), now.date())
+        expected |= {s for s in due if s <= now}
+    slots = list(Run.objects.filter(plan=plan).values_list("slot", flat=True))
+    assert len(slots) == len(set(slots)) and set(slots) == expected
