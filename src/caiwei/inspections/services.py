@@ -195,8 +195,9 @@ def tick(now: datetime | None = None, plans=None, start_jobs: bool = True) -> li
         except ValidationError:
             log.warning("plan %s: calendar %s missing", p.pk, p.calendar)
             continue
+        made = set(Run.objects.filter(plan=p, slot__in=list(due)).values_list("slot", flat=True))
         for slot, items in due.items():
-            if slot > now or Run.objects.filter(plan=p, slot=slot).exists():
+            if slot > now or slot in made:
                 continue
             run, new = create_run(p, slot, items)
             if new:
