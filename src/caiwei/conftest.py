@@ -25,28 +25,23 @@ def scratch_db(base: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _data_migration_rows(request):
-    """The rows data migrations write (default business calendars and key periods, alert rules, shipped bank file
-    layouts), back where a transactional test of the same worker flushed them: with pytest-xdist a worker may run a
-    flushing file before this one. One cheap query per test when nothing is missing."""
+    """The default business calendars and key periods (a data migration's rows, which every SLA clock needs), back
+    where a transactional test of the same worker flushed them: with pytest-xdist a worker may run a flushing file
+    before this one. One cheap query per test when nothing is missing. (Shipped bank file layouts and alert rules are
+    ensured by the tests that use them.)"""
     names = request.fixturenames
-    if "transactional_db" in names or "live_server" in names:
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in names or "live_server" in names or (marker and marker.kwargs.get("transaction")):
         request.getfixturevalue("transactional_db")
-    elif "db" in names:
+    elif "db" in names or marker is not None:
         request.getfixturevalue("db")
-    elif request.node.get_closest_marker("django_db") is None:
-        return
-    from caiwei.bizcalendar.models import BusinessCalendar
-
-    if BusinessCalendar.objects.exists():
+    else:
         return
     from caiwei.bizcalendar.defaults import ensure_defaults
-    from caiwei.bizcalendar.models import KeyPeriod
-    from caiwei.monitor.services import ensure_default_rules
-    from caiwei.recon.services import ensure_shipped_formats
+    from caiwei.bizcalendar.models import BusinessCalendar, KeyPeriod
 
-    ensure_defaults(BusinessCalendar, KeyPeriod)
-    ensure_default_rules()
-    ensure_shipped_formats()
+    if not BusinessCalendar.objects.exists():
+        ensure_defaults(BusinessCalendar, KeyPeriod)
 
 
 @pytest.fixture

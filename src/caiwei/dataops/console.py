@@ -977,7 +977,9 @@ def _output_names(tree: exp.Expression) -> list[str]:
 
 # --- masking ----------------------------------------------------------------------------------------------------
 
-SHAPE = re.compile(r"(?<!\d)(\d{17}[\dXx]|\d{16,19}|1[3-9]\d{9})(?![\dXx])")
+# An ID number (its check character may be X), else an account-like run, else a mobile number; only an ID's own
+# last character may be a letter, so an account number followed by "X" is still an account number.
+SHAPE = re.compile(r"(?<!\d)(\d{17}[\dXx](?![\dXx])|\d{16,19}(?!\d)|1[3-9]\d{9}(?!\d))")
 
 
 def mask_as(kind: str, value: Any) -> Any:

@@ -35,7 +35,7 @@ REFUSED = {
     "ALTER TABLE chg_account ADD COLUMN note VARCHAR(10)": "须在变更单上声明",
     "TRUNCATE chg_account": "DROP、TRUNCATE",
     "UPDATE chg_account SET status = 'x' WHERE id = 1 RETURNING *": "RETURNING",
-    "UPDATE chg_account SET status = 'a' WHERE id = 1; UPDATE chg_account SET status = 'b' WHERE id = 2": "同一张表",
+    "UPDATE chg_account SET status = 'a' WHERE id = 1; UPDATE chg_account SET status = 'b' WHERE id > 2": "同一张表",
     "VACUUM": "只允许",
 }
 
