@@ -81,7 +81,8 @@ def fresh_table(engine: sa.Engine, rows: int) -> None:
 
 
 class PlatformStore:
-    """Chunks and journal into a PostgreSQL table of the platform, each write committed (as the Django store does)."""
+    """Chunks and journal into a PostgreSQL table of the platform, as the Django store does: each journal step
+    committed at once, the chunks kept until ``images_durable`` and then written in one transaction."""
 
     def __init__(self, engine: sa.Engine):
         self.engine = engine
@@ -96,6 +97,7 @@ class PlatformStore:
             )
         self.conn = engine.connect()
         self.bytes = 0
+        self.pending: list[tuple] = []
 
     def journal(self, step, detail):
         self.conn.exec_driver_sql(
@@ -104,12 +106,18 @@ class PlatformStore:
         self.conn.commit()
 
     def add_chunk(self, statement, kind, seq, rows, data, digest):
-        self.conn.exec_driver_sql(
-            "INSERT INTO bench_chunk (statement, kind, seq, rows, data, sha256) VALUES (%s, %s, %s, %s, %s, %s)",
-            (statement, kind, seq, rows, data, digest),
-        )
-        self.conn.commit()
+        self.pending.append((statement, kind, seq, rows, data, digest))
         self.bytes += len(data)
+
+    def images_durable(self):
+        if self.pending:
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(self.pending))
+            self.conn.exec_driver_sql(
+                f"INSERT INTO bench_chunk (statement, kind, seq, rows, data, sha256) VALUES {values}",
+                tuple(v for chunk in self.pending for v in chunk),
+            )
+            self.conn.commit()
+            self.pending = []
 
 
 def bare(engine: sa.Engine) -> tuple[float, int]:

@@ -297,10 +297,16 @@ def decide(user, change: ChangeRequest, *, approve: bool, note: str = "") -> Cha
 
 
 class DjangoStore:
-    """The journal and the image chunks of one attempt in the platform database, each write committed at once."""
+    """The journal and the image chunks of one attempt in the platform database: each journal step committed at
+    once; the chunks kept in memory and written in one transaction by ``images_durable`` (the engine calls it before
+    the target commits), or earlier, each time ``IMAGE_BUFFER_BYTES`` have gathered."""
+
+    IMAGE_BUFFER_BYTES = 32 << 20
 
     def __init__(self, attempt: ChangeAttempt, by=None):
         self.attempt, self.by = attempt, by
+        self.pending: list[ImageChunk] = []
+        self.pending_bytes = 0
 
     def journal(self, step: str, detail: dict) -> None:
         ChangeJournal.objects.bulk_create(
@@ -317,19 +323,27 @@ class DjangoStore:
 
     def add_chunk(self, statement: int, kind: str, seq: int, rows: int, data: bytes, digest: str) -> None:
         # bulk_create: image rows are data, not events (no audit snapshot of the bytes)
-        ImageChunk.objects.bulk_create(
-            [
-                ImageChunk(
-                    attempt=self.attempt,
-                    statement=statement,
-                    kind=kind,
-                    seq=seq,
-                    rows=rows,
-                    data=data,
-                    sha256=digest,
-                )
-            ]
+        self.pending.append(
+            ImageChunk(
+                attempt=self.attempt,
+                statement=statement,
+                kind=kind,
+                seq=seq,
+                rows=rows,
+                data=data,
+                sha256=digest,
+            )
         )
+        self.pending_bytes += len(data)
+        if self.pending_bytes >= self.IMAGE_BUFFER_BYTES:
+            self.images_durable()
+
+    def images_durable(self) -> None:
+        if not self.pending:
+            return
+        with transaction.atomic():
+            ImageChunk.objects.bulk_create(self.pending, batch_size=64)
+        self.pending, self.pending_bytes = [], 0
 
 
 def chunk_source(attempt: ChangeAttempt) -> engine.ChunkSource:

@@ -35,7 +35,7 @@ REFUSED = {
     "ALTER TABLE chg_account ADD COLUMN note VARCHAR(10)": "须在变更单上声明",
     "TRUNCATE chg_account": "DROP、TRUNCATE",
     "UPDATE chg_account SET status = 'x' WHERE id = 1 RETURNING *": "RETURNING",
-    "UPDATE chg_account SET status = 'a' WHERE id = 1; UPDATE chg_account SET status = 'b' WHERE id = 2": "同一张表",
+    "UPDATE chg_account SET status = 'a' WHERE id > 1; UPDATE chg_account SET status = 'b' WHERE id = 2": "同一张表",
     "VACUUM": "只允许",
 }
 
@@ -182,6 +182,7 @@ def test_update_keeps_exact_before_and_after_images_and_rolls_back(target):
     )
     assert outcome.state == "applied" and outcome.rows == 20
     assert store.names[:3] == ["begin", "connect", "image"] and store.names[-2:] == ["commit", "committed"]
+    assert store.durable_at is not None and store.names[store.durable_at] == "commit"  # images durable first
     assert len(store.chunks[(0, "before")]) == 3  # 20 rows in chunks of 7
     st_ = review.statements[0]
     _, images = eng.load_images(store.source, st_, "before")
