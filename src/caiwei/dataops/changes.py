@@ -980,6 +980,52 @@ def _select_by_keys(conn, table: sa.Table, pk: list[str], keys: list[tuple], loc
         yield from conn.execute(query)
 
 
+def _stream(conn, sql: str, chunk_rows: int) -> Iterator[tuple[list[str], list[tuple]]]:
+    """(columns, rows as plain tuples) ``chunk_rows`` at a time. On MySQL / MariaDB an unbuffered cursor: the rows
+    are streamed instead of first held all in the driver, and no SQLAlchemy row objects are made."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        result = conn.exec_driver_sql(sql)
+        columns = list(result.keys())
+        while batch := result.fetchmany(chunk_rows):
+            yield columns, [tuple(r) for r in batch]
+        return
+    import pymysql.cursors
+
+    cursor = conn.connection.dbapi_connection.cursor(pymysql.cursors.SSCursor)
+    try:
+        cursor.execute(sql)
+        columns = [d[0] for d in cursor.description]
+        while batch := cursor.fetchmany(chunk_rows):
+            yield columns, list(batch)
+    finally:
+        cursor.close()  # reads what is left: the connection is free for the next statement
+
+
+def _int_runs(keys: list[tuple]) -> list[tuple[int, int]] | None:
+    """Single-column integer keys as sorted runs of consecutive values, or None for any other key."""
+    if not keys or len(keys[0]) != 1 or any(type(k[0]) is not int for k in keys):
+        return None
+    values = sorted(k[0] for k in keys)
+    runs: list[tuple[int, int]] = []
+    lo = hi = values[0]
+    for v in values[1:]:
+        if v == hi + 1:
+            hi = v
+        elif v != hi:
+            runs.append((lo, hi))
+            lo = hi = v
+    runs.append((lo, hi))
+    return runs
+
+
+def _runs_select(conn, table, key: str, runs: list[tuple[int, int]]) -> str:
+    prep = conn.dialect.identifier_preparer
+    col = prep.quote(key)
+    terms = [f"{col} = {lo}" if lo == hi else f"{col} BETWEEN {lo} AND {hi}" for lo, hi in runs]
+    # quoted identifiers and Python ints only (_int_runs checks the type): nothing from outside is spliced in
+    return f"SELECT * FROM {prep.format_table(table)} WHERE {' OR '.join(terms)}"  # noqa: S608
+
+
 def execute(
     engine: sa.Engine,
     plan: list[Statement],
@@ -1058,12 +1104,12 @@ def _run_statement(conn, st: Statement, store: Store, expected, chunk_rows: int)
     keys: list[tuple] = []
     if conn.dialect.name == "postgresql" and st.kind in ("update", "delete"):
         return _run_pg(conn, st, store, expected, chunk_rows)
+    mysql = conn.dialect.name in ("mysql", "mariadb")
     if st.kind in ("update", "delete"):
         step(store, "image", {"statement": st.index, "sql": st.image_sql})
-        result = conn.exec_driver_sql(st.image_sql)
-        columns = list(result.keys())
-        idx = _pk_index(columns, pk)
-        while batch := result.fetchmany(chunk_rows):
+        columns = []
+        for columns, batch in _stream(conn, st.image_sql, chunk_rows):
+            idx = _pk_index(columns, pk)
             before.add(columns, batch)
             keys += [tuple(r[i] for i in idx) for r in batch]
         if before.seq == 0:
@@ -1097,11 +1143,23 @@ def _run_statement(conn, st: Statement, store: Store, expected, chunk_rows: int)
         _check_count(st, count, before.rows, want)
         batch: list = []
         columns = [c.name for c in table.columns]
-        for row in _select_by_keys(conn, table, pk, keys, lock=False):
-            batch.append(tuple(row))
-            if len(batch) >= chunk_rows:
-                after.add(columns, batch)
-                batch = []
+        if mysql and (runs := _int_runs(keys)) is not None:
+            # one streamed SELECT by key ranges (the keys of an UPDATE by a range predicate are mostly runs of
+            # consecutive integers), instead of an IN list per 1 000 keys
+            for start in range(0, len(runs), KEY_BATCH):
+                for columns, rows in _stream(
+                    conn, _runs_select(conn, table, pk[0], runs[start : start + KEY_BATCH]), chunk_rows
+                ):
+                    batch += rows
+                    if len(batch) >= chunk_rows:
+                        after.add(columns, batch[:chunk_rows])
+                        batch = batch[chunk_rows:]
+        else:
+            for row in _select_by_keys(conn, table, pk, keys, lock=False):
+                batch.append(tuple(row))
+                if len(batch) >= chunk_rows:
+                    after.add(columns, batch)
+                    batch = []
         after.add(columns, batch)
         if after.rows != count:
             raise Mismatch(f"{st.label}：修改后按主键读回 {after.rows} 行，应为 {count} 行，已回退")
