@@ -9,8 +9,10 @@ The protocol of one execution (each step is written to the journal *before* it i
    ``SELECT … FOR UPDATE`` (locked until commit) and stored in the platform in compressed chunks (column-wise JSON
    with typed columns, zlib, SHA-256 per chunk); ``statement``: the statement runs and the affected count must
    equal the number of before-images and the estimate approved (else the transaction is rolled back: 已回退);
-   the after-images are read inside the same transaction and stored;
-3. ``commit``: a marker row (token) is inserted into ``caiwei_change_marker`` in the same transaction, then COMMIT;
+   the after-images are read inside the same transaction and stored; the store may write the chunks while the
+   target is read (a writer thread) — ``Store.images_durable`` waits until every chunk is durable in the platform;
+3. ``commit``: only after ``images_durable`` returned, a marker row (token) is inserted into ``caiwei_change_marker``
+   in the same transaction, then COMMIT;
 4. ``committed``, ``verified``.
 
 Recovery decides from the marker alone whether the target transaction committed: it inserts a *fence* row with the
@@ -22,6 +24,7 @@ applied) or succeeds — and then the original transaction, should it still be a
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import fnmatch
@@ -1108,10 +1111,11 @@ def _run_statement(conn, st: Statement, store: Store, expected, chunk_rows: int)
     if st.kind in ("update", "delete"):
         step(store, "image", {"statement": st.index, "sql": st.image_sql})
         columns = []
-        for columns, batch in _stream(conn, st.image_sql, chunk_rows):
-            idx = _pk_index(columns, pk)
-            before.add(columns, batch)
-            keys += [tuple(r[i] for i in idx) for r in batch]
+        with contextlib.closing(_stream(conn, st.image_sql, chunk_rows)) as stream:
+            for columns, batch in stream:  # closed at once on an error: the connection leaves the result
+                idx = _pk_index(columns, pk)
+                before.add(columns, batch)
+                keys += [tuple(r[i] for i in idx) for r in batch]
         if before.seq == 0:
             before.add(columns, [])
     else:  # insert: nothing may exist under the keys yet
@@ -1147,13 +1151,13 @@ def _run_statement(conn, st: Statement, store: Store, expected, chunk_rows: int)
             # one streamed SELECT by key ranges (the keys of an UPDATE by a range predicate are mostly runs of
             # consecutive integers), instead of an IN list per 1 000 keys
             for start in range(0, len(runs), KEY_BATCH):
-                for columns, rows in _stream(
-                    conn, _runs_select(conn, table, pk[0], runs[start : start + KEY_BATCH]), chunk_rows
-                ):
-                    batch += rows
-                    if len(batch) >= chunk_rows:
-                        after.add(columns, batch[:chunk_rows])
-                        batch = batch[chunk_rows:]
+                sql = _runs_select(conn, table, pk[0], runs[start : start + KEY_BATCH])
+                with contextlib.closing(_stream(conn, sql, chunk_rows)) as stream:
+                    for columns, rows in stream:
+                        batch += rows
+                        if len(batch) >= chunk_rows:
+                            after.add(columns, batch[:chunk_rows])
+                            batch = batch[chunk_rows:]
         else:
             for row in _select_by_keys(conn, table, pk, keys, lock=False):
                 batch.append(tuple(row))
