@@ -351,3 +351,9 @@ def test_pg_copy_images_equal_what_a_select_returns(pg, texts, blob):
     )
     with pg.connect() as conn:
         assert {r[0]: tuple(r) for r in conn.exec_driver_sql("SELECT * FROM chg_types")} == before
+
+
+def test_int_runs_cover_exactly_the_keys():
+    assert eng._int_runs([(5,), (1,), (2,), (3,), (9,), (10,), (2,)]) == [(1, 3), (5, 5), (9, 10)]
+    assert eng._int_runs([("a",)]) is None and eng._int_runs([(1, 2)]) is None and eng._int_runs([]) is None
+    assert eng._int_runs([(True,)]) is None
