@@ -297,10 +297,18 @@ def decide(user, change: ChangeRequest, *, approve: bool, note: str = "") -> Cha
 
 
 class DjangoStore:
-    """The journal and the image chunks of one attempt in the platform database, each write committed at once."""
+    """The journal and the image chunks of one attempt in the platform database. Each journal step is committed at
+    once. The chunks are written by a writer thread on its own platform connection while the engine goes on reading
+    the target (each chunk committed there); ``images_durable`` waits until all are written, and the engine calls
+    it before the target commits. Inside a caller's transaction (an atomic block: the tests) the writer thread
+    could not see the attempt, so the chunks are kept and written in one transaction by ``images_durable``."""
 
     def __init__(self, attempt: ChangeAttempt, by=None):
         self.attempt, self.by = attempt, by
+        self.pending: list[ImageChunk] = []
+        self.inline = transaction.get_connection().in_atomic_block
+        self.writer = None
+        self.writes: list = []
 
     def journal(self, step: str, detail: dict) -> None:
         ChangeJournal.objects.bulk_create(
@@ -316,20 +324,40 @@ class DjangoStore:
         )
 
     def add_chunk(self, statement: int, kind: str, seq: int, rows: int, data: bytes, digest: str) -> None:
-        # bulk_create: image rows are data, not events (no audit snapshot of the bytes)
-        ImageChunk.objects.bulk_create(
-            [
-                ImageChunk(
-                    attempt=self.attempt,
-                    statement=statement,
-                    kind=kind,
-                    seq=seq,
-                    rows=rows,
-                    data=data,
-                    sha256=digest,
-                )
-            ]
+        chunk = ImageChunk(
+            attempt=self.attempt, statement=statement, kind=kind, seq=seq, rows=rows, data=data, sha256=digest
         )
+        if self.inline:
+            self.pending.append(chunk)
+            return
+        if self.writer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="caiwei-images")
+        # bulk_create: image rows are data, not events (no audit snapshot of the bytes)
+        self.writes.append(self.writer.submit(ImageChunk.objects.bulk_create, [chunk]))
+
+    def images_durable(self) -> None:
+        if self.pending:
+            with transaction.atomic():
+                ImageChunk.objects.bulk_create(self.pending, batch_size=64)
+            self.pending = []
+        writes, self.writes = self.writes, []
+        for write in writes:
+            write.result()  # each is committed when it returns; the first failure is raised here
+
+    def close(self) -> None:
+        """End the writer thread and its platform connection (after success or failure alike)."""
+        if self.writer is not None:
+            self.writer.submit(_close_thread_connection).result()
+            self.writer.shutdown(wait=True)
+            self.writer = None
+
+
+def _close_thread_connection() -> None:
+    from django.db import connection
+
+    connection.close()  # looked up in the writer thread: that thread's own connection
 
 
 def chunk_source(attempt: ChangeAttempt) -> engine.ChunkSource:
@@ -410,11 +438,12 @@ def execute(user, change: ChangeRequest) -> ChangeAttempt:
     attempt = _begin_attempt(change, user, ChangeAttempt.Kind.EXECUTE, (S.APPROVED, S.FAILED), S.RUNNING)
     expected = [s.estimated for s in plan]
     target = change.database.engine()
+    store = DjangoStore(attempt, user)
     try:
         outcome = engine.execute(
             target,
             plan,
-            DjangoStore(attempt, user),
+            store,
             token=attempt.token,
             change_ref=change.number,
             expected=expected,
@@ -440,6 +469,7 @@ def execute(user, change: ChangeRequest) -> ChangeAttempt:
         if attempt.state == ChangeAttempt.State.RUNNING:
             raise ValidationError(f"执行中断：{engine.db_message(exc)}；已登记，恢复程序将判定结果") from exc
     finally:
+        store.close()
         target.dispose()
     attempt.refresh_from_db()
     return attempt

@@ -85,6 +85,7 @@ class MemoryStore:
     def __init__(self):
         self.steps: list[tuple[str, dict]] = []
         self.chunks: dict[tuple[int, str], list[tuple[bytes, str]]] = {}
+        self.durable_at: int | None = None
 
     def journal(self, step: str, detail: dict) -> None:
         self.steps.append((step, detail))
@@ -93,6 +94,10 @@ class MemoryStore:
         bucket = self.chunks.setdefault((statement, kind), [])
         assert seq == len(bucket)
         bucket.append((data, digest))
+        self.durable_at = None  # a chunk not yet durable
+
+    def images_durable(self) -> None:
+        self.durable_at = len(self.steps)  # the journal step that came next
 
     def source(self, statement: int, kind: str):
         return iter(self.chunks.get((statement, kind), []))

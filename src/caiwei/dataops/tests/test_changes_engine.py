@@ -35,7 +35,7 @@ REFUSED = {
     "ALTER TABLE chg_account ADD COLUMN note VARCHAR(10)": "须在变更单上声明",
     "TRUNCATE chg_account": "DROP、TRUNCATE",
     "UPDATE chg_account SET status = 'x' WHERE id = 1 RETURNING *": "RETURNING",
-    "UPDATE chg_account SET status = 'a' WHERE id = 1; UPDATE chg_account SET status = 'b' WHERE id > 2": "同一张表",
+    "UPDATE chg_account SET status = 'a' WHERE id > 1; UPDATE chg_account SET status = 'b' WHERE id = 2": "同一张表",
     "VACUUM": "只允许",
 }
 
@@ -182,6 +182,7 @@ def test_update_keeps_exact_before_and_after_images_and_rolls_back(target):
     )
     assert outcome.state == "applied" and outcome.rows == 20
     assert store.names[:3] == ["begin", "connect", "image"] and store.names[-2:] == ["commit", "committed"]
+    assert store.durable_at is not None and store.names[store.durable_at] == "commit"  # images durable first
     assert len(store.chunks[(0, "before")]) == 3  # 20 rows in chunks of 7
     st_ = review.statements[0]
     _, images = eng.load_images(store.source, st_, "before")
@@ -350,3 +351,9 @@ def test_pg_copy_images_equal_what_a_select_returns(pg, texts, blob):
     )
     with pg.connect() as conn:
         assert {r[0]: tuple(r) for r in conn.exec_driver_sql("SELECT * FROM chg_types")} == before
+
+
+def test_int_runs_cover_exactly_the_keys():
+    assert eng._int_runs([(5,), (1,), (2,), (3,), (9,), (10,), (2,)]) == [(1, 3), (5, 5), (9, 10)]
+    assert eng._int_runs([("a",)]) is None and eng._int_runs([(1, 2)]) is None and eng._int_runs([]) is None
+    assert eng._int_runs([(True,)]) is None
