@@ -107,7 +107,7 @@ class QueryLog(models.Model):
     database = models.ForeignKey(
         "checks.TargetDatabase", on_delete=models.PROTECT, related_name="query_logs", verbose_name="数据库"
     )
-    sql = models.TextField("SQL")
+    sql = models.TextField("查询语句")
     ticket = models.ForeignKey(
         "desk.Ticket",
         null=True,

@@ -61,7 +61,7 @@ class Item(models.Model):
         "last_ping_at",
     )
 
-    uid = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    uid = models.UUIDField("标识", default=uuid.uuid4, editable=False, unique=True)
     region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, verbose_name="财政区划")
     system = models.CharField("系统", max_length=20, choices=[(s, s) for s in SYSTEMS])
     name = models.CharField("名称", max_length=80)
@@ -304,7 +304,7 @@ class Webhook(models.Model):
 
     audit_secret_fields = ("secret",)
 
-    uid = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    uid = models.UUIDField("标识", default=uuid.uuid4, editable=False, unique=True)
     region = models.ForeignKey("regions.Region", on_delete=models.PROTECT, verbose_name="财政区划")
     name = models.CharField("名称", max_length=60)
     kind = models.CharField("类型", max_length=10, choices=Kind.choices)

@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
             name='Item',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='标识')),
                 ('system', models.CharField(choices=[('预算编制', '预算编制'), ('项目库', '项目库'), ('指标管理', '指标管理'), ('用款计划', '用款计划'), ('国库集中支付', '国库集中支付'), ('会计核算', '会计核算'), ('总预算会计', '总预算会计'), ('工资统发', '工资统发'), ('政府采购', '政府采购'), ('非税收入', '非税收入'), ('资产管理', '资产管理'), ('债务管理', '债务管理'), ('决算', '决算'), ('对账管理', '对账管理'), ('电子凭证库', '电子凭证库'), ('印章库', '印章库'), ('基础信息', '基础信息'), ('其他', '其他')], max_length=20, verbose_name='系统')),
                 ('name', models.CharField(max_length=80, verbose_name='名称')),
                 ('kind', models.CharField(choices=[('http', 'HTTP(S) 服务'), ('tcp', 'TCP 端口'), ('tls', 'TLS 证书'), ('database', '数据库'), ('rabbitmq', 'RabbitMQ 队列'), ('redis', 'Redis'), ('sftp', 'SFTP 文件目录'), ('ftp', 'FTP 文件目录'), ('host', '主机（node_exporter）'), ('host_ssh', '主机（SSH）'), ('promql', 'PromQL 查询'), ('freshness', '接口时效（按业务日历）'), ('sequence', '报文序号连续性'), ('heartbeat', '后台任务心跳')], max_length=12, verbose_name='类型')),
@@ -153,7 +153,7 @@ class Migration(migrations.Migration):
             name='Webhook',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ('uid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='标识')),
                 ('name', models.CharField(max_length=60, verbose_name='名称')),
                 ('kind', models.CharField(choices=[('wecom', '企业微信'), ('dingtalk', '钉钉')], max_length=10, verbose_name='类型')),
                 ('secret', models.TextField(editable=False, verbose_name='机器人地址（加密）')),
