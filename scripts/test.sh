@@ -21,10 +21,10 @@ echo "== 冒烟：scripts/up.sh（SQLite）"
 
 echo "== pytest（PostgreSQL）"
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/caiwei}
-# One process by default: pytest-django puts the tests that flush the database (transactional ones) last, which
-# keeps the rows of data migrations (business calendars) for the others; with xdist a worker may run a flushing
-# file first. CAIWEI_TEST_WORKERS=2 runs two workers for a quick local check.
-.venv/bin/pytest -p no:cacheprovider -n "${CAIWEI_TEST_WORKERS:-0}" --dist loadfile "$@"
+# Two worker processes by default (the machines have two cores; the serial suite ran 73 minutes in CI). Each worker
+# has its own test database; a transactional test flushes only its worker's, and the conftest puts the rows of data
+# migrations that every test needs (business calendars) back. CAIWEI_TEST_WORKERS=0 runs in one process.
+.venv/bin/pytest -p no:cacheprovider -n "${CAIWEI_TEST_WORKERS:-2}" --dist loadfile "$@"
 
 echo "== pytest 审计链（SQLite）"
 sqlite_db=$(mktemp --suffix=.sqlite3)
