@@ -5,8 +5,10 @@ every item has a result; an abnormal item opens a ticket; the report has its sec
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -104,6 +106,8 @@ def test_a_run_with_a_real_probe_and_a_manual_item(plan, users, settings, tmp_pa
     assert any((e.after or {}).get("result") == "ok" for e in changes)
     services.finish(engineer, run, "各项正常。")
     docx = report.render_docx(run)
+    if os.environ.get("CAIWEI_KEEP_REPORT"):  # look at it rendered: libreoffice --headless --convert-to pdf
+        Path(os.environ["CAIWEI_KEEP_REPORT"]).write_bytes(docx)
     text = zipfile.ZipFile(io.BytesIO(docx)).read("word/document.xml").decode()
     for section in (
         "巡检报告",
