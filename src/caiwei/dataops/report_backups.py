@@ -18,7 +18,7 @@ from caiwei.desk.report import (
     _bottom_border,
     _fonts,
     _page_field,
-    _repeat_header,
+    grid_table,
 )
 
 from .models_backups import DrillRecord
@@ -177,7 +177,6 @@ def _parse(text: str):
 
 def render_docx(drill: DrillRecord) -> bytes:
     from docx import Document
-    from docx.enum.table import WD_TABLE_ALIGNMENT
     from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
     from docx.oxml.ns import qn
     from docx.shared import Mm, Pt
@@ -227,24 +226,7 @@ def render_docx(drill: DrillRecord) -> bytes:
         tables[0] += 1
         cap = paragraph(f"表{tables[0]}　{caption}", HEADING_FONT, 11, WD_ALIGN_PARAGRAPH.CENTER)
         cap.paragraph_format.keep_with_next = True
-        t = doc.add_table(rows=1, cols=len(head))
-        t.style = "Table Grid"
-        t.alignment = WD_TABLE_ALIGNMENT.CENTER
-        _repeat_header(t.rows[0])
-        for cell, text in zip(t.rows[0].cells, head, strict=True):
-            cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.CENTER
-            _fonts(cell.paragraphs[0].add_run(text), HEADING_FONT, 10.5)
-        for values in rows or [["—"] * len(head)]:
-            for cell, text in zip(t.add_row().cells, values, strict=True):
-                _fonts(cell.paragraphs[0].add_run(str(text)), BODY_FONT, 10.5)
-        mm = [full * w / sum(widths) for w in widths]
-        t.autofit = False
-        for column, width in zip(t.columns, mm, strict=True):
-            column.width = Mm(width)
-        for row in t.rows:
-            for cell, width in zip(row.cells, mm, strict=True):
-                cell.width = Mm(width)
-                cell.paragraphs[0].paragraph_format.line_spacing_rule = WD_LINE_SPACING.SINGLE
+        grid_table(doc, head, rows or [["—"] * len(head)], [full * w / sum(widths) for w in widths])
 
     title = paragraph(c["title"], HEADING_FONT, 22, WD_ALIGN_PARAGRAPH.CENTER)
     title.paragraph_format.line_spacing = Pt(36)

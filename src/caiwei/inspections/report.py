@@ -153,25 +153,7 @@ def render_docx(run: Run) -> bytes:
         cap = paragraph(caption, r.HEADING_FONT, 12, WD_ALIGN_PARAGRAPH.CENTER)
         cap.paragraph_format.keep_with_next = True
         cap.paragraph_format.space_before = Pt(6)
-        t = doc.add_table(rows=1, cols=len(head))
-        t.style = "Table Grid"
-        t.alignment = WD_TABLE_ALIGNMENT.CENTER
-        r._repeat_header(t.rows[0])
-        for cell, text in zip(t.rows[0].cells, head, strict=True):
-            cell.paragraphs[0].alignment = WD_ALIGN_PARAGRAPH.CENTER
-            r._fonts(cell.paragraphs[0].add_run(text), r.HEADING_FONT, 10.5)
-        for values in rows:
-            for cell, text in zip(t.add_row().cells, values, strict=True):
-                r._fonts(cell.paragraphs[0].add_run(text), r.BODY_FONT, 10.5)
-        widths = widths or r._column_widths(len(head))
-        t.autofit = False
-        for column, width in zip(t.columns, widths, strict=True):
-            column.width = Mm(width)
-        for row in t.rows:
-            for cell, width in zip(row.cells, widths, strict=True):
-                cell.width = Mm(width)
-                cell.paragraphs[0].paragraph_format.line_spacing_rule = WD_LINE_SPACING.SINGLE
-        return t
+        return r.grid_table(doc, head, rows, widths or r._column_widths(len(head)))
 
     # 封面
     for _ in range(3):
