@@ -14,7 +14,7 @@ from pathlib import Path
 from croniter import croniter
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from caiwei.accounts.permissions import ensure
@@ -268,21 +268,7 @@ def _open_ticket(user, database: TargetDatabase, title: str, description: str):
             )
         except PermissionDenied:
             pass
-    fields |= {"requester_name": "财维备份任务", "policy": desk.policy_for(region)}
-    for _ in range(5):
-        try:
-            with transaction.atomic():
-                ticket = Ticket(
-                    region=region, created_by=None, number=desk._next_number(timezone.now()), **fields
-                )
-                ticket.full_clean()
-                ticket.save()
-                desk._refresh_due(ticket)
-                ticket.save(update_fields=desk.DUE_FIELDS)
-                return ticket
-        except IntegrityError:
-            continue
-    raise ValidationError("工单号分配冲突，请重试")
+    return desk.system_ticket(region=region, requester_name="财维备份任务", **fields)
 
 
 def prune(schedule: BackupSchedule, now: datetime | None = None) -> list[int]:

@@ -192,18 +192,34 @@ def create_ticket(user, *, region, **fields) -> Ticket:
     ensure(user, Capability.DESK_CREATE, "desk.create")
     if not visible_regions(user).filter(pk=region.pk).exists():
         raise PermissionDenied(f"无权在区划“{region.name}”登记工单")
+    requester = None
+    # Units, banks and finance sections ask for themselves: they follow and answer their tickets.
+    if (
+        user.has_role("unit_user", "bank_user", "finance_staff", "finance_approver")
+        and not user.can(Capability.DESK_WORK)
+        and fields.get("requester") is None
+        and fields.get("requester_id") is None
+    ):
+        requester = user
+    return _save_new(region, user, requester, fields)
+
+
+def system_ticket(*, region, **fields) -> Ticket:
+    """A ticket the platform opens itself from the worker, with no account (a scheduled backup that failed): the
+    same numbering, policy and SLA due times as 登记工单; the caller names what raised it in ``requester_name``."""
+    return _save_new(region, None, None, fields)
+
+
+def _save_new(region, created_by, requester, fields) -> Ticket:
     fields.setdefault("policy", policy_for(region))
     for _ in range(5):  # two agents saving at once may draw the same number: draw again
         try:
             with transaction.atomic():
-                ticket = Ticket(region=region, created_by=user, number=_next_number(timezone.now()), **fields)
-                # Units, banks and finance sections ask for themselves: they follow and answer their tickets.
-                if (
-                    user.has_role("unit_user", "bank_user", "finance_staff", "finance_approver")
-                    and not user.can(Capability.DESK_WORK)
-                    and ticket.requester_id is None
-                ):
-                    ticket.requester = user
+                ticket = Ticket(
+                    region=region, created_by=created_by, number=_next_number(timezone.now()), **fields
+                )
+                if requester is not None:
+                    ticket.requester = requester
                 ticket.full_clean()
                 ticket.save()
                 _refresh_due(ticket)
