@@ -653,8 +653,6 @@ def _ticket_for(alert: Alert, text: str, result: probes.ProbeResult):
 
     item, rule = alert.item, alert.rule
     actor = _actor(item)
-    if actor is None:
-        return None
     earlier = (
         Alert.objects.filter(item=item, rule=rule, ticket__status__in=sorted(flow.OPEN_STATUSES))
         .exclude(pk=alert.pk)
@@ -670,21 +668,24 @@ def _ticket_for(alert: Alert, text: str, result: probes.ProbeResult):
         f"告警恢复时本工单自动记录并置为已解决。"
     )
     if earlier:
-        desk.comment(actor, earlier.ticket, body, internal=True)
+        if actor is not None:  # a comment needs an author; with nobody in the region the open ticket stands
+            desk.comment(actor, earlier.ticket, body, internal=True)
         return earlier.ticket
-    return desk.create_ticket(
-        actor,
-        region=item.region,
-        channel=Ticket.Channel.INSPECTION,
-        system=item.system,
-        module="监控告警",
-        requester_kind=Ticket.RequesterKind.INTERNAL,
-        ticket_type="故障",
-        severity=rule.severity,
-        title=f"监控告警：{item.name} {rule.name}"[:120],
-        description=body,
-        requester_name="监控告警",
-    )
+    fields = {
+        "region": item.region,
+        "channel": Ticket.Channel.INSPECTION,
+        "system": item.system,
+        "module": "监控告警",
+        "requester_kind": Ticket.RequesterKind.INTERNAL,
+        "ticket_type": "故障",
+        "severity": rule.severity,
+        "title": f"监控告警：{item.name} {rule.name}"[:120],
+        "description": body,
+        "requester_name": "监控告警",
+    }
+    if actor is None:  # nobody registered it and no engineer in the region: the platform opens it itself
+        return desk.system_ticket(**fields)
+    return desk.create_ticket(actor, **fields)
 
 
 def resolve_alert(alert: Alert, result: probes.ProbeResult, now) -> None:

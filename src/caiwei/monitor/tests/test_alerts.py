@@ -393,3 +393,21 @@ def test_local_files_only_inside_the_monitoring_directory(users, regions, tmp_pa
     (root / "j.jsonl").symlink_to("/etc/hostname")  # swapped for a link out after saving
     result = services.run_item_now(item)
     assert not result.ok and "监控文件目录" in result.message
+
+
+@pytest.mark.django_db
+def test_an_alert_with_nobody_to_act_still_opens_its_ticket(users, regions, monkeypatch):
+    """No registrant who may work tickets and no engineer in the region: the platform opens the incident itself,
+    with the desk's own numbering and due times, instead of alerting without a ticket."""
+    item = make_item(users, regions, "tcp", {"host": "127.0.0.1", "port": free_port()}, name="无人值守端口")
+    monkeypatch.setattr(services, "_actor", lambda item: None)
+    services.run_item_now(item)
+    services.run_item_now(item)
+    alert = Alert.objects.get(item=item)
+    assert alert.ticket is not None and alert.ticket.created_by is None
+    assert (
+        alert.ticket.number and alert.ticket.policy_id is not None and alert.ticket.due_resolution is not None
+    )
+    assert incidents().count() == 1
+    services.run_item_now(item)  # still down: the open ticket stands, no second one
+    assert incidents().count() == 1
